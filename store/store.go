@@ -1,0 +1,219 @@
+// Package store defines where Hatchery keeps each tenant's provisioning
+// state: the Record, its lifecycle Status, the Store interface that every
+// driver implements, and the errors drivers translate their native errors to.
+//
+// # Drivers
+//
+//   - store/memory: a map and a mutex, for tests and single-process tools.
+//   - store/sqlite: modernc.org/sqlite (pure Go), the embedded default.
+//   - store/postgres: pgx/v5, for several control-plane replicas.
+//
+// Every driver passes the conformance suite in store/storetest.
+//
+// # Lifecycle
+//
+//	pending -> creating -> cloud_init --(phone_home)--> injecting_secrets -> ready
+//
+// Any status can move to failed; failed can be retried; Deprovision moves any
+// status to deleted. Every move goes through [Transition], a compare-and-set
+// on top of [Store.Update], so two callbacks, two replicas or a retry never
+// run the same step twice.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Status is where a tenant is in the provisioning lifecycle.
+type Status string
+
+// The lifecycle statuses, in order.
+const (
+	StatusPending          Status = "pending"
+	StatusCreating         Status = "creating"
+	StatusCloudInit        Status = "cloud_init"
+	StatusInjectingSecrets Status = "injecting_secrets"
+	StatusReady            Status = "ready"
+	StatusFailed           Status = "failed"
+	StatusDeleted          Status = "deleted"
+)
+
+// Statuses lists every valid Status in lifecycle order.
+func Statuses() []Status {
+	return []Status{StatusPending, StatusCreating, StatusCloudInit,
+		StatusInjectingSecrets, StatusReady, StatusFailed, StatusDeleted}
+}
+
+// Valid reports whether s is one of the lifecycle statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusCreating, StatusCloudInit, StatusInjectingSecrets,
+		StatusReady, StatusFailed, StatusDeleted:
+		return true
+	}
+	return false
+}
+
+// Record is one tenant's provisioning state.
+type Record struct {
+	ID         string // tenant ID, a canonical lowercase UUID
+	Status     Status
+	ServerID   string
+	ServerName string
+	IPv4       string
+	IPv6       string
+	Hostname   string
+	InstanceID string
+	HostKeys   []string // authorized_keys lines the server posted at phone_home
+	Error      string   // why the record is failed; redacted, never a secret
+	Attempts   int
+
+	LeaseOwner string    // replica currently injecting, if any
+	LeaseUntil time.Time // the lease is void after this instant
+
+	CreatedAt time.Time // set by the store on Create, never changed
+	UpdatedAt time.Time // set by the store on every write
+}
+
+// Clone returns a deep copy of r: changing the copy's slices leaves r alone.
+func (r Record) Clone() Record {
+	if r.HostKeys != nil {
+		r.HostKeys = append([]string(nil), r.HostKeys...)
+	}
+	return r
+}
+
+// Errors returned by every Store. Drivers wrap their native cause with %w,
+// so callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("store: record not found")
+	ErrExists   = errors.New("store: record already exists")
+	ErrConflict = errors.New("store: conflicting status")
+	// ErrInvalid reports a malformed ID, an unknown status or a zero record.
+	ErrInvalid = errors.New("store: invalid input")
+)
+
+// Store keeps Records. Implementations are safe for concurrent use.
+type Store interface {
+	// Create stores a new record. CreatedAt and UpdatedAt are set by the
+	// store. It returns an error wrapping ErrExists when the ID is taken.
+	Create(ctx context.Context, r Record) error
+	// Get returns the record with the given ID, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (Record, error)
+	// Update is an atomic read-modify-write: fn sees the current record and
+	// may change it; the result is stored unless fn returns an error, which
+	// aborts with nothing written and is returned as is. The ID and CreatedAt
+	// cannot be changed; UpdatedAt is set by the store.
+	Update(ctx context.Context, id string, fn func(*Record) error) (Record, error)
+	// List returns the records with any of the given statuses (all records
+	// when none is given), ordered by CreatedAt then ID.
+	List(ctx context.Context, statuses ...Status) ([]Record, error)
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// ValidID reports whether id is a canonical UUID: lowercase hex, 8-4-4-4-12.
+func ValidID(id string) bool { return uuidRE.MatchString(id) }
+
+// CheckID returns an error wrapping ErrInvalid when id is not a canonical UUID.
+// The ID is quoted only when it is short enough to be harmless in a log.
+func CheckID(id string) error {
+	if ValidID(id) {
+		return nil
+	}
+	if id == "" {
+		return fmt.Errorf("%w: empty ID", ErrInvalid)
+	}
+	if len(id) > 64 {
+		return fmt.Errorf("%w: ID is not a canonical UUID (%d bytes)", ErrInvalid, len(id))
+	}
+	return fmt.Errorf("%w: ID %q is not a canonical UUID", ErrInvalid, id)
+}
+
+// CheckStatuses returns an error wrapping ErrInvalid for the first status
+// that is not one of the lifecycle statuses.
+func CheckStatuses(statuses ...Status) error {
+	for _, s := range statuses {
+		if !s.Valid() {
+			return fmt.Errorf("%w: unknown status %q", ErrInvalid, s)
+		}
+	}
+	return nil
+}
+
+// CheckRecord validates a record before a driver writes it: a canonical ID,
+// a known status, a non-negative attempt count.
+func CheckRecord(r Record) error {
+	if r.ID == "" && r.Status == "" {
+		return fmt.Errorf("%w: zero record", ErrInvalid)
+	}
+	if err := CheckID(r.ID); err != nil {
+		return err
+	}
+	if !r.Status.Valid() {
+		return fmt.Errorf("%w: record %s: unknown status %q", ErrInvalid, r.ID, r.Status)
+	}
+	if r.Attempts < 0 {
+		return fmt.Errorf("%w: record %s: negative attempts", ErrInvalid, r.ID)
+	}
+	return nil
+}
+
+// Transition moves record id from one of the statuses in from to status to,
+// through s.Update, and applies fn (which may be nil) to the record in the
+// same atomic write. When the record is in none of the from statuses it
+// returns the unchanged record and an error wrapping ErrConflict that says
+// where the record is. fn's error aborts the transition and is returned as is.
+func Transition(ctx context.Context, s Store, id string, from []Status, to Status, fn func(*Record) error) (Record, error) {
+	if err := CheckStatuses(append([]Status{to}, from...)...); err != nil {
+		return Record{}, err
+	}
+	if len(from) == 0 {
+		return Record{}, fmt.Errorf("%w: transition to %s from no status", ErrInvalid, to)
+	}
+	var current Status
+	r, err := s.Update(ctx, id, func(r *Record) error {
+		current = r.Status
+		for _, f := range from {
+			if r.Status == f {
+				r.Status = to
+				if fn != nil {
+					return fn(r)
+				}
+				return nil
+			}
+		}
+		return &ConflictError{ID: id, Status: r.Status, Want: from, To: to}
+	})
+	if err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) && current != "" {
+			got, gerr := s.Get(ctx, id)
+			if gerr == nil {
+				return got, err
+			}
+		}
+		return Record{}, err
+	}
+	return r, nil
+}
+
+// ConflictError is the error Transition returns when the record is not in
+// an expected status. It matches ErrConflict with errors.Is.
+type ConflictError struct {
+	ID     string
+	Status Status   // where the record is
+	Want   []Status // where the transition expected it
+	To     Status   // where the transition would have moved it
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("store: record %s is %s, not %v: cannot move to %s", e.ID, e.Status, e.Want, e.To)
+}
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
