@@ -1,0 +1,297 @@
+package callback
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+// Handler is the http.Handler for cloud-init's phone_home callback. Mount
+// it at a prefix and give each server the URL that [Handler.URL] returns
+// for its tenant. Set the fields before the first request and leave them
+// alone afterwards; a Handler must not be copied after first use.
+type Handler struct {
+	// Store holds the tenants' records. Required.
+	Store store.Store
+	// Key is the HMAC-SHA256 key for the per-tenant URL token. Required:
+	// with an empty Key every request is answered 500. Use 32 random bytes
+	// and keep them as secret as any other credential.
+	Key []byte
+	// OnReady, when set, is called once for every cloud_init (or creating)
+	// -> injecting_secrets transition the handler makes, with the record as
+	// written. It runs on its own goroutine, after the answer is decided,
+	// with a context that is not cancelled when the request ends; the
+	// handler never waits for it.
+	OnReady func(ctx context.Context, r store.Record)
+	// IDFunc returns the tenant ID of a request, e.g. r.PathValue("id")
+	// under a "POST /callback/{id}" ServeMux pattern, or chi.URLParam.
+	// nil: the last segment of r.URL.Path (one trailing slash ignored).
+	IDFunc func(r *http.Request) string
+	// Logger receives one line per request (tenant, hostname, outcome);
+	// nil: quiet. The token is never logged.
+	Logger *slog.Logger
+
+	// CheckSource, when true, refuses (403) a callback whose client address
+	// is not the server's: the record's IPv4, or the /64 of its IPv6. A
+	// record with neither (the server phoned home before its addresses
+	// were recorded) is not checked. Off by default, since a load balancer
+	// hides client addresses; see TrustedProxies.
+	CheckSource bool
+	// TrustedProxies are the networks of reverse proxies in front of the
+	// handler. When the peer is in one of them, the client address is
+	// taken from X-Forwarded-For: the rightmost hop that is not a trusted
+	// proxy. Used only with CheckSource.
+	TrustedProxies []netip.Prefix
+
+	keyOnce sync.Once // logs the empty-Key misconfiguration once
+}
+
+// URL returns the phone_home URL for tenant id: base (the URL the handler
+// is mounted at, e.g. "https://cp.example.com/api/provision/callback",
+// trailing slashes ignored), then "/" + id, then "?token=" and the
+// lowercase hex HMAC-SHA256 of id under Key. The URL contains no "$", so
+// cloud-init's template substitution leaves it alone. It is only as
+// useful as Key: with an empty Key the handler refuses every request.
+func (h *Handler) URL(base, id string) string {
+	return strings.TrimRight(base, "/") + "/" + id + "?token=" + h.token(id)
+}
+
+func (h *Handler) token(id string) string {
+	m := hmac.New(sha256.New, h.Key)
+	m.Write([]byte(id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// validToken compares in constant time (for a token of the right length).
+func (h *Handler) validToken(id, got string) bool {
+	return hmac.Equal([]byte(got), []byte(h.token(id)))
+}
+
+// Outcomes, as logged in the "outcome" attribute.
+const (
+	outcomeReady      = "transitioned" // cloud_init/creating -> injecting_secrets
+	outcomeRepeat     = "repeat"       // same data again after the transition
+	outcomeMisconfig  = "misconfigured"
+	outcomeMethod     = "bad_method"
+	outcomeID         = "bad_id"
+	outcomeToken      = "bad_token"
+	outcomeTooLarge   = "too_large"
+	outcomeMediaType  = "bad_content_type"
+	outcomeBody       = "bad_body"
+	outcomeSource     = "bad_source"
+	outcomeNotFound   = "not_found"
+	outcomeConflict   = "conflict"
+	outcomeDifferent  = "different_data"
+	outcomeStoreError = "store_error"
+)
+
+// errSource aborts the transition when the source address is wrong.
+var errSource = errors.New("callback: request does not come from the server's address")
+
+// ServeHTTP answers one phone_home callback. The checks run in this order
+// and the first that fails decides the answer:
+//
+//	500 the handler has no Key (a misconfiguration; logged once)
+//	405 not a POST (Allow: POST); cloud-init sends a GET only when its
+//	    post list is empty, which leaves no host key to pin
+//	400 the ID is not a canonical UUID
+//	401 the token is missing or wrong (before the store is touched)
+//	413 the body is over MaxBodySize
+//	415 the Content-Type is neither a form nor JSON
+//	400 the body does not parse, a value is invalid, or no host key is given
+//	404 no such tenant
+//	403 CheckSource is on and the client is not the server
+//	409 the tenant is failed, deleted or not yet creating, or it has
+//	    already phoned home with different data
+//	500 the store failed (generic body; the cause is logged)
+//	200 the transition happened, or the same data was posted again
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := h.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("remote", r.RemoteAddr)
+
+	if len(h.Key) == 0 {
+		h.keyOnce.Do(func() {
+			log.Error("callback: Handler.Key is empty: refusing every phone_home callback with 500 until it is set")
+		})
+		http.Error(w, "callback handler is not configured", http.StatusInternalServerError)
+		return
+	}
+	var id string
+	if h.IDFunc != nil {
+		id = h.IDFunc(r)
+	} else {
+		p := strings.TrimSuffix(r.URL.Path, "/")
+		id = p[strings.LastIndexByte(p, '/')+1:]
+	}
+	idErr := store.CheckID(id)
+	if idErr == nil {
+		log = log.With("tenant", id)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "phone_home must POST its data (is the post list empty?)", http.StatusMethodNotAllowed)
+		log.Warn("callback refused", "outcome", outcomeMethod, "method", truncate(r.Method))
+		return
+	}
+	if idErr != nil {
+		http.Error(w, "malformed tenant ID", http.StatusBadRequest)
+		log.Warn("callback refused", "outcome", outcomeID, "reason", idErr.Error())
+		return
+	}
+	if !h.validToken(id, r.URL.Query().Get("token")) {
+		http.Error(w, "missing or invalid token", http.StatusUnauthorized)
+		log.Warn("callback refused", "outcome", outcomeToken)
+		return
+	}
+
+	if r.ContentLength > MaxBodySize {
+		h.tooLarge(w, log)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			h.tooLarge(w, log)
+			return
+		}
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		log.Warn("callback refused", "outcome", outcomeBody, "reason", "reading body: "+err.Error())
+		return
+	}
+	p, err := parseBody(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		code, outcome := http.StatusBadRequest, outcomeBody
+		if errors.Is(err, errMediaType) {
+			code, outcome = http.StatusUnsupportedMediaType, outcomeMediaType
+		}
+		http.Error(w, err.Error(), code)
+		log.Warn("callback refused", "outcome", outcome, "reason", err.Error())
+		return
+	}
+	log = log.With("hostname", p.Hostname)
+
+	var client netip.Addr
+	if h.CheckSource {
+		var ok bool
+		if client, ok = h.clientAddr(r); !ok {
+			http.Error(w, "cannot tell the client address", http.StatusForbidden)
+			log.Warn("callback refused", "outcome", outcomeSource, "reason", "unparsable client address")
+			return
+		}
+	}
+	checkSource := func(rec store.Record) error {
+		if h.CheckSource && !fromServer(rec, client) {
+			return errSource
+		}
+		return nil
+	}
+
+	rec, err := store.Transition(r.Context(), h.Store, id,
+		[]store.Status{store.StatusCloudInit, store.StatusCreating}, store.StatusInjectingSecrets,
+		func(rec *store.Record) error {
+			if err := checkSource(*rec); err != nil {
+				return err
+			}
+			rec.Hostname = p.Hostname
+			rec.InstanceID = p.InstanceID
+			rec.HostKeys = slices.Clone(p.HostKeys)
+			return nil
+		})
+	var conflict *store.ConflictError
+	switch {
+	case err == nil:
+		writeOK(w)
+		log.Info("phone_home accepted", "outcome", outcomeReady, "instance_id", rec.InstanceID)
+		if h.OnReady != nil {
+			go h.OnReady(context.WithoutCancel(r.Context()), rec.Clone())
+		}
+	case errors.Is(err, store.ErrNotFound):
+		http.Error(w, "unknown tenant", http.StatusNotFound)
+		log.Warn("callback refused", "outcome", outcomeNotFound)
+	case errors.Is(err, errSource):
+		h.badSource(w, log, client)
+	case errors.As(err, &conflict) && rec.ID == id:
+		h.repeat(w, log, rec, p, checkSource, client)
+	default:
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		log.Error("callback failed", "outcome", outcomeStoreError, "err", err)
+	}
+}
+
+// repeat answers a callback for a record that the transition did not
+// apply to. After the transition, the same data again is a retry (a lost
+// answer, a rerun of the module) and gets 200; anything else is a 409.
+func (h *Handler) repeat(w http.ResponseWriter, log *slog.Logger, rec store.Record, p payload, checkSource func(store.Record) error, client netip.Addr) {
+	log = log.With("status", string(rec.Status))
+	if rec.Status != store.StatusInjectingSecrets && rec.Status != store.StatusReady {
+		http.Error(w, fmt.Sprintf("tenant is %s: not expecting a phone_home", rec.Status), http.StatusConflict)
+		log.Warn("callback refused", "outcome", outcomeConflict)
+		return
+	}
+	if err := checkSource(rec); err != nil {
+		h.badSource(w, log, client)
+		return
+	}
+	var differs []string
+	if !sameKeys(rec.HostKeys, p.HostKeys) {
+		differs = append(differs, "host keys")
+	}
+	if rec.Hostname != p.Hostname {
+		differs = append(differs, "hostname")
+	}
+	if rec.InstanceID != p.InstanceID {
+		differs = append(differs, "instance ID")
+	}
+	if len(differs) > 0 {
+		http.Error(w, "tenant has already phoned home with different data", http.StatusConflict)
+		log.Warn("phone_home with different data after the transition: a rebuilt server or a replay",
+			"outcome", outcomeDifferent, "differs", strings.Join(differs, ", "),
+			"recorded_hostname", rec.Hostname, "recorded_instance_id", rec.InstanceID,
+			"instance_id", p.InstanceID)
+		return
+	}
+	writeOK(w)
+	log.Info("phone_home repeated", "outcome", outcomeRepeat)
+}
+
+func (h *Handler) tooLarge(w http.ResponseWriter, log *slog.Logger) {
+	http.Error(w, fmt.Sprintf("body over %d bytes", MaxBodySize), http.StatusRequestEntityTooLarge)
+	log.Warn("callback refused", "outcome", outcomeTooLarge)
+}
+
+func (h *Handler) badSource(w http.ResponseWriter, log *slog.Logger, client netip.Addr) {
+	http.Error(w, "callback does not come from the server", http.StatusForbidden)
+	log.Warn("callback refused", "outcome", outcomeSource, "client", client.String())
+}
+
+func writeOK(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "ok\n")
+}
+
+// sameKeys compares two sets of normalized authorized_keys lines.
+func sameKeys(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}

@@ -1,0 +1,400 @@
+package callback_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hatchery-dev/hatchery/callback"
+	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/memory"
+)
+
+func TestURL(t *testing.T) {
+	t.Parallel()
+	h := &callback.Handler{Key: []byte("k")}
+	// HMAC-SHA256 under "k" of the tenant ID, computed independently with
+	//   printf %s "$id" | openssl dgst -sha256 -hmac k
+	const tok = "848465feb1137a48d6dad30a3e33fc3fd75a328285b8794fd846229ab655ff02"
+	want := "http://127.0.0.1:8080/api/provision/callback/" + tenant + "?token=" + tok
+	assert.Equal(t, want, h.URL("http://127.0.0.1:8080/api/provision/callback", tenant))
+	assert.Equal(t, want, h.URL("http://127.0.0.1:8080/api/provision/callback//", tenant), "trailing slashes ignored")
+	assert.Equal(t, "/"+tenant+"?token="+tok, h.URL("", tenant))
+	assert.Equal(t, tokenFor(testKey, other), tokenOf(t, (&callback.Handler{Key: testKey}).URL("http://x", other)))
+}
+
+// tokenFor computes a URL token independently of the handler.
+func tokenFor(key []byte, id string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// tokenOf returns the token parameter of a callback URL.
+func tokenOf(t testing.TB, u string) string {
+	t.Helper()
+	_, tok, ok := strings.Cut(u, "?token=")
+	require.True(t, ok, u)
+	return tok
+}
+
+func TestServeHTTP(t *testing.T) {
+	t.Parallel()
+	base := func(status store.Status) store.Record {
+		return store.Record{ID: tenant, Status: status, ServerID: "42", ServerName: "tenant-a"}
+	}
+	withIPs := func(status store.Status) store.Record {
+		r := base(status)
+		r.IPv4, r.IPv6 = "203.0.113.7", "2001:db8:1:2::1"
+		return r
+	}
+	done := func(status store.Status) store.Record { // already phoned home
+		r := base(status)
+		goodFinal(&r)
+		r.Status = status
+		return r
+	}
+	type tc struct {
+		name        string
+		rec         *store.Record // nil: no record
+		method      string        // default POST
+		target      string        // default h.URL for tenant
+		contentType string        // default form
+		body        string        // default goodForm
+		noKey       bool
+		store       func(store.Store) store.Store
+		source      bool   // CheckSource
+		remote      string // default 192.0.2.1:1234 (httptest)
+		xff         string
+
+		code       int
+		bodyHas    string
+		transition bool // the record must end as goodFinal, with one OnReady
+	}
+	rec := func(r store.Record) *store.Record { return &r }
+	url := func(id, token string) string { return "http://cp.test/callback/" + id + token }
+	validTok := "?token=" + tokenFor(testKey, tenant)
+	cases := []tc{
+		{name: "form from cloud_init", rec: rec(base(store.StatusCloudInit)), code: 200, transition: true},
+		{name: "form from creating", rec: rec(base(store.StatusCreating)), code: 200, transition: true},
+		{name: "form with charset", rec: rec(base(store.StatusCloudInit)), contentType: formCT + "; charset=utf-8", code: 200, transition: true},
+		{name: "no content type is a form", rec: rec(base(store.StatusCloudInit)), contentType: "-", code: 200, transition: true},
+		{name: "json", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, code: 200, transition: true,
+			body: mustJSON(map[string]any{"pub_key_dsa": "N/A", "pub_key_rsa": pubRSA, "pub_key_ecdsa": pubECDSA,
+				"pub_key_ed25519": pubED25519, "instance_id": "12345678", "hostname": "tenant-a", "extra": "ignored"})},
+		{name: "json numeric instance id", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, code: 200, transition: true,
+			body: `{"pub_key_rsa":` + mustJSON(pubRSA) + `,"pub_key_ecdsa":` + mustJSON(pubECDSA) +
+				`,"pub_key_ed25519":` + mustJSON(pubED25519) + `,"instance_id":12345678,"hostname":"tenant-a","fqdn":null}`},
+		{name: "trailing slash", rec: rec(base(store.StatusCloudInit)), target: url(tenant+"/", validTok), code: 200, transition: true},
+
+		{name: "empty key", rec: rec(base(store.StatusCloudInit)), noKey: true, code: 500, bodyHas: "not configured"},
+		{name: "GET", rec: rec(base(store.StatusCloudInit)), method: "GET", body: "-", code: 405},
+		{name: "PUT", rec: rec(base(store.StatusCloudInit)), method: "PUT", code: 405},
+		{name: "HEAD", rec: rec(base(store.StatusCloudInit)), method: "HEAD", code: 405},
+		{name: "ID not a UUID", target: url("tenant-a", "?token=x"), code: 400},
+		{name: "ID uppercase", target: url(strings.ToUpper(tenant), validTok), code: 400},
+		{name: "ID missing", target: "http://cp.test/", code: 400},
+		{name: "token missing", rec: rec(base(store.StatusCloudInit)), target: url(tenant, ""), code: 401},
+		{name: "token empty", rec: rec(base(store.StatusCloudInit)), target: url(tenant, "?token="), code: 401},
+		{name: "token wrong", rec: rec(base(store.StatusCloudInit)), target: url(tenant, "?token="+strings.Repeat("0", 64)), code: 401},
+		{name: "token of another tenant", rec: rec(base(store.StatusCloudInit)), target: url(tenant, "?token="+tokenFor(testKey, other)), code: 401},
+		{name: "token under another key", rec: rec(base(store.StatusCloudInit)), target: url(tenant, "?token="+tokenFor([]byte("other key"), tenant)), code: 401},
+		{name: "token given twice, bad first", rec: rec(base(store.StatusCloudInit)), target: url(tenant, "?token=00&token="+tokenFor(testKey, tenant)), code: 401},
+		{name: "token uppercase", rec: rec(base(store.StatusCloudInit)), target: url(tenant, strings.ToUpper(validTok)), code: 401},
+		{name: "token truncated", rec: rec(base(store.StatusCloudInit)), target: url(tenant, validTok[:len(validTok)-2]), code: 401},
+		{name: "body over 64 KiB", rec: rec(base(store.StatusCloudInit)), body: goodForm + "&pad=" + strings.Repeat("a", 64<<10), code: 413},
+		{name: "body over 64 KiB chunked", rec: rec(base(store.StatusCloudInit)), body: "chunked:" + goodForm + "&pad=" + strings.Repeat("a", 64<<10), code: 413},
+		{name: "body at 64 KiB", rec: rec(base(store.StatusCloudInit)), body: goodForm + "&pad=" + strings.Repeat("a", 64<<10-len(goodForm)-5), code: 200, transition: true},
+		{name: "text/plain", rec: rec(base(store.StatusCloudInit)), contentType: "text/plain", code: 415},
+		{name: "multipart", rec: rec(base(store.StatusCloudInit)), contentType: "multipart/form-data; boundary=x", code: 415},
+		{name: "bad content type", rec: rec(base(store.StatusCloudInit)), contentType: "/;;", code: 415},
+		{name: "form bad escape", rec: rec(base(store.StatusCloudInit)), body: goodForm + "&x=%zz", code: 400},
+		{name: "form semicolon", rec: rec(base(store.StatusCloudInit)), body: goodForm + ";x=1", code: 400},
+		{name: "form field twice", rec: rec(base(store.StatusCloudInit)), body: goodForm + "&hostname=b", code: 400, bodyHas: "hostname"},
+		{name: "json not an object", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, body: `["a"]`, code: 400},
+		{name: "json null", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, body: `null`, code: 400},
+		{name: "json broken", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, body: `{"hostname":`, code: 400},
+		{name: "json trailing data", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, body: `{"pub_key_ed25519":` + mustJSON(pubED25519) + `} {}`, code: 400},
+		{name: "json non-string", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, body: `{"pub_key_ed25519":` + mustJSON(pubED25519) + `,"hostname":["a"]}`, code: 400},
+		{name: "json form body", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, code: 400},
+		{name: "form json body", rec: rec(base(store.StatusCloudInit)), body: `{"pub_key_ed25519":` + mustJSON(pubED25519) + `}`, code: 400},
+		{name: "hostname not RFC 1123", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"hostname", "tenant_a"}), code: 400, bodyHas: "hostname"},
+		{name: "hostname leading hyphen", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"hostname", "-a"}), code: 400},
+		{name: "hostname with newline inside", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"hostname", "a\nb"}), code: 400},
+		{name: "hostname label too long", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"hostname", strings.Repeat("a", 64)}), code: 400},
+		{name: "fqdn not RFC 1123", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"fqdn", "a..b"}), code: 400, bodyHas: "fqdn"},
+		{name: "instance id with slash", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"instance_id", "../etc"}), code: 400, bodyHas: "instance_id"},
+		{name: "instance id too long", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"instance_id", strings.Repeat("1", 129)}), code: 400},
+		{name: "key not a key", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", "ssh-ed25519 AAAAnotbase64!! x\n"}), code: 400, bodyHas: "pub_key_ed25519"},
+		{name: "key of the wrong type", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_rsa", pubED25519}), code: 400, bodyHas: "pub_key_rsa"},
+		{name: "key with options", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", `command="sh" ` + pubED25519}), code: 400},
+		{name: "two keys in a field", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519 + pubOther}), code: 400},
+		{name: "no keys, all N/A", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_dsa", "N/A"}, field{"pub_key_rsa", "N/A"},
+			field{"pub_key_ecdsa", "N/A"}, field{"pub_key_ed25519", "N/A"}, field{"instance_id", "1"}, field{"hostname", "a"}), code: 400, bodyHas: "no host key"},
+		{name: "empty POST", rec: rec(base(store.StatusCloudInit)), body: "-", code: 400, bodyHas: "no host key"},
+
+		{name: "unknown tenant", rec: rec(store.Record{ID: other, Status: store.StatusCloudInit}), target: url(tenant, validTok), code: 404},
+		{name: "repeat after transition", rec: rec(done(store.StatusInjectingSecrets)), code: 200},
+		{name: "repeat when ready", rec: rec(done(store.StatusReady)), code: 200},
+		{name: "repeat, keys in another order", rec: rec(done(store.StatusReady)), code: 200,
+			body: form(field{"pub_key_ed25519", pubED25519}, field{"pub_key_ecdsa", pubECDSA}, field{"pub_key_rsa", pubRSA},
+				field{"hostname", "tenant-a"}, field{"instance_id", "12345678"})},
+		{name: "repeat with other host keys", rec: rec(done(store.StatusInjectingSecrets)), code: 409,
+			body: form(field{"pub_key_ed25519", pubOther}, field{"hostname", "tenant-a"}, field{"instance_id", "12345678"})},
+		{name: "repeat with a key missing", rec: rec(done(store.StatusReady)), code: 409,
+			body: form(field{"pub_key_ed25519", pubED25519}, field{"hostname", "tenant-a"}, field{"instance_id", "12345678"})},
+		{name: "repeat with another hostname", rec: rec(done(store.StatusInjectingSecrets)), code: 409, body: cloudInitForm("tenant-b", "12345678")},
+		{name: "repeat with another instance", rec: rec(done(store.StatusInjectingSecrets)), code: 409, body: cloudInitForm("tenant-a", "87654321")},
+		{name: "failed", rec: rec(base(store.StatusFailed)), code: 409},
+		{name: "deleted", rec: rec(base(store.StatusDeleted)), code: 409},
+		{name: "pending", rec: rec(base(store.StatusPending)), code: 409},
+		{name: "store failure", rec: rec(base(store.StatusCloudInit)), code: 500, bodyHas: "internal error",
+			store: func(s store.Store) store.Store { return failingStore{s} }},
+
+		{name: "source unchecked by default", rec: rec(withIPs(store.StatusCloudInit)), code: 200, transition: true},
+		{name: "source matches IPv4", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "203.0.113.7:40000", code: 200, transition: true},
+		{name: "source matches IPv4-mapped", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "[::ffff:203.0.113.7]:40000", code: 200, transition: true},
+		{name: "source in the IPv6 /64", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "[2001:db8:1:2::abcd]:40000", code: 200, transition: true},
+		{name: "source outside the IPv6 /64", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "[2001:db8:1:3::1]:40000", code: 403},
+		{name: "source elsewhere", rec: rec(withIPs(store.StatusCloudInit)), source: true, code: 403},
+		{name: "source unknown yet", rec: rec(base(store.StatusCreating)), source: true, code: 200, transition: true},
+		{name: "source spoofed XFF from untrusted peer", rec: rec(withIPs(store.StatusCloudInit)), source: true, xff: "203.0.113.7", code: 403},
+		{name: "source via trusted proxy", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "10.0.0.5:5555", xff: "198.51.100.9, 203.0.113.7, 10.0.0.4", code: 200, transition: true},
+		{name: "source via trusted proxy, spoofed left hop", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "10.0.0.5:5555", xff: "203.0.113.7, 198.51.100.9", code: 403},
+		{name: "source via trusted proxy, garbage hop", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "10.0.0.5:5555", xff: "nonsense", code: 403},
+		{name: "source repeat from elsewhere", rec: rec(func() store.Record { r := withIPs(store.StatusReady); goodFinal(&r); r.Status = store.StatusReady; return r }()), source: true, code: 403},
+		{name: "source repeat from the server", rec: rec(func() store.Record { r := withIPs(store.StatusReady); goodFinal(&r); r.Status = store.StatusReady; return r }()), source: true, remote: "203.0.113.7:1", code: 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var b *bundle
+			if c.rec != nil {
+				b = setup(t, *c.rec)
+			} else {
+				b = setup(t)
+			}
+			if c.noKey {
+				b.h.Key = nil
+			}
+			if c.store != nil {
+				b.h.Store = c.store(b.st)
+			}
+			b.h.CheckSource = c.source
+			b.h.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+			method, target, ct, body := c.method, c.target, c.contentType, c.body
+			if method == "" {
+				method = http.MethodPost
+			}
+			if target == "" {
+				target = b.h.URL("http://cp.test/api/provision/callback", tenant)
+			}
+			switch ct {
+			case "":
+				ct = formCT
+			case "-":
+				ct = ""
+			}
+			switch body {
+			case "":
+				body = goodForm
+			case "-":
+				body = ""
+			}
+			r := request(method, target, ct, body)
+			if b, ok := strings.CutPrefix(body, "chunked:"); ok {
+				r = request(method, target, ct, "")
+				r.Body, r.ContentLength = http.NoBody, -1
+				r.Body = readCloser{chunked{strings.NewReader(b)}}
+			}
+			if c.remote != "" {
+				r.RemoteAddr = c.remote
+			}
+			if c.xff != "" {
+				r.Header.Set("X-Forwarded-For", c.xff)
+			}
+			var before store.Record
+			if c.rec != nil {
+				before = b.get(t, c.rec.ID)
+			}
+
+			w := serve(b.h, r)
+
+			assert.Equal(t, c.code, w.Code, "body: %s", w.Body.String())
+			if c.bodyHas != "" {
+				assert.Contains(t, w.Body.String(), c.bodyHas)
+			}
+			if c.code == http.StatusMethodNotAllowed {
+				assert.Equal(t, "POST", w.Header().Get("Allow"))
+			}
+			assert.NotContains(t, w.Body.String(), "disk on fire", "store errors stay in the log")
+			if c.rec == nil {
+				return
+			}
+			after := b.get(t, c.rec.ID)
+			if c.transition {
+				want := before
+				goodFinal(&want)
+				want.UpdatedAt = after.UpdatedAt
+				assert.Equal(t, want, after)
+				got := b.waitReady(t)
+				assert.Equal(t, after, got, "OnReady gets the record as written")
+			} else {
+				assert.Equal(t, before, after, "a refused or repeated callback changes nothing")
+				b.noReady(t)
+			}
+			logs := b.logs.String()
+			assert.NotContains(t, logs, tokenFor(testKey, tenant), "token logged")
+			if c.code != 500 || !c.noKey {
+				assert.Contains(t, logs, `"tenant":"`+tenant+`"`)
+			}
+		})
+	}
+}
+
+type readCloser struct{ chunked }
+
+func (readCloser) Close() error { return nil }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// TestLogs checks the structured log: tenant, hostname, outcome on every
+// line, a warning for a replay, one line for an empty Key however many
+// requests, and never the token.
+func TestLogs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	require.Equal(t, 200, b.post(t, tenant, formCT, goodForm).Code)
+	b.waitReady(t)
+	require.Equal(t, 200, b.post(t, tenant, formCT, goodForm).Code)
+	require.Equal(t, 409, b.post(t, tenant, formCT, cloudInitForm("tenant-a", "999")).Code)
+
+	type line struct {
+		Level, Msg, Tenant, Hostname, Outcome string
+	}
+	var lines []line
+	for _, l := range strings.Split(strings.TrimSpace(b.logs.String()), "\n") {
+		var v line
+		require.NoError(t, json.Unmarshal([]byte(l), &v), l)
+		lines = append(lines, v)
+	}
+	require.Len(t, lines, 3)
+	assert.Equal(t, line{"INFO", "phone_home accepted", tenant, "tenant-a", "transitioned"}, lines[0])
+	assert.Equal(t, line{"INFO", "phone_home repeated", tenant, "tenant-a", "repeat"}, lines[1])
+	assert.Equal(t, "WARN", lines[2].Level)
+	assert.Equal(t, "different_data", lines[2].Outcome)
+	assert.Contains(t, b.logs.String(), `"differs":"instance ID"`)
+	assert.NotContains(t, b.logs.String(), tokenFor(testKey, tenant))
+
+	// Empty key: every request 500, one log line.
+	nb := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	nb.h.Key = nil
+	for range 5 {
+		assert.Equal(t, 500, nb.post(t, tenant, formCT, goodForm).Code)
+	}
+	assert.Equal(t, 1, strings.Count(nb.logs.String(), "\n"), nb.logs.String())
+	assert.Contains(t, nb.logs.String(), "Handler.Key is empty")
+	assert.Equal(t, store.StatusCloudInit, nb.get(t, tenant).Status)
+
+	// A nil Logger is quiet and works.
+	qb := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	qb.h.Logger = nil
+	assert.Equal(t, 200, qb.post(t, tenant, formCT, goodForm).Code)
+	qb.waitReady(t)
+	assert.Empty(t, qb.logs.String())
+}
+
+// TestOnReady checks that OnReady runs after the answer, on its own
+// goroutine, with a context that outlives the request, and that the
+// handler does not wait for it.
+func TestOnReady(t *testing.T) {
+	t.Parallel()
+	st := memory.New()
+	require.NoError(t, st.Create(context.Background(), store.Record{ID: tenant, Status: store.StatusCloudInit}))
+	release := make(chan struct{})
+	result := make(chan error, 1)
+	h := &callback.Handler{Store: st, Key: testKey, OnReady: func(ctx context.Context, r store.Record) {
+		<-release
+		if r.Status != store.StatusInjectingSecrets {
+			result <- assert.AnError
+			return
+		}
+		result <- ctx.Err()
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := request(http.MethodPost, h.URL("http://cp.test/cb", tenant), formCT, goodForm).WithContext(ctx)
+	w := httptest.NewRecorder()
+	returned := make(chan struct{})
+	go func() { h.ServeHTTP(w, r); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeHTTP waits for OnReady")
+	}
+	assert.Equal(t, 200, w.Code)
+	cancel() // the request is over
+	close(release)
+	select {
+	case err := <-result:
+		assert.NoError(t, err, "OnReady's context must not end with the request")
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnReady not called")
+	}
+}
+
+// TestConcurrent sends 100 identical callbacks at once: all 2xx, one
+// transition, one OnReady.
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	srv := httptest.NewServer(b.h)
+	t.Cleanup(srv.Close)
+	u := b.h.URL(srv.URL+"/cb", tenant)
+	const n = 100
+	start := make(chan struct{})
+	codes := make(chan int, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			<-start
+			resp, err := http.Post(u, formCT, strings.NewReader(goodForm))
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	close(start)
+	for range n {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		case code := <-codes:
+			assert.Equal(t, 200, code)
+		}
+	}
+	b.waitReady(t)
+	b.noReady(t)
+	assert.Equal(t, 1, strings.Count(b.logs.String(), `"outcome":"transitioned"`))
+	assert.Equal(t, n-1, strings.Count(b.logs.String(), `"outcome":"repeat"`))
+	assert.Equal(t, store.StatusInjectingSecrets, b.get(t, tenant).Status)
+}
