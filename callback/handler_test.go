@@ -65,6 +65,12 @@ func TestServeHTTP(t *testing.T) {
 		r.Status = status
 		return r
 	}
+	doneIPs := func(status store.Status) store.Record {
+		r := withIPs(status)
+		goodFinal(&r)
+		r.Status = status
+		return r
+	}
 	type tc struct {
 		name        string
 		rec         *store.Record // nil: no record
@@ -173,8 +179,8 @@ func TestServeHTTP(t *testing.T) {
 		{name: "source via trusted proxy", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "10.0.0.5:5555", xff: "198.51.100.9, 203.0.113.7, 10.0.0.4", code: 200, transition: true},
 		{name: "source via trusted proxy, spoofed left hop", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "10.0.0.5:5555", xff: "203.0.113.7, 198.51.100.9", code: 403},
 		{name: "source via trusted proxy, garbage hop", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "10.0.0.5:5555", xff: "nonsense", code: 403},
-		{name: "source repeat from elsewhere", rec: rec(func() store.Record { r := withIPs(store.StatusReady); goodFinal(&r); r.Status = store.StatusReady; return r }()), source: true, code: 403},
-		{name: "source repeat from the server", rec: rec(func() store.Record { r := withIPs(store.StatusReady); goodFinal(&r); r.Status = store.StatusReady; return r }()), source: true, remote: "203.0.113.7:1", code: 200},
+		{name: "source repeat from elsewhere", rec: rec(doneIPs(store.StatusReady)), source: true, code: 403},
+		{name: "source repeat from the server", rec: rec(doneIPs(store.StatusReady)), source: true, remote: "203.0.113.7:1", code: 200},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
