@@ -27,7 +27,7 @@ const (
 
 // The fields cloud-init's phone_home module posts, in its order.
 const (
-	fieldDSA        = "pub_key_dsa"
+	fieldDSA        = "pub_key_dsa" // ignored, see keyFields
 	fieldRSA        = "pub_key_rsa"
 	fieldECDSA      = "pub_key_ecdsa"
 	fieldED25519    = "pub_key_ed25519"
@@ -38,11 +38,16 @@ const (
 
 // keyFields maps each host key field to the key types it may carry, in
 // cloud-init's order: the order HostKeys are recorded in.
+//
+// pub_key_dsa is not among them: it is ignored, neither validated nor
+// recorded. A DSA host key cannot be pinned (OpenSSH removed DSA in 9.8,
+// golang.org/x/crypto/ssh offers no ssh-dss host key algorithm), current
+// images post N/A, and whatever else sits in that field is at best an
+// obsolete key, which must not make the whole callback fail.
 var keyFields = []struct {
 	name  string
 	types []string
 }{
-	{fieldDSA, []string{ssh.KeyAlgoDSA}},
 	{fieldRSA, []string{ssh.KeyAlgoRSA}},
 	{fieldECDSA, []string{ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521}},
 	{fieldED25519, []string{ssh.KeyAlgoED25519}},

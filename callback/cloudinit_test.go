@@ -158,9 +158,21 @@ func TestCloudInitPhoneHome(t *testing.T) {
 	rc, out = phoneHome(t, b.h.URL(base, other), "1", "tenant-b", keyDir, "instance_id,hostname")
 	assert.Equal(t, 1, rc, out)
 	assert.Equal(t, store.StatusCloudInit, b.get(t, other).Status)
-	s.mu.Lock()
-	assert.Equal(t, []int{200, 200, 401, 405, 400}, s.answers)
-	assert.Equal(t, "GET", s.method[3])
-	s.mu.Unlock()
 	b.noReady(t)
+
+	// An image that still has a DSA host key (here not even a valid one):
+	// the field is ignored, the rest recorded.
+	require.NoError(t, os.WriteFile(filepath.Join(keyDir, "ssh_host_dsa_key.pub"), []byte("ssh-dss AAAAB3NzaC1kc3MAAACBAPfake root@tenant-b\n"), 0o644))
+	rc, out = phoneHome(t, b.h.URL(base, other), "1", "tenant-b", keyDir, "all")
+	assert.Equal(t, 0, rc, out)
+	got = b.get(t, other)
+	assert.Equal(t, store.StatusInjectingSecrets, got.Status)
+	assert.Equal(t, []string{norm(pubRSA), norm(pubECDSA), edLine}, got.HostKeys)
+	assert.Equal(t, other, b.waitReady(t).ID)
+
+	s.mu.Lock()
+	assert.Equal(t, []int{200, 200, 401, 405, 400, 200}, s.answers)
+	assert.Equal(t, "GET", s.method[3])
+	assert.Contains(t, s.bodies[5], "pub_key_dsa=ssh-dss+")
+	s.mu.Unlock()
 }

@@ -102,6 +102,8 @@ func TestServeHTTP(t *testing.T) {
 		{name: "json numeric instance id", rec: rec(base(store.StatusCloudInit)), contentType: jsonCT, code: 200, transition: true,
 			body: `{"pub_key_rsa":` + mustJSON(pubRSA) + `,"pub_key_ecdsa":` + mustJSON(pubECDSA) +
 				`,"pub_key_ed25519":` + mustJSON(pubED25519) + `,"instance_id":12345678,"hostname":"tenant-a","fqdn":null}`},
+		{name: "DSA field ignored", rec: rec(base(store.StatusCloudInit)), code: 200, transition: true,
+			body: strings.Replace(goodForm, "pub_key_dsa=N%2FA", "pub_key_dsa=ssh-dsa+AAAAFAKEDSAKEY+root%40tenant-a%0A", 1)},
 		{name: "trailing slash", rec: rec(base(store.StatusCloudInit)), target: url(tenant+"/", validTok), code: 200, transition: true},
 
 		{name: "empty key", rec: rec(base(store.StatusCloudInit)), noKey: true, code: 500, bodyHas: "not configured"},
