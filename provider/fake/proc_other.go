@@ -1,0 +1,20 @@
+//go:build !unix
+
+package fake
+
+import (
+	"os"
+	"os/exec"
+)
+
+// processGroup does nothing where process groups do not exist: only the
+// shell is killed on cancellation.
+func processGroup(*exec.Cmd) {}
+
+// exitCode returns the exit status, 255 when there is none.
+func exitCode(ps *os.ProcessState) int {
+	if ps == nil || ps.ExitCode() < 0 {
+		return 255
+	}
+	return ps.ExitCode()
+}

@@ -1,0 +1,39 @@
+//go:build unix
+
+package fake
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// processGroup runs cmd in its own process group and makes cancellation
+// kill the whole group, so a command's children do not outlive it.
+func processGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+}
+
+// exitCode returns the exit status as a shell reports it: 128+N for a
+// process killed by signal N.
+func exitCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return 255
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if c := ps.ExitCode(); c >= 0 {
+		return c
+	}
+	return 255
+}

@@ -1,0 +1,333 @@
+package fake
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/hatchery-dev/hatchery/provider"
+)
+
+// Server is one simulated server. Its methods are safe for concurrent use.
+type Server struct {
+	id, name string
+	seq      int
+	labels   map[string]string
+	spec     spec
+	faults   Faults
+	log      *slog.Logger
+
+	dir   string // the sandbox: fs, bin and state below it
+	fs    string // the server's file system root
+	bin   string // stand-ins, first on PATH
+	state string // the simulation's own state
+	keep  bool
+
+	hostKey    gossh.Signer
+	postedKey  gossh.PublicKey // what phone_home posts (differs with WrongHostKey)
+	addr       string
+	ln         net.Listener
+	ssh        *gliderssh.Server
+	delay      time.Duration
+	interval   time.Duration
+	client     *http.Client
+	ctx        context.Context // ends when the server stops
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup // every goroutine the server started
+	booted     chan struct{}  // closed when the simulated cloud-init is finished
+	stoppedC   chan struct{}  // closed when stop has finished
+	stopOnce   sync.Once
+	mu         sync.Mutex
+	stopping   bool
+	status     string
+	conns      map[net.Conn]struct{}
+	commands   []string
+	dropped    bool
+	phoneHomes int
+}
+
+type serverConfig struct {
+	id, name        string
+	labels          map[string]string
+	spec            spec
+	faults          Faults
+	parent          string
+	keep            bool
+	delay, interval time.Duration
+	client          *http.Client
+	log             *slog.Logger
+}
+
+// boot builds the sandbox, starts the SSH server and the simulated
+// cloud-init. On error nothing is left running or on disk.
+func boot(c serverConfig) (_ *Server, err error) {
+	seq, _ := strconv.Atoi(c.id)
+	s := &Server{
+		id: c.id, name: c.name, seq: seq, labels: c.labels, spec: c.spec, faults: c.faults, log: c.log,
+		keep: c.keep, delay: c.delay, interval: c.interval, client: c.client,
+		status:   "initializing",
+		conns:    map[net.Conn]struct{}{},
+		booted:   make(chan struct{}),
+		stoppedC: make(chan struct{}),
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	if s.hostKey, err = gossh.NewSignerFromKey(priv); err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	s.postedKey = s.hostKey.PublicKey()
+	if c.faults.WrongHostKey {
+		other, _, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("host key: %w", err)
+		}
+		if s.postedKey, err = gossh.NewPublicKey(other); err != nil {
+			return nil, fmt.Errorf("host key: %w", err)
+		}
+	}
+
+	if s.dir, err = os.MkdirTemp(c.parent, c.name+"-"); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(s.dir)
+		}
+	}()
+	s.fs = filepath.Join(s.dir, "fs")
+	s.bin = filepath.Join(s.dir, "bin")
+	s.state = filepath.Join(s.dir, "state")
+	if err := s.setup(); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+
+	if s.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("ssh listener: %w", err)
+	}
+	s.addr = s.ln.Addr().String()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.ssh = s.sshServer()
+	s.wg.Add(2)
+	go s.serve()
+	go s.cloudInit()
+	return s, nil
+}
+
+// stop ends everything the server runs and removes its sandbox unless
+// kept. It returns when all of the server's goroutines have ended.
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopping = true
+		s.status = "off"
+		conns := slices.Collect(maps.Keys(s.conns))
+		s.mu.Unlock()
+
+		s.cancel()
+		_ = s.ln.Close()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		_ = s.ssh.Close()
+		s.wg.Wait()
+		if !s.keep {
+			if err := os.RemoveAll(s.dir); err != nil {
+				s.log.Warn("fake: remove sandbox", "err", err)
+			}
+		}
+		close(s.stoppedC)
+	})
+	<-s.stoppedC
+}
+
+// enter registers one more running goroutine unless the server is
+// stopping; the caller must call s.wg.Done when it returns true.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) info() provider.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return provider.Server{
+		ID:      s.id,
+		Name:    s.name,
+		IPv4:    "127.0.0.1",
+		Status:  s.status,
+		Labels:  maps.Clone(s.labels),
+		SSHAddr: s.addr,
+	}
+}
+
+func (s *Server) setStatus(st string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopping {
+		s.status = st
+	}
+}
+
+// ID returns the server's ID.
+func (s *Server) ID() string { return s.id }
+
+// Name returns the server's name.
+func (s *Server) Name() string { return s.name }
+
+// Info returns the server as the provider reports it.
+func (s *Server) Info() provider.Server { return s.info() }
+
+// Addr returns where the server's SSH daemon listens, host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// InstanceID returns the instance ID the server posts at phone_home.
+func (s *Server) InstanceID() string { return "i-" + s.id }
+
+// HostKey returns the host key the SSH server presents.
+func (s *Server) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
+
+// HostKeyLine returns the server's /etc/ssh/ssh_host_ed25519_key.pub: the
+// authorized_keys line of HostKey with a root@NAME comment and a newline.
+func (s *Server) HostKeyLine() string { return keyLine(s.HostKey(), s.name) }
+
+// Booted returns a channel closed when the simulated cloud-init has
+// finished: phone_home answered, given up or skipped (or the server was
+// deleted first).
+func (s *Server) Booted() <-chan struct{} { return s.booted }
+
+// PhoneHomes returns how many phone_home requests the server has sent.
+func (s *Server) PhoneHomes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phoneHomes
+}
+
+// Commands returns every exec command the SSH server received, in order,
+// as the client sent them (before paths were rewritten).
+func (s *Server) Commands() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.commands)
+}
+
+// Execs returns how many exec sessions the SSH server received.
+func (s *Server) Execs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.commands)
+}
+
+// Dir returns the server's sandbox directory. The server's file system is
+// its "fs" subdirectory (see Path); the rest is the simulation's own.
+func (s *Server) Dir() string { return s.dir }
+
+// Path maps an absolute path on the server, such as "/home/rachel/.env",
+// to the real file in the sandbox. A relative path is taken from "/".
+func (s *Server) Path(abs string) string {
+	return filepath.Join(s.fs, filepath.Clean("/"+abs))
+}
+
+// UnitState is what the simulated systemd knows of a unit.
+type UnitState struct {
+	Enabled bool // systemctl enable was run
+	Active  bool // started and running
+	Failed  bool // started, then failed (Faults.UnitFails)
+}
+
+// Unit returns the state of a systemd unit; a name without a unit type
+// means NAME.service.
+func (s *Server) Unit(name string) UnitState {
+	u := unitName(name)
+	if strings.ContainsAny(u, "/\x00") {
+		return UnitState{}
+	}
+	exists := func(dir string) bool {
+		_, err := os.Stat(filepath.Join(s.state, "systemd", dir, u))
+		return err == nil
+	}
+	return UnitState{Enabled: exists("enabled"), Active: exists("active"), Failed: exists("failed")}
+}
+
+// Journal returns a unit's simulated journal, as root's journalctl prints it.
+func (s *Server) Journal(name string) string {
+	u := unitName(name)
+	if strings.ContainsAny(u, "/\x00") {
+		return ""
+	}
+	b, _ := os.ReadFile(filepath.Join(s.state, "journal", u))
+	return string(b)
+}
+
+// Owner returns the owner of a server path as the simulation recorded it
+// ("user:group"): set by the chown stand-in (-R applies to what is below),
+// by write_files, or by creating the cloud-config users' homes. It is ""
+// for a path that was never given an owner (every file really belongs to
+// the OS user running the test); a part never set is empty ("rachel:").
+func (s *Server) Owner(abs string) string {
+	target := s.Path(abs)
+	f, err := os.Open(filepath.Join(s.state, "owners"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var user, group string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		if len(fields) != 4 {
+			continue
+		}
+		p := filepath.Clean(fields[0])
+		if p != target && !(fields[3] == "1" && strings.HasPrefix(target, p+string(filepath.Separator))) {
+			continue
+		}
+		if fields[1] != "" {
+			user = fields[1]
+		}
+		if fields[2] != "" {
+			group = fields[2]
+		}
+	}
+	if user == "" && group == "" {
+		return ""
+	}
+	return user + ":" + group
+}
+
+// unitName appends .service to a name without a unit type, as systemctl does.
+func unitName(name string) string {
+	for _, t := range []string{".service", ".socket", ".timer", ".target", ".path", ".mount", ".slice", ".scope"} {
+		if strings.HasSuffix(name, t) {
+			return name
+		}
+	}
+	return name + ".service"
+}
+
+// keyLine renders a public key as a .pub file line: key, comment, newline.
+func keyLine(k gossh.PublicKey, host string) string {
+	return strings.TrimSuffix(string(gossh.MarshalAuthorizedKey(k)), "\n") + " root@" + host + "\n"
+}

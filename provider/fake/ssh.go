@@ -1,0 +1,153 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	gliderssh "github.com/gliderlabs/ssh"
+)
+
+// rawConnKey holds a connection's net.Conn in its gliderlabs context, so the
+// DropAfter fault can cut it.
+type rawConnKey struct{}
+
+// sshServer configures the gliderlabs server. serve feeds it connections
+// itself (instead of Serve) so that stop can wait for every one of them.
+func (s *Server) sshServer() *gliderssh.Server {
+	return &gliderssh.Server{
+		Version:     "OpenSSH_9.2p1 Debian-2+deb12u3",
+		HostSigners: []gliderssh.Signer{s.hostKey},
+		Handler:     s.handle,
+		PublicKeyHandler: func(ctx gliderssh.Context, key gliderssh.PublicKey) bool {
+			u, ok := s.spec.user(ctx.User())
+			if !ok {
+				return false
+			}
+			accepted := false
+			for _, k := range u.keys {
+				// no early return: every key is compared, in constant time
+				if gliderssh.KeysEqual(k, key) {
+					accepted = true
+				}
+			}
+			return accepted
+		},
+		PtyCallback: func(gliderssh.Context, gliderssh.Pty) bool { return false },
+		SessionRequestCallback: func(_ gliderssh.Session, requestType string) bool {
+			return requestType == "exec"
+		},
+		ConnCallback: func(ctx gliderssh.Context, c net.Conn) net.Conn {
+			ctx.SetValue(rawConnKey{}, c)
+			return c
+		},
+		ChannelHandlers:   map[string]gliderssh.ChannelHandler{"session": gliderssh.DefaultSessionHandler},
+		RequestHandlers:   map[string]gliderssh.RequestHandler{},
+		SubsystemHandlers: map[string]gliderssh.SubsystemHandler{},
+	}
+}
+
+// serve accepts connections until the listener is closed.
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+			s.ssh.HandleConn(c)
+		}()
+	}
+}
+
+// handle runs one exec session.
+func (s *Server) handle(sess gliderssh.Session) {
+	if !s.enter() {
+		return
+	}
+	defer s.wg.Done()
+	raw := sess.RawCommand()
+	s.mu.Lock()
+	s.commands = append(s.commands, raw)
+	n := len(s.commands)
+	drop := s.faults.DropAfter > 0 && n > s.faults.DropAfter && !s.dropped
+	if drop {
+		s.dropped = true
+	}
+	s.mu.Unlock()
+	if drop {
+		s.log.Info("fake: fault DropAfter: cutting the SSH connection", "session", n)
+		if c, ok := sess.Context().Value(rawConnKey{}).(net.Conn); ok {
+			_ = c.Close()
+		}
+		return
+	}
+	s.log.Debug("fake: exec", "user", sess.User(), "cmd", raw)
+	_ = sess.Exit(s.run(sess, raw))
+}
+
+// run runs one command with /bin/sh in the sandbox and returns its exit
+// status. It is killed when the connection ends or the server stops.
+func (s *Server) run(sess gliderssh.Session, raw string) int {
+	ctx, cancel := context.WithCancel(sess.Context())
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+
+	user := sess.User()
+	home := s.Path(s.homeOf(user))
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", rewritePaths(raw, s.fs))
+	cmd.Dir = home
+	cmd.Env = []string{
+		"PATH=" + s.bin + ":/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + home,
+		"USER=" + user,
+		"LOGNAME=" + user,
+		"SHELL=/bin/sh",
+		"LANG=C.UTF-8",
+		"TMPDIR=" + filepath.Join(s.fs, "tmp"),
+		"HATCHERY_FAKE_USER=" + user,
+	}
+	cmd.Stdout = sess
+	cmd.Stderr = sess.Stderr()
+	cmd.WaitDelay = time.Second
+	processGroup(cmd)
+	// Not cmd.Stdin = sess: exec would wait for the client's EOF even
+	// after the command exited. The pipe is closed by Wait.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "fake: %v\n", err)
+		return 255
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(sess.Stderr(), "fake: %v\n", err)
+		return 127
+	}
+	s.wg.Add(1) // s.handle holds a count: safe
+	go func() {
+		defer s.wg.Done()
+		_, _ = io.Copy(stdin, sess)
+		_ = stdin.Close()
+	}()
+	_ = cmd.Wait()
+	return exitCode(cmd.ProcessState)
+}

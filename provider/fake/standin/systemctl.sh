@@ -1,0 +1,297 @@
+# systemctl stand-in: a small model of systemd's unit states, kept in files
+# under $STATE/systemd, with a journal the journalctl stand-in prints.
+# Simulated: unit files under /etc/systemd/system only; units are loaded on
+# first use and reloaded by daemon-reload (and by enable/disable), so a unit
+# file changed without a reload keeps its old content, with systemd's
+# warning; ConditionPathExists= (also negated with !) is honoured, a failed
+# condition leaves the unit inactive with exit status 0; a unit with an
+# unrendered __PLACEHOLDER__ has a bad setting and fails to start; with the
+# UnitFails fault every unit starts and then fails. Nothing is executed.
+unitdir=$ROOT/etc/systemd/system
+sd=$STATE/systemd
+mkdir -p "$sd/enabled" "$sd/active" "$sd/failed" "$sd/loaded"
+
+quiet=0
+now_flag=0
+reload=1
+verb=
+units=
+for a in "$@"; do
+	case $a in
+	-q | --quiet) quiet=1 ;;
+	--now) now_flag=1 ;;
+	--no-reload) reload=0 ;;
+	--no-pager | --no-block | --no-ask-password | --system | -l | --full | --no-legend) ;;
+	-*) echo "systemctl: option not simulated by the fake provider: $a" >&2; exit 1 ;;
+	*)
+		if [ -z "$verb" ]; then
+			verb=$a
+		else
+			if ! valid_unit "$a"; then
+				echo "Invalid unit name \"$a\"." >&2
+				exit 1
+			fi
+			units="$units $(unit_name "$a")"
+		fi
+		;;
+	esac
+done
+
+need_units() {
+	if [ -z "$units" ]; then
+		echo "Too few arguments." >&2
+		exit 1
+	fi
+}
+
+# need_root ACTION: systemd asks polkit, which cannot ask for a password
+# over a non-interactive SSH session.
+need_root() {
+	is_root && return 0
+	echo "Failed to $1: Interactive authentication required." >&2
+	exit 4
+}
+
+say() { [ $quiet -eq 1 ] || printf '%s\n' "$*"; }
+
+reload_all() {
+	rm -f "$sd/loaded/"*
+	for f in "$unitdir"/*; do
+		[ -f "$f" ] && cp "$f" "$sd/loaded/${f##*/}"
+	done
+	return 0
+}
+
+# load UNIT loads the unit file on first use, as systemd does; returns 1
+# when there is none.
+load() {
+	if [ ! -f "$sd/loaded/$1" ]; then
+		[ -f "$unitdir/$1" ] || return 1
+		cp "$unitdir/$1" "$sd/loaded/$1"
+	elif [ -f "$unitdir/$1" ] && ! cmp -s "$unitdir/$1" "$sd/loaded/$1"; then
+		echo "Warning: The unit file, source configuration file or drop-ins of $1 changed on disk. Run 'systemctl daemon-reload' to reload units." >&2
+	fi
+	return 0
+}
+
+# setting FILE KEY prints the values of KEY= in FILE, one a line.
+setting() { sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$1"; }
+
+# title UNIT prints "UNIT - Description" as systemd 252 logs it.
+title() {
+	d=$(setting "$sd/loaded/$1" Description | tail -n 1)
+	if [ -n "$d" ]; then
+		printf '%s - %s\n' "$1" "$d"
+	else
+		printf '%s\n' "$1"
+	fi
+}
+
+# unmet FILE prints the first ConditionPathExists= that does not hold.
+unmet() {
+	setting "$1" ConditionPathExists | while IFS= read -r v; do
+		p=${v#|}
+		neg=0
+		case $p in !*) neg=1; p=${p#!} ;; esac
+		case $p in /*) ;; *) continue ;; esac
+		if [ -e "$ROOT$p" ]; then there=1; else there=0; fi
+		if [ $there -eq $neg ]; then
+			printf 'ConditionPathExists=%s\n' "$v"
+			break
+		fi
+	done
+}
+
+state() {
+	if [ -f "$sd/active/$1" ]; then
+		echo active
+	elif [ -f "$sd/failed/$1" ]; then
+		echo failed
+	else
+		echo inactive
+	fi
+}
+
+start_unit() {
+	u=$1
+	if ! load "$u"; then
+		echo "Failed to start $u: Unit $u not found." >&2
+		return 5
+	fi
+	[ "$(state "$u")" = active ] && return 0
+	f=$sd/loaded/$u
+	t=$(title "$u")
+	ph=$(grep -o '__[A-Z][A-Z0-9_]*__' "$f" | head -n 1)
+	if [ -n "$ph" ]; then
+		ln=$(grep -n '__[A-Z][A-Z0-9_]*__' "$f" | head -n 1 | cut -d: -f1)
+		jlog "$u" "systemd[1]: /etc/systemd/system/$u:$ln: Invalid setting with unrendered placeholder $ph, ignoring."
+		jlog "$u" "systemd[1]: $u: Unit configuration has fatal error, unit will not be started."
+		echo "Failed to start $u: Unit $u has a bad unit file setting." >&2
+		echo "See system logs and 'systemctl status $u' for details." >&2
+		return 1
+	fi
+	c=$(unmet "$f")
+	if [ -n "$c" ]; then
+		jlog "$u" "systemd[1]: $t was skipped because of an unmet condition check ($c)."
+		return 0
+	fi
+	jlog "$u" "systemd[1]: Started $t."
+	if [ "$UNIT_FAILS" = 1 ]; then
+		prog=$(setting "$f" ExecStart | tail -n 1 | cut -d' ' -f1)
+		prog=${prog##*/}
+		jlog "$u" "${prog:-${u%.*}}[$$]: fatal: simulated failure (fake provider fault UnitFails)"
+		jlog "$u" "systemd[1]: $u: Main process exited, code=exited, status=1/FAILURE"
+		jlog "$u" "systemd[1]: $u: Failed with result 'exit-code'."
+		rm -f "$sd/active/$u"
+		: >"$sd/failed/$u"
+		return 0
+	fi
+	rm -f "$sd/failed/$u"
+	date '+%a %Y-%m-%d %H:%M:%S %Z' >"$sd/active/$u"
+	return 0
+}
+
+stop_unit() {
+	u=$1
+	if [ ! -f "$sd/loaded/$u" ] && [ ! -f "$unitdir/$u" ]; then
+		echo "Failed to stop $u: Unit $u not loaded." >&2
+		return 5
+	fi
+	load "$u"
+	if [ "$(state "$u")" = active ]; then
+		t=$(title "$u")
+		jlog "$u" "systemd[1]: Stopping $t..."
+		jlog "$u" "systemd[1]: $u: Deactivated successfully."
+		jlog "$u" "systemd[1]: Stopped $t."
+	fi
+	rm -f "$sd/active/$u" "$sd/failed/$u"
+	return 0
+}
+
+rc=0
+case $verb in
+daemon-reload)
+	need_root "reload daemon"
+	reload_all
+	;;
+enable)
+	need_units
+	need_root "enable unit"
+	for u in $units; do
+		if [ ! -f "$unitdir/$u" ]; then
+			echo "Failed to enable unit: Unit file $u does not exist." >&2
+			exit 1
+		fi
+		if [ ! -f "$sd/enabled/$u" ]; then
+			: >"$sd/enabled/$u"
+			[ $quiet -eq 1 ] || echo "Created symlink /etc/systemd/system/multi-user.target.wants/$u → /etc/systemd/system/$u." >&2
+		fi
+	done
+	[ $reload -eq 0 ] || reload_all
+	if [ $now_flag -eq 1 ]; then
+		for u in $units; do start_unit "$u" || rc=$?; done
+	fi
+	;;
+disable)
+	need_units
+	need_root "disable unit"
+	for u in $units; do
+		if [ -f "$sd/enabled/$u" ]; then
+			rm -f "$sd/enabled/$u"
+			[ $quiet -eq 1 ] || echo "Removed \"/etc/systemd/system/multi-user.target.wants/$u\"." >&2
+		fi
+	done
+	[ $reload -eq 0 ] || reload_all
+	if [ $now_flag -eq 1 ]; then
+		for u in $units; do stop_unit "$u" || rc=$?; done
+	fi
+	;;
+start)
+	need_units
+	need_root "start $(echo $units)"
+	for u in $units; do start_unit "$u" || rc=$?; done
+	;;
+stop)
+	need_units
+	need_root "stop $(echo $units)"
+	for u in $units; do stop_unit "$u" || rc=$?; done
+	;;
+restart)
+	need_units
+	need_root "restart $(echo $units)"
+	for u in $units; do
+		if ! load "$u"; then
+			echo "Failed to restart $u: Unit $u not found." >&2
+			rc=5
+			continue
+		fi
+		stop_unit "$u" && start_unit "$u" || rc=$?
+	done
+	;;
+is-active)
+	need_units
+	rc=3
+	for u in $units; do
+		s=$(state "$u")
+		say "$s"
+		[ "$s" = active ] && rc=0
+	done
+	;;
+is-failed)
+	need_units
+	rc=1
+	for u in $units; do
+		s=$(state "$u")
+		say "$s"
+		[ "$s" = failed ] && rc=0
+	done
+	;;
+is-enabled)
+	need_units
+	rc=1
+	for u in $units; do
+		if [ ! -f "$unitdir/$u" ]; then
+			echo "Failed to get unit file state for $u: No such file or directory" >&2
+		elif [ -f "$sd/enabled/$u" ]; then
+			say enabled
+			rc=0
+		else
+			say disabled
+		fi
+	done
+	;;
+status)
+	need_units
+	for u in $units; do
+		if ! load "$u" 2>/dev/null; then
+			echo "Unit $u could not be found." >&2
+			rc=4
+			continue
+		fi
+		s=$(state "$u")
+		if [ -f "$sd/enabled/$u" ]; then e=enabled; else e=disabled; fi
+		case $s in
+		active) a="active (running) since $(cat "$sd/active/$u")" ;;
+		failed) a="failed (Result: exit-code)" ;;
+		*) a="inactive (dead)" ;;
+		esac
+		echo "● $(title "$u")"
+		echo "     Loaded: loaded (/etc/systemd/system/$u; $e; preset: enabled)"
+		echo "     Active: $a"
+		if can_read_journal && [ -s "$STATE/journal/$u" ]; then
+			echo
+			tail -n 10 "$STATE/journal/$u"
+		fi
+		[ "$s" = active ] || [ $rc -ne 0 ] || rc=3
+	done
+	;;
+'')
+	echo "systemctl: verb required (the fake provider simulates no unit listing)" >&2
+	rc=1
+	;;
+*)
+	echo "Unknown command verb $verb." >&2
+	rc=1
+	;;
+esac
+exit $rc
