@@ -1,0 +1,75 @@
+// Package hetzner is the Hetzner Cloud driver of provider.Provider, on
+// github.com/hetznercloud/hcloud-go/v2.
+//
+//	client := hetzner.NewClient(os.Getenv("HCLOUD_TOKEN"))
+//	p := hetzner.New(client, hetzner.Options{
+//		ServerType: "cx22", Image: "ubuntu-24.04", Location: "fsn1",
+//		SSHKeys: []string{"ops"},
+//	})
+//	if err := p.Init(ctx); err != nil { ... } // optional: fail fast on bad options or keys
+//	srv, err := p.Create(ctx, provider.CreateRequest{Name: "t-1234", UserData: userData})
+//
+// # One API request per server
+//
+// Hetzner allows 3,600 requests per hour per project; every request spent
+// polling is a server someone could not create. Create sends one
+// POST /servers and returns the server as that answer describes it
+// (addresses included) without waiting for the create action: readiness
+// comes from cloud-init's phone_home. Get and Delete cost one request each
+// and Delete does not wait either. SSH key names are resolved to IDs (hcloud-go
+// sends keys by ID only) with one listing, on Init or on the first Create,
+// and kept; a failed resolution is retried by the next call.
+//
+// # Idempotent creation
+//
+// Every server gets the label ManagedLabel=true next to Options.Labels and
+// the request's labels. When the name is already taken (uniqueness_error),
+// because hcloud-go retried a POST whose answer was lost or because the
+// caller crashed between creating a server and recording it, Create looks the
+// name up once and adopts the server if it carries ManagedLabel and every
+// label of the request (put the tenant in a request label to make adoption
+// tenant-exact). A server by that name that is not ours is
+// provider.ErrConflict.
+//
+// # Rate limits and retries
+//
+// hcloud-go retries on its own, in its retry handler, with the client's
+// backoff (by default exponential from 1 s with jitter, up to 5 retries;
+// hcloud.WithRetryOpts changes it): an hcloud error body with code
+// rate_limit_exceeded, conflict, bad_gateway or timeout, a bare 502 or 504,
+// and a network timeout (which is how a lost answer to a POST turns into a
+// uniqueness_error). It reads the RateLimit headers into Response.Meta but
+// never waits for them, and does not retry a 429 without an error body or a
+// 503.
+//
+// Transport fills that gap below hcloud-go, as the client's
+// http.RoundTripper (NewClient installs one): it keeps an estimate of the
+// project's budget from RateLimit-Limit, RateLimit-Remaining and
+// RateLimit-Reset, lets requests through while budget is left (counting the
+// ones in flight), and makes the rest wait until the budget allows them, so
+// that a burst of creates does not become a storm of 429s. It retries a 503
+// and a 429 without an hcloud error body after Retry-After, RateLimit-Reset
+// or a backoff. Every wait ends at the request context's deadline: a wait
+// that would outlast it fails at once with a *RateLimitError (matching
+// provider.ErrRateLimited) or returns the answer as it is. Because each of
+// hcloud-go's retries passes through the Transport too, its backoff only
+// adds to what the pacer imposes: a short hcloud backoff is fine.
+//
+// # Errors
+//
+// hcloud error codes become the provider errors callers act on, the cause
+// kept with %w: resource_limit_exceeded is provider.ErrQuota,
+// resource_unavailable and placement_error provider.ErrUnavailable,
+// uniqueness_error provider.ErrConflict (once adoption failed),
+// rate_limit_exceeded and a bare 429 provider.ErrRateLimited, not_found
+// provider.ErrNotFound, invalid_input provider.ErrInvalid. Get of a missing
+// server is provider.ErrNotFound; Delete of a missing server succeeds.
+//
+// # What never leaves the process
+//
+// User-data over cloudinit.MaxSize (32 KiB) is refused before any request,
+// wrapping provider.ErrInvalid. Neither this package nor NewClient enables
+// hcloud-go's debug writer (hcloud.WithDebugWriter), which prints request
+// bodies, user_data included, and the Transport logs methods, paths and
+// statuses only.
+package hetzner

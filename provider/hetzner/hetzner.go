@@ -1,0 +1,366 @@
+package hetzner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+
+	"github.com/hatchery-dev/hatchery/cloudinit"
+	"github.com/hatchery-dev/hatchery/provider"
+)
+
+// ManagedLabel is the label Create puts on every server, with the value
+// "true": a server with the same name and this label is ours to adopt.
+const ManagedLabel = "hatchery.dev/managed"
+
+var _ provider.Provider = (*Provider)(nil)
+
+// Options describe the servers a Provider creates.
+type Options struct {
+	ServerType string   // required: a server type name, e.g. "cx22"
+	Image      string   // required: an image name or ID, e.g. "ubuntu-24.04"
+	Location   string   // a location name, e.g. "fsn1"; "" lets Hetzner choose
+	SSHKeys    []string // names (or IDs) of SSH keys of the project, resolved to IDs once
+	Firewalls  []int64  // IDs of firewalls applied at creation
+	Networks   []int64  // IDs of private networks the server joins
+	// Labels go on every server, besides the request's labels (which win)
+	// and ManagedLabel. Keys and values must follow Hetzner's label syntax.
+	Labels map[string]string
+	// Logger gets a line for every adopted server; nil means quiet.
+	Logger *slog.Logger
+}
+
+// Validate checks the options without any API call. Errors wrap
+// provider.ErrInvalid.
+func (o Options) Validate() error {
+	if o.ServerType == "" {
+		return fmt.Errorf("%w: hetzner: empty ServerType", provider.ErrInvalid)
+	}
+	if o.Image == "" {
+		return fmt.Errorf("%w: hetzner: empty Image", provider.ErrInvalid)
+	}
+	for i, k := range o.SSHKeys {
+		if k == "" {
+			return fmt.Errorf("%w: hetzner: SSHKeys[%d] is empty", provider.ErrInvalid, i)
+		}
+	}
+	for i, id := range o.Firewalls {
+		if id <= 0 {
+			return fmt.Errorf("%w: hetzner: Firewalls[%d] is not an ID: %d", provider.ErrInvalid, i, id)
+		}
+	}
+	for i, id := range o.Networks {
+		if id <= 0 {
+			return fmt.Errorf("%w: hetzner: Networks[%d] is not an ID: %d", provider.ErrInvalid, i, id)
+		}
+	}
+	if err := checkLabels("Labels", o.Labels); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkLabels checks labels against Hetzner's syntax, and that they leave
+// ManagedLabel alone.
+func checkLabels(field string, labels map[string]string) error {
+	m := make(map[string]any, len(labels))
+	for k, v := range labels {
+		m[k] = v
+	}
+	if _, err := hcloud.ValidateResourceLabels(m); err != nil {
+		return fmt.Errorf("%w: hetzner: %s: %w", provider.ErrInvalid, field, err)
+	}
+	if v, ok := labels[ManagedLabel]; ok && v != "true" {
+		return fmt.Errorf("%w: hetzner: %s: label %s is the driver's own", provider.ErrInvalid, field, ManagedLabel)
+	}
+	return nil
+}
+
+// Provider creates, inspects and deletes Hetzner Cloud servers. It is safe
+// for concurrent use.
+type Provider struct {
+	client  *hcloud.Client
+	opts    Options
+	optsErr error
+	log     *slog.Logger
+
+	keyLock chan struct{} // a one-slot lock that honours contexts
+	keys    []*hcloud.SSHKey
+	keysOK  bool
+}
+
+// New returns a Provider that creates servers as opts describe through
+// client (see NewClient for one that paces requests). New makes no API call
+// and does not fail: invalid options are reported by Init and by every
+// Create; call opts.Validate first to fail early.
+func New(client *hcloud.Client, opts Options) *Provider {
+	opts.SSHKeys = slices.Clone(opts.SSHKeys)
+	opts.Firewalls = slices.Clone(opts.Firewalls)
+	opts.Networks = slices.Clone(opts.Networks)
+	opts.Labels = maps.Clone(opts.Labels)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{client: client, opts: opts, optsErr: opts.Validate(), log: log, keyLock: make(chan struct{}, 1)}
+}
+
+// Init validates the options and resolves the SSH key names to IDs with
+// one request per 50 keys of the project (none when Options.SSHKeys is
+// empty). Calling it is optional: the first Create does the same. Once it
+// succeeded, the IDs are kept and Create costs one API request.
+func (p *Provider) Init(ctx context.Context) error {
+	if p.optsErr != nil {
+		return p.optsErr
+	}
+	_, err := p.sshKeys(ctx)
+	return err
+}
+
+// sshKeys returns the resolved SSH keys, resolving them on first use. A
+// failed resolution is not kept: the next call tries again.
+func (p *Provider) sshKeys(ctx context.Context) ([]*hcloud.SSHKey, error) {
+	if len(p.opts.SSHKeys) == 0 {
+		return nil, nil
+	}
+	select {
+	case p.keyLock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-p.keyLock }()
+	if p.keysOK {
+		return p.keys, nil
+	}
+	all, err := p.client.SSHKey.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hetzner: list ssh keys: %w", mapError(err, nil))
+	}
+	keys := make([]*hcloud.SSHKey, 0, len(p.opts.SSHKeys))
+	for _, want := range p.opts.SSHKeys {
+		i := slices.IndexFunc(all, func(k *hcloud.SSHKey) bool { return k.Name == want })
+		if i < 0 {
+			i = slices.IndexFunc(all, func(k *hcloud.SSHKey) bool { return strconv.FormatInt(k.ID, 10) == want })
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("%w: hetzner: ssh key %q not found in the project", provider.ErrInvalid, want)
+		}
+		keys = append(keys, &hcloud.SSHKey{ID: all[i].ID, Name: all[i].Name})
+	}
+	p.keys, p.keysOK = keys, true
+	return keys, nil
+}
+
+// Create creates the server with one POST /servers and returns it as the
+// answer describes it (status "initializing", its addresses), without
+// waiting for the create action: readiness comes from cloud-init's
+// phone_home. The labels are Options.Labels, then req.Labels, then
+// ManagedLabel=true.
+//
+// If the name is taken (hcloud-go retried a POST whose answer was lost, or
+// the caller crashed between Create and recording its result), Create looks
+// the server up by name once and adopts it when it carries ManagedLabel and
+// every label of req.Labels; otherwise the error wraps provider.ErrConflict.
+//
+// User-data over cloudinit.MaxSize is never sent: the error wraps
+// provider.ErrInvalid.
+func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
+	if p.optsErr != nil {
+		return provider.Server{}, p.optsErr
+	}
+	if err := req.Validate(); err != nil {
+		return provider.Server{}, fmt.Errorf("hetzner: create server: %w", err)
+	}
+	if n := len(req.UserData); n > cloudinit.MaxSize {
+		return provider.Server{}, fmt.Errorf("%w: hetzner: create server %q: user_data is %d bytes, over Hetzner's limit of %d",
+			provider.ErrInvalid, req.Name, n, cloudinit.MaxSize)
+	}
+	if err := checkLabels("request labels", req.Labels); err != nil {
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
+	}
+	keys, err := p.sshKeys(ctx)
+	if err != nil {
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
+	}
+
+	labels := maps.Clone(p.opts.Labels)
+	if labels == nil {
+		labels = make(map[string]string, len(req.Labels)+1)
+	}
+	maps.Copy(labels, req.Labels)
+	labels[ManagedLabel] = "true"
+
+	opts := hcloud.ServerCreateOpts{
+		Name:       req.Name,
+		ServerType: &hcloud.ServerType{Name: p.opts.ServerType},
+		Image:      imageRef(p.opts.Image),
+		SSHKeys:    keys,
+		UserData:   string(req.UserData),
+		Labels:     labels,
+	}
+	if p.opts.Location != "" {
+		opts.Location = &hcloud.Location{Name: p.opts.Location}
+	}
+	for _, id := range p.opts.Firewalls {
+		opts.Firewalls = append(opts.Firewalls, &hcloud.ServerCreateFirewall{Firewall: hcloud.Firewall{ID: id}})
+	}
+	for _, id := range p.opts.Networks {
+		opts.Networks = append(opts.Networks, &hcloud.Network{ID: id})
+	}
+
+	res, resp, err := p.client.Server.Create(ctx, opts)
+	switch {
+	case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
+		return p.adopt(ctx, req, err)
+	case err != nil:
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, mapError(err, resp))
+	case res.Server == nil || res.Server.ID == 0:
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: the answer names no server", req.Name)
+	}
+	return toServer(res.Server), nil
+}
+
+// adopt looks up the server named req.Name after the create request found
+// the name taken (cause), and returns it if it is ours.
+func (p *Provider) adopt(ctx context.Context, req provider.CreateRequest, cause error) (provider.Server, error) {
+	s, resp, err := p.client.Server.GetByName(ctx, req.Name)
+	switch {
+	case err != nil:
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: name taken, lookup failed: %w", req.Name, mapError(err, resp))
+	case s == nil:
+		// Gone between the two requests (or not listed yet): trying again
+		// will tell, so this is not a conflict.
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: name taken but no server by that name found: %w", req.Name, cause)
+	case !ours(s.Labels, req.Labels):
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w (server %d): %w", req.Name, provider.ErrConflict, s.ID, cause)
+	case s.Status == hcloud.ServerStatusDeleting:
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: our server %d by that name is being deleted: %w", req.Name, s.ID, cause)
+	}
+	p.log.LogAttrs(ctx, slog.LevelInfo, "hetzner: adopted existing server",
+		slog.String("name", s.Name), slog.Int64("id", s.ID))
+	return toServer(s), nil
+}
+
+// ours reports whether a server's labels mark it as created by this driver
+// for the request with the labels want.
+func ours(have, want map[string]string) bool {
+	if have[ManagedLabel] != "true" {
+		return false
+	}
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Get returns the server with the given ID, or an error wrapping
+// provider.ErrNotFound. It costs one API request.
+func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
+	n, err := parseID(id)
+	if err != nil {
+		return provider.Server{}, err
+	}
+	s, resp, err := p.client.Server.GetByID(ctx, n)
+	switch {
+	case err != nil:
+		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, mapError(err, resp))
+	case s == nil:
+		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, provider.ErrNotFound)
+	}
+	return toServer(s), nil
+}
+
+// Delete deletes the server with the given ID with one API request,
+// without waiting for the delete action. A server that does not exist
+// counts as deleted.
+func (p *Provider) Delete(ctx context.Context, id string) error {
+	n, err := parseID(id)
+	if err != nil {
+		return err
+	}
+	_, resp, err := p.client.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n})
+	if err != nil {
+		err = mapError(err, resp)
+		if errors.Is(err, provider.ErrNotFound) {
+			return nil
+		}
+		return fmt.Errorf("hetzner: delete server %d: %w", n, err)
+	}
+	return nil
+}
+
+func parseID(id string) (int64, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%w: hetzner: server ID %q is not a Hetzner server ID", provider.ErrInvalid, id)
+	}
+	return n, nil
+}
+
+// imageRef refers to an image by ID when ref is a number, else by name.
+func imageRef(ref string) *hcloud.Image {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		return &hcloud.Image{ID: id}
+	}
+	return &hcloud.Image{Name: ref}
+}
+
+// toServer converts an hcloud server. IPv6 is the ::1 address of the
+// server's /64, the one Hetzner's images configure.
+func toServer(s *hcloud.Server) provider.Server {
+	out := provider.Server{
+		ID:     strconv.FormatInt(s.ID, 10),
+		Name:   s.Name,
+		Status: string(s.Status),
+		Labels: maps.Clone(s.Labels),
+	}
+	if ip := s.PublicNet.IPv4; !ip.IsUnspecified() {
+		out.IPv4 = ip.IP.String()
+	}
+	if n := s.PublicNet.IPv6.Network; n != nil && n.IP.To16() != nil && n.IP.To4() == nil {
+		ip := slices.Clone(n.IP.To16())
+		ip[15] |= 1
+		out.IPv6 = net.IP(ip).String()
+	}
+	return out
+}
+
+// mapError translates an hcloud error to the provider error callers act on,
+// keeping the cause: errors.Is works for both. resp is the answer that
+// carried err, if any; a 429 without an hcloud error body counts as
+// rate limiting. Other errors are returned as they are.
+func mapError(err error, resp *hcloud.Response) error {
+	var kind error
+	switch {
+	case err == nil:
+		return nil
+	case hcloud.IsError(err, hcloud.ErrorCodeNotFound):
+		kind = provider.ErrNotFound
+	case hcloud.IsError(err, hcloud.ErrorCodeResourceLimitExceeded):
+		kind = provider.ErrQuota
+	case hcloud.IsError(err, hcloud.ErrorCodeResourceUnavailable, hcloud.ErrorCodePlacementError):
+		kind = provider.ErrUnavailable
+	case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
+		kind = provider.ErrConflict
+	case hcloud.IsError(err, hcloud.ErrorCodeRateLimitExceeded):
+		kind = provider.ErrRateLimited
+	case hcloud.IsError(err, hcloud.ErrorCodeInvalidInput):
+		kind = provider.ErrInvalid
+	case errors.Is(err, hcloud.ErrStatusCode) && resp != nil && resp.Response != nil &&
+		resp.StatusCode == http.StatusTooManyRequests:
+		kind = provider.ErrRateLimited
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}
