@@ -23,7 +23,8 @@ import (
 // for its tenant. Set the fields before the first request and leave them
 // alone afterwards; a Handler must not be copied after first use.
 type Handler struct {
-	// Store holds the tenants' records. Required.
+	// Store holds the tenants' records. Required: with a nil Store every
+	// request is answered 500.
 	Store store.Store
 	// Key is the HMAC-SHA256 key for the per-tenant URL token. Required:
 	// with an empty Key every request is answered 500. Use 32 random bytes
@@ -55,7 +56,7 @@ type Handler struct {
 	// proxy. Used only with CheckSource.
 	TrustedProxies []netip.Prefix
 
-	keyOnce sync.Once // logs the empty-Key misconfiguration once
+	misconfigOnce sync.Once // logs an empty Key or a nil Store once
 }
 
 // URL returns the phone_home URL for tenant id: base (the URL the handler
@@ -103,7 +104,7 @@ var errSource = errors.New("callback: request does not come from the server's ad
 // ServeHTTP answers one phone_home callback. The checks run in this order
 // and the first that fails decides the answer:
 //
-//	500 the handler has no Key (a misconfiguration; logged once)
+//	500 the handler has no Key or no Store (a misconfiguration; logged once)
 //	405 not a POST (Allow: POST); cloud-init sends a GET only when its
 //	    post list is empty, which leaves no host key to pin
 //	400 the ID is not a canonical UUID
@@ -124,9 +125,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log = log.With("remote", r.RemoteAddr)
 
-	if len(h.Key) == 0 {
-		h.keyOnce.Do(func() {
-			log.Error("callback: Handler.Key is empty: refusing every phone_home callback with 500 until it is set")
+	if len(h.Key) == 0 || h.Store == nil {
+		h.misconfigOnce.Do(func() {
+			what := "Handler.Key is empty"
+			if len(h.Key) != 0 {
+				what = "Handler.Store is nil"
+			}
+			log.Error("callback: " + what + ": refusing every phone_home callback with 500 until it is set")
 		})
 		http.Error(w, "callback handler is not configured", http.StatusInternalServerError)
 		return

@@ -321,6 +321,15 @@ func TestLogs(t *testing.T) {
 	assert.Contains(t, nb.logs.String(), "Handler.Key is empty")
 	assert.Equal(t, store.StatusCloudInit, nb.get(t, tenant).Status)
 
+	// A nil Store: the same.
+	sb := setup(t)
+	sb.h.Store = nil
+	for range 3 {
+		assert.Equal(t, 500, sb.post(t, tenant, formCT, goodForm).Code)
+	}
+	assert.Equal(t, 1, strings.Count(sb.logs.String(), "\n"), sb.logs.String())
+	assert.Contains(t, sb.logs.String(), "Handler.Store is nil")
+
 	// A nil Logger is quiet and works.
 	qb := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
 	qb.h.Logger = nil
