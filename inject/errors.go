@@ -1,0 +1,75 @@
+package inject
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Errors callers check with errors.Is.
+var (
+	// ErrInvalid reports a bad argument: a relative path, a mode with more
+	// than permission bits, an empty command, an SSHConfig without a
+	// HostKeyCallback, and the like. Nothing ran.
+	ErrInvalid = errors.New("inject: invalid argument")
+	// ErrHostKey reports that the server's host key was not accepted by the
+	// HostKeyCallback. Dial never retries it.
+	ErrHostKey = errors.New("inject: host key not accepted")
+	// ErrAuth reports that the server accepted none of our keys. Dial never
+	// retries it.
+	ErrAuth = errors.New("inject: authentication failed")
+	// ErrNoSecrets is returned by a SecretSource that has no secrets for a
+	// tenant.
+	ErrNoSecrets = errors.New("inject: no secrets for tenant")
+	// ErrPassphrase reports a private key that is encrypted when no
+	// passphrase was given.
+	ErrPassphrase = errors.New("inject: private key is encrypted and no passphrase was given")
+	// ErrProtocol reports output of the step script that Run could not
+	// attribute to steps: the script did not run as written.
+	ErrProtocol = errors.New("inject: step script output out of order")
+)
+
+// StepError is the error Run returns when a step fails. Every string in it
+// is redacted.
+type StepError struct {
+	Step     string // the step's Name, redacted
+	Index    int    // the step's index in the list
+	ExitCode int    // the remote exit code; -1 when the step did not finish (cancelled, connection lost, not started)
+	Stderr   string // the step's standard error, redacted, at most the last 16 KiB
+	Err      error  // the cause; its message is redacted, errors.Is/As reach the original
+}
+
+// Error describes the step, the cause and the last lines of stderr.
+func (e *StepError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "inject: step %d (%s) failed", e.Index, e.Step)
+	if e.ExitCode >= 0 {
+		fmt.Fprintf(&b, " with exit code %d", e.ExitCode)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	if s := strings.TrimSpace(e.Stderr); s != "" {
+		const max = 512
+		if len(s) > max {
+			s = "..." + s[len(s)-max:]
+		}
+		b.WriteString(": stderr: ")
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// Unwrap returns Err.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// redactedError carries a redacted message for an error whose own message
+// might hold a secret; Unwrap still reaches the original for errors.Is/As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

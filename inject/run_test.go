@@ -1,0 +1,300 @@
+package inject_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunOrderAndFirstFailure(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			log := filepath.Join(t.TempDir(), "log")
+			steps := []inject.Step{
+				{Name: "one", Cmd: "printf 'one\\n' >> " + log},
+				{Name: "two", Cmd: "cat >> " + log, Stdin: []byte("two\n")},
+				{Name: "three", Cmd: "printf 'partial output'; printf 'oops\\n' >&2; exit 7"},
+				{Name: "four", Cmd: "printf 'four\\n' >> " + log},
+			}
+			r := &localRunner{}
+			var events []inject.Event
+			err := inject.Run(context.Background(), r, steps, inject.WithPipelining(m.pipelined),
+				inject.WithEvents(func(e inject.Event) { events = append(events, e) }))
+
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, "three", se.Step)
+			assert.Equal(t, 2, se.Index)
+			assert.Equal(t, 7, se.ExitCode)
+			assert.Equal(t, "oops\n", se.Stderr)
+			assert.Contains(t, se.Error(), "step 2 (three) failed with exit code 7")
+			assert.Contains(t, se.Error(), "stderr: oops")
+
+			got, err := os.ReadFile(log)
+			require.NoError(t, err)
+			assert.Equal(t, "one\ntwo\n", string(got), "steps ran in order and four never ran")
+
+			want := []inject.Event{
+				{Index: 0, Step: "one"}, {Index: 0, Step: "one", Done: true},
+				{Index: 1, Step: "two"}, {Index: 1, Step: "two", Done: true},
+				{Index: 2, Step: "three"}, {Index: 2, Step: "three", Done: true, Err: se},
+			}
+			assert.Equal(t, want, events)
+			if m.pipelined {
+				assert.Len(t, r.Calls(), 1, "one Runner call for the whole list")
+			} else {
+				assert.Len(t, r.Calls(), 3)
+			}
+		})
+	}
+}
+
+func TestRunSucceeds(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			steps := []inject.Step{
+				// A step that exits 0 without reading its stdin must not
+				// upset the next one's.
+				{Name: "ignores stdin", Cmd: "exit 0", Stdin: []byte("unread bytes")},
+				{Name: "reads part", Cmd: "head -c 2 > " + dir + "/part", Stdin: []byte("abcdef")},
+				{Name: "no trailing newline", Cmd: "printf 'x'; printf 'y' >&2"},
+				inject.WriteFile(dir+"/f", []byte("content"), 0o600),
+			}
+			require.NoError(t, inject.Run(context.Background(), &localRunner{}, steps, inject.WithPipelining(m.pipelined)))
+			got, err := os.ReadFile(dir + "/part")
+			require.NoError(t, err)
+			assert.Equal(t, "ab", string(got))
+			got, err = os.ReadFile(dir + "/f")
+			require.NoError(t, err)
+			assert.Equal(t, "content", string(got))
+			require.NoError(t, inject.Run(context.Background(), &localRunner{}, nil), "an empty list is fine")
+		})
+	}
+}
+
+func TestRunContext(t *testing.T) {
+	t.Parallel()
+	steps := []inject.Step{{Name: "a", Cmd: "true"}, {Name: "b", Cmd: "true"}, {Name: "c", Cmd: "true"}}
+	for _, m := range modes {
+		t.Run(m.name+"/cancelled before", func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			r := &localRunner{}
+			err := inject.Run(ctx, r, steps, inject.WithPipelining(m.pipelined))
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, 0, se.Index)
+			assert.Equal(t, -1, se.ExitCode)
+			assert.ErrorIs(t, err, context.Canceled)
+			assert.Empty(t, r.Calls())
+		})
+	}
+	t.Run("stepwise/cancelled between steps", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r := &localRunner{cancel: cancel}
+		err := inject.Run(ctx, r, steps, inject.WithPipelining(false))
+		var se *inject.StepError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, 1, se.Index, "checked before step b")
+		assert.Equal(t, "b", se.Step)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Len(t, r.Calls(), 1)
+	})
+}
+
+// stepwise is a Runner that asks for one call per step.
+type stepwise struct{ localRunner }
+
+func (*stepwise) Stepwise() bool { return true }
+
+func TestStepwiseRunner(t *testing.T) {
+	t.Parallel()
+	r := &stepwise{}
+	steps := []inject.Step{{Name: "a", Cmd: "true"}, {Name: "b", Cmd: "true"}}
+	require.NoError(t, inject.Run(context.Background(), r, steps))
+	assert.Equal(t, []string{"true", "true"}, r.Calls())
+}
+
+func TestRunRefusesInvalidSteps(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		r := &localRunner{}
+		steps := []inject.Step{
+			{Name: "fine", Cmd: "true"},
+			inject.WriteFile("relative/path", []byte("x"), 0o600),
+		}
+		err := inject.Run(context.Background(), r, steps, inject.WithPipelining(m.pipelined))
+		var se *inject.StepError
+		require.ErrorAs(t, err, &se, m.name)
+		assert.Equal(t, 1, se.Index)
+		assert.ErrorIs(t, err, inject.ErrInvalid)
+		assert.Empty(t, r.Calls(), "nothing runs when a step is invalid")
+
+		err = inject.Run(context.Background(), r, []inject.Step{{Name: "empty"}})
+		assert.ErrorIs(t, err, inject.ErrInvalid)
+	}
+}
+
+func TestRunRedacts(t *testing.T) {
+	t.Parallel()
+	const (
+		fileSecret  = "sk-file-secret-0123456789"
+		extraSecret = "hunter2-extra-secret"
+		short       = "abc"
+	)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(dir+"/other", []byte("token="+extraSecret+" short="+short+"\n"), 0o600))
+			steps := []inject.Step{
+				inject.WriteFile(dir+"/.env", []byte("API_KEY="+fileSecret+"\n"), 0o600),
+				{
+					Name: "leak " + extraSecret,
+					Cmd:  "cat " + dir + "/.env >&2; cat " + dir + "/other >&2; cat >&2; exit 3",
+					// A multi-line value: each long line is redacted too.
+					Stdin: []byte("line one of a pem block ABCDEFGH\nline two of a pem block IJKLMNOP\n"),
+				},
+			}
+			var logs bytes.Buffer
+			var events []inject.Event
+			err := inject.Run(context.Background(), &localRunner{}, steps,
+				inject.WithPipelining(m.pipelined),
+				inject.WithRedact(extraSecret, short),
+				inject.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+				inject.WithEvents(func(e inject.Event) { events = append(events, e) }))
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, 1, se.Index)
+			assert.Equal(t, "leak [REDACTED]", se.Step)
+			assert.Equal(t, "[REDACTED]token=[REDACTED] short=abc\n[REDACTED]", se.Stderr,
+				"the whole file, the extra value and each line are redacted; a value under MinRedactLen is not")
+
+			for name, text := range map[string]string{
+				"Error": err.Error(), "Err": se.Err.Error(), "logs": logs.String(),
+				"events": eventsText(events), "Stderr": se.Stderr, "Step": se.Step,
+			} {
+				for _, secret := range []string{fileSecret, extraSecret, "PEM BLOCK", "pem block"} {
+					assert.NotContains(t, text, secret, "%s holds a secret", name)
+				}
+			}
+			assert.Contains(t, logs.String(), "too short to redact")
+		})
+	}
+}
+
+func eventsText(events []inject.Event) string {
+	var b strings.Builder
+	for _, e := range events {
+		b.WriteString(e.Step)
+		if e.Err != nil {
+			b.WriteString(e.Err.Error())
+		}
+	}
+	return b.String()
+}
+
+func TestRunErrorKeepsCause(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("transport broke")
+	r := inject.RunnerFunc(func(context.Context, string, io.Reader) ([]byte, []byte, error) {
+		return nil, []byte("half"), cause
+	})
+	for _, m := range modes {
+		err := inject.Run(context.Background(), r, []inject.Step{{Name: "a", Cmd: "true"}, {Name: "b", Cmd: "true"}},
+			inject.WithPipelining(m.pipelined))
+		var se *inject.StepError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, 0, se.Index, m.name)
+		assert.Equal(t, -1, se.ExitCode, m.name)
+		assert.ErrorIs(t, err, cause, m.name)
+		assert.Equal(t, "half", se.Stderr, m.name)
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	t.Parallel()
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(dir+"/b", []byte("old"), 0o644))
+			data := bytes.Repeat([]byte("0123456789abcdef\x00\n'\"$`\\"), 4096)
+			steps := []inject.Step{
+				inject.Mkdir(dir+"/sub dir", 0o750),
+				inject.WriteFile(dir+"/sub dir/a", []byte("secret a\n"), 0o600),
+				inject.WriteFile(dir+"/b", data, 0o640),
+				inject.WriteFile(dir+"/empty", nil, 0o600),
+			}
+			require.NoError(t, inject.Run(context.Background(), &localRunner{}, steps, inject.WithPipelining(m.pipelined)))
+
+			check := func(path string, want []byte, mode os.FileMode) {
+				t.Helper()
+				got, err := os.ReadFile(path)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+				fi, err := os.Stat(path)
+				require.NoError(t, err)
+				assert.Equal(t, mode, fi.Mode().Perm(), path)
+			}
+			check(dir+"/sub dir/a", []byte("secret a\n"), 0o600)
+			check(dir+"/b", data, 0o640)
+			check(dir+"/empty", []byte{}, 0o600)
+			fi, err := os.Stat(dir + "/sub dir")
+			require.NoError(t, err)
+			assert.Equal(t, os.ModeDir|0o750, fi.Mode()&(os.ModeDir|os.ModePerm))
+			assert.Empty(t, leftovers(t, dir, "sub dir", "b", "empty"))
+			assert.Empty(t, leftovers(t, dir+"/sub dir", "a"))
+		})
+	}
+}
+
+// TestWriteFileCut feeds WriteFile's stdin only in part, as a connection
+// dropped mid-transfer does: the target keeps its old content, no temp
+// file is left, and running again converges.
+func TestWriteFileCut(t *testing.T) {
+	t.Parallel()
+	data := bytes.Repeat([]byte("new content "), 100)
+	for _, m := range modes {
+		for _, limit := range []int{1, 500, len(data), len(data) + 5} {
+			t.Run(m.name, func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				require.NoError(t, os.WriteFile(dir+"/f", []byte("old"), 0o600))
+				steps := []inject.Step{inject.WriteFile(dir+"/f", data, 0o600), {Name: "after", Cmd: "true"}}
+				err := inject.Run(context.Background(), &localRunner{limit: limit}, steps, inject.WithPipelining(m.pipelined))
+				var se *inject.StepError
+				require.ErrorAs(t, err, &se, "limit %d", limit)
+				assert.Equal(t, 0, se.Index)
+				got, err := os.ReadFile(dir + "/f")
+				require.NoError(t, err)
+				assert.Equal(t, "old", string(got), "limit %d", limit)
+				assert.Empty(t, leftovers(t, dir, "f"))
+
+				require.NoError(t, inject.Run(context.Background(), &localRunner{}, steps, inject.WithPipelining(m.pipelined)))
+				got, err = os.ReadFile(dir + "/f")
+				require.NoError(t, err)
+				assert.Equal(t, data, got)
+				assert.Empty(t, leftovers(t, dir, "f"))
+			})
+		}
+	}
+}

@@ -1,0 +1,447 @@
+package inject
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+)
+
+// Defaults for SSHConfig's zero values.
+const (
+	DefaultTimeout    = 30 * time.Second
+	DefaultKeepAlive  = 15 * time.Second
+	DefaultBackoff    = 250 * time.Millisecond
+	DefaultMaxBackoff = 5 * time.Second
+)
+
+// cancelGrace is how long Run waits, after ctx ends, for the server to
+// confirm that the stopped command's session is closed.
+const cancelGrace = 2 * time.Second
+
+// SSHConfig configures Dial. User, HostKeyCallback and a key (Signer or
+// Agent) are required.
+type SSHConfig struct {
+	User   string
+	Signer ssh.Signer // see ParsePrivateKey
+	// HostKeyCallback checks the server's host key: PinnedHostKeys,
+	// KnownHosts or ssh.FixedHostKey. Required: nil is an error, never
+	// "accept anything".
+	HostKeyCallback ssh.HostKeyCallback
+	// Timeout bounds each attempt's connect plus handshake; 0 means
+	// DefaultTimeout. The context bounds everything, retries included.
+	Timeout time.Duration
+
+	// HostKeyAlgorithms, when set, are the host key algorithms offered, in
+	// order (see PinnedHostKeyAlgorithms).
+	HostKeyAlgorithms []string
+	// Agent also offers the keys of the SSH agent at AgentSocket, or at
+	// $SSH_AUTH_SOCK when AgentSocket is empty.
+	Agent       bool
+	AgentSocket string
+	// Jump, when set, is a connection to a bastion: the TCP connection to
+	// addr is opened through it (a direct-tcpip channel).
+	Jump *SSH
+	// KeepAlive is the interval of keepalive@openssh.com requests; a
+	// connection that answers none for three intervals is closed, which
+	// fails the running command. 0 means DefaultKeepAlive; negative turns
+	// keepalives off.
+	KeepAlive time.Duration
+	// Attempts caps the connection attempts; 0 retries until the context
+	// ends. Only connection refused, reset, unreachable, EOF during the
+	// handshake and timeouts are retried; a host key or authentication
+	// failure is final at once.
+	Attempts int
+	// Backoff is the first pause between attempts (DefaultBackoff);
+	// pauses double up to MaxBackoff (DefaultMaxBackoff), each drawn at
+	// random from its upper half.
+	Backoff, MaxBackoff time.Duration
+	// Logger receives retries and keepalive failures; nil is quiet.
+	Logger *slog.Logger
+}
+
+// SSH is a connection to a server, a Runner: each Run is one session.
+// Safe for concurrent use.
+type SSH struct {
+	client *ssh.Client
+	addr   string
+	log    *slog.Logger
+
+	done chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+var _ Runner = (*SSH)(nil)
+
+// Dial connects to addr ("host:port") and authenticates, retrying while
+// the server is not up yet (see SSHConfig.Attempts) until ctx ends. It
+// dials with net.Dialer.DialContext (or through cfg.Jump) and shakes hands
+// with ssh.NewClientConn, so ctx and cfg.Timeout bound every part. A host
+// key the callback refuses fails with an error wrapping ErrHostKey, a
+// refused key with one wrapping ErrAuth; neither is retried.
+func Dial(ctx context.Context, addr string, cfg SSHConfig) (*SSH, error) {
+	if cfg.HostKeyCallback == nil {
+		return nil, fmt.Errorf("%w: SSHConfig.HostKeyCallback is nil (pin the server's keys with PinnedHostKeys)", ErrInvalid)
+	}
+	if cfg.User == "" {
+		return nil, fmt.Errorf("%w: SSHConfig.User is empty", ErrInvalid)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var signers []ssh.Signer
+	if cfg.Signer != nil {
+		signers = append(signers, cfg.Signer)
+	}
+	if cfg.Agent {
+		sock := cfg.AgentSocket
+		if sock == "" {
+			sock = os.Getenv("SSH_AUTH_SOCK")
+		}
+		if sock == "" {
+			return nil, fmt.Errorf("%w: SSHConfig.Agent is set but SSH_AUTH_SOCK is empty", ErrInvalid)
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
+			return nil, fmt.Errorf("inject: ssh agent: %w", err)
+		}
+		// The agent signs during the handshake only.
+		defer conn.Close()
+		as, err := agent.NewClient(conn).Signers()
+		if err != nil {
+			return nil, fmt.Errorf("inject: ssh agent: %w", err)
+		}
+		signers = append(signers, as...)
+	}
+	if len(signers) == 0 {
+		return nil, fmt.Errorf("%w: no key: set SSHConfig.Signer or SSHConfig.Agent", ErrInvalid)
+	}
+	timeout := cmpOr(cfg.Timeout, DefaultTimeout)
+	backoff := cmpOr(cfg.Backoff, DefaultBackoff)
+	maxBackoff := cmpOr(cfg.MaxBackoff, DefaultMaxBackoff)
+	auth := []ssh.AuthMethod{ssh.PublicKeys(signers...)}
+
+	for attempt := 1; ; attempt++ {
+		c, err := dialOnce(ctx, addr, &cfg, auth, timeout)
+		if err == nil {
+			s := &SSH{client: c, addr: addr, log: log, done: make(chan struct{})}
+			if ka := cmpOr(cfg.KeepAlive, DefaultKeepAlive); ka > 0 {
+				s.wg.Add(1)
+				go s.keepalive(ka)
+			}
+			return s, nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			if errors.Is(err, cerr) {
+				return nil, fmt.Errorf("inject: dial %s: %w", addr, err)
+			}
+			return nil, fmt.Errorf("inject: dial %s: %w (last attempt: %w)", addr, cerr, err)
+		}
+		if !retryable(err) || (cfg.Attempts > 0 && attempt >= cfg.Attempts) {
+			return nil, fmt.Errorf("inject: dial %s: %w", addr, err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		log.InfoContext(ctx, "inject: ssh not reachable yet, retrying", "addr", addr, "attempt", attempt, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("inject: dial %s: %w (last attempt: %w)", addr, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// errAttemptTimeout marks an attempt that ran out of SSHConfig.Timeout.
+var errAttemptTimeout = errors.New("connect and handshake timed out")
+
+func dialOnce(ctx context.Context, addr string, cfg *SSHConfig, auth []ssh.AuthMethod, timeout time.Duration) (*ssh.Client, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if cfg.Jump != nil {
+		conn, err = cfg.Jump.client.DialContext(actx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(actx, "tcp", addr)
+	}
+	if err != nil {
+		if actx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w after %v: %w", errAttemptTimeout, timeout, err)
+		}
+		return nil, err
+	}
+	// The handshake knows no context: closing the connection ends it.
+	stop := context.AfterFunc(actx, func() { conn.Close() })
+
+	var mu sync.Mutex
+	var hostKeyErr error
+	check := func(host string, remote net.Addr, key ssh.PublicKey) error {
+		err := cfg.HostKeyCallback(host, remote, key)
+		if err != nil && !errors.Is(err, ErrHostKey) {
+			err = fmt.Errorf("%w: %w", ErrHostKey, err)
+		}
+		mu.Lock()
+		hostKeyErr = err
+		mu.Unlock()
+		return err
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(conn, addr, &ssh.ClientConfig{
+		User:              cfg.User,
+		Auth:              auth,
+		HostKeyCallback:   check,
+		HostKeyAlgorithms: cfg.HostKeyAlgorithms,
+	})
+	if !stop() {
+		// actx ended during the handshake and closed the connection.
+		if err == nil {
+			cc.Close()
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, fmt.Errorf("%w after %v", errAttemptTimeout, timeout)
+	}
+	if err != nil {
+		conn.Close()
+		mu.Lock()
+		hkErr := hostKeyErr
+		mu.Unlock()
+		switch {
+		case hkErr != nil && !errors.Is(err, ErrHostKey):
+			return nil, fmt.Errorf("%w (%w)", hkErr, err)
+		case errors.Is(err, ErrHostKey):
+			return nil, err
+		case authFailed(err):
+			return nil, fmt.Errorf("%w: %w", ErrAuth, err)
+		}
+		return nil, err
+	}
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// authFailed recognises x/crypto/ssh's authentication failure, which has
+// no type of its own, and OpenSSH's disconnect after too many keys.
+func authFailed(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "unable to authenticate") ||
+		strings.Contains(s, "no supported methods remain") ||
+		strings.Contains(s, "Too many authentication failures")
+}
+
+// retryable reports whether a failed attempt may succeed later: the
+// server is booting, sshd is restarting, the network is not there yet.
+func retryable(err error) bool {
+	if errors.Is(err, ErrHostKey) || errors.Is(err, ErrAuth) || errors.Is(err, ErrInvalid) {
+		return false
+	}
+	for _, e := range []error{
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.ETIMEDOUT,
+		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EPIPE,
+		io.EOF, io.ErrUnexpectedEOF, errAttemptTimeout,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var oce *ssh.OpenChannelError
+	return errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed
+}
+
+func (s *SSH) keepalive(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			// A server that does not know the request answers "failure":
+			// an answer all the same.
+			_, _, err := s.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		timer := time.NewTimer(3 * every)
+		select {
+		case err := <-reply:
+			timer.Stop()
+			if err != nil {
+				s.log.Warn("inject: ssh keepalive failed; closing the connection", "addr", s.addr, "err", err)
+				s.client.Close()
+				return
+			}
+		case <-timer.C:
+			s.log.Warn("inject: ssh keepalive unanswered; closing the connection", "addr", s.addr, "wait", 3*every)
+			s.client.Close()
+			return
+		case <-s.done:
+			timer.Stop()
+			return
+		}
+	}
+}
+
+// Client returns the underlying x/crypto/ssh client.
+func (s *SSH) Client() *ssh.Client { return s.client }
+
+// Close closes the connection and stops its keepalives. Commands still
+// running fail.
+func (s *SSH) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.done)
+		err = s.client.Close()
+		s.wg.Wait()
+	})
+	return err
+}
+
+// Run runs cmd in a new session with stdin fed to it (then EOF), and
+// returns its output. A non-zero exit is an *ssh.ExitError. When ctx ends,
+// the command is sent SIGTERM (OpenSSH delivers it to the command's
+// process group) and the session is closed, which also closes the
+// command's stdin and output; Run then returns an error wrapping
+// ctx.Err().
+func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	type opened struct {
+		sess *ssh.Session
+		err  error
+	}
+	oc := make(chan opened, 1)
+	go func() {
+		sess, err := s.client.NewSession()
+		oc <- opened{sess, err}
+	}()
+	var sess *ssh.Session
+	select {
+	case o := <-oc:
+		if o.err != nil {
+			return nil, nil, fmt.Errorf("inject: ssh session: %w", o.err)
+		}
+		sess = o.sess
+	case <-ctx.Done():
+		go func() {
+			if o := <-oc; o.sess != nil {
+				o.sess.Close()
+			}
+		}()
+		return nil, nil, ctx.Err()
+	}
+	defer sess.Close()
+
+	var stdout, stderr lockedBuffer
+	sess.Stdout, sess.Stderr = &stdout, &stderr
+	in, err := sess.StdinPipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("inject: ssh session: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		sess.Signal(ssh.SIGTERM)
+		sess.Close()
+	})
+	defer stop()
+	if err := sess.Start(cmd); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, nil, cerr
+		}
+		return nil, nil, fmt.Errorf("inject: ssh exec: %w", err)
+	}
+	src := &detachable{r: stdin}
+	go func() {
+		if stdin != nil {
+			io.Copy(in, src)
+		}
+		in.Close()
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- sess.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-ctx.Done():
+		t := time.NewTimer(cancelGrace)
+		select {
+		case werr = <-waited:
+		case <-t.C:
+			werr = errors.New("no exit status yet")
+		}
+		t.Stop()
+	}
+	// Nothing reads the caller's stdin after Run returns.
+	src.detach()
+	if cerr := ctx.Err(); cerr != nil {
+		werr = fmt.Errorf("inject: command stopped: %w (%v)", cerr, werr)
+	}
+	return stdout.Bytes(), stderr.Bytes(), werr
+}
+
+// lockedBuffer is a bytes.Buffer safe against a late write from a session
+// that outlives Run.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.b.Bytes())
+}
+
+// detachable reads from r until detach; then it reports EOF. A Read
+// already blocked in r when detach is called still completes.
+type detachable struct {
+	r        io.Reader
+	detached atomic.Bool
+}
+
+func (d *detachable) Read(p []byte) (int, error) {
+	if d.detached.Load() {
+		return 0, io.EOF
+	}
+	return d.r.Read(p)
+}
+
+func (d *detachable) detach() { d.detached.Store(true) }

@@ -1,0 +1,296 @@
+package inject
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Step is one remote command. Cmd is a POSIX sh command line that holds
+// no secret (it is visible in `ps` on the server and in logs); Stdin is
+// fed to it, and is where secret values travel. Every Stdin value is
+// redacted from errors and logs.
+//
+// Steps built by the constructors in this package carry an error when
+// their arguments are invalid; Run refuses a list holding one before
+// running anything (see Step.Err).
+type Step struct {
+	Name  string
+	Cmd   string
+	Stdin []byte
+
+	err error
+}
+
+// Err reports why a constructor rejected its arguments, or nil.
+func (s Step) Err() error { return s.err }
+
+func invalid(name, format string, args ...any) Step {
+	return Step{Name: name, err: fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))}
+}
+
+// eofMark follows a WriteFile's data on stdin. The step renames its temp
+// file only after reading it, so input cut short (a dropped connection
+// gives the remote command an early EOF) never replaces the target.
+const eofMark = "#hatchery-eof#"
+
+// FileOption changes how Mkdir and WriteFile create their path.
+type FileOption func(*fileOptions)
+
+type fileOptions struct {
+	owner string
+	root  bool
+}
+
+// Owner sets the owner of the file or directory, "user" or "user:group",
+// with a separate chown command (run as root when AsRoot is given too).
+func Owner(owner string) FileOption { return func(o *fileOptions) { o.owner = owner } }
+
+// AsRoot runs the step through `sudo -n`, which fails at once instead of
+// waiting for a password.
+func AsRoot() FileOption { return func(o *fileOptions) { o.root = true } }
+
+var ownerRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?(:[a-z_][a-z0-9_.-]{0,31}\$?)?$`)
+
+func fileOpts(opts []FileOption) (fileOptions, error) {
+	var o fileOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.owner != "" && !ownerRE.MatchString(o.owner) {
+		return o, fmt.Errorf("owner %q is not user or user:group", o.owner)
+	}
+	return o, nil
+}
+
+// checkPath accepts absolute, clean paths without control characters.
+func checkPath(p string) error {
+	switch {
+	case !path.IsAbs(p):
+		return fmt.Errorf("path %q is not absolute", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("path %q is not clean", p)
+	case len(p) > 4096:
+		return fmt.Errorf("path is longer than 4096 bytes")
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("path %q holds a control character", p)
+		}
+	}
+	return nil
+}
+
+func checkMode(mode fs.FileMode) (string, error) {
+	if mode&^fs.ModePerm != 0 {
+		return "", fmt.Errorf("mode %v has more than permission bits", mode)
+	}
+	return fmt.Sprintf("%04o", uint32(mode.Perm())), nil
+}
+
+// Quote quotes s as one word for a POSIX shell. Words made only of
+// letters, digits and _-./:@%+, are returned as they are, so absolute
+// paths stay readable (and recognisable) in the command line.
+func Quote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_-./:@%+,", c) >= 0) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// asRoot wraps a shell command line so it runs as root through sudo -n.
+func asRoot(cmd string) string {
+	return "sudo -n /bin/sh -c " + Quote(cmd)
+}
+
+// Mkdir creates path and its parents, then sets mode (and owner with
+// Owner) on path itself.
+func Mkdir(p string, mode fs.FileMode, opts ...FileOption) Step {
+	name := "mkdir " + p
+	o, err := fileOpts(opts)
+	if err != nil {
+		return invalid(name, "mkdir: %v", err)
+	}
+	if err := checkPath(p); err != nil {
+		return invalid(name, "mkdir: %v", err)
+	}
+	m, err := checkMode(mode)
+	if err != nil {
+		return invalid(name, "mkdir %s: %v", p, err)
+	}
+	q := Quote(p)
+	cmd := "mkdir -p " + q + " && chmod " + m + " " + q
+	if o.owner != "" {
+		cmd += " && chown " + Quote(o.owner) + " " + q
+	}
+	if o.root {
+		cmd = asRoot(cmd)
+	}
+	return Step{Name: name, Cmd: cmd}
+}
+
+// WriteFile replaces path with data, atomically: data travels on stdin
+// (never in the command line), into a temp file in path's own directory
+// created under umask 077, which gets mode (and owner with Owner) and is
+// then renamed over path. A dropped connection leaves the old file or the
+// new one, never a partial one, and no temp file when the shell lives to
+// clean up (it traps HUP, INT, PIPE and TERM). The directory must exist.
+func WriteFile(p string, data []byte, mode fs.FileMode, opts ...FileOption) Step {
+	name := "write " + p
+	o, err := fileOpts(opts)
+	if err != nil {
+		return invalid(name, "write: %v", err)
+	}
+	if err := checkPath(p); err != nil {
+		return invalid(name, "write: %v", err)
+	}
+	if p == "/" {
+		return invalid(name, "write: path is /")
+	}
+	m, err := checkMode(mode)
+	if err != nil {
+		return invalid(name, "write %s: %v", p, err)
+	}
+	dir, base := path.Split(p)
+	if len(base) > 200 {
+		base = base[:200]
+	}
+	tmpl := Quote(dir + "." + base + ".hatchery-XXXXXX")
+	q := Quote(p)
+	// Double quotes only (and Quote for caller-given words), so the
+	// command nests in sudo's sh -c and in the pipelined script without
+	// layers of escaping.
+	var b strings.Builder
+	b.WriteString("umask 077; t=$(mktemp " + tmpl + ") || exit 1; ")
+	b.WriteString(`hatchery_rm() { rm -f "$t"; }; trap hatchery_rm 0; trap "exit 129" 1; trap "exit 130" 2; trap "exit 141" 13; trap "exit 143" 15; `)
+	b.WriteString("head -c " + strconv.Itoa(len(data)) + ` >"$t" && [ "$(head -c ` + strconv.Itoa(len(eofMark)) + `)" = "` + eofMark + `" ] || `)
+	b.WriteString(`{ printf "hatchery: input for %s ended early, left unchanged\n" ` + q + " >&2; exit 1; }; ")
+	b.WriteString(`chmod ` + m + ` "$t"`)
+	if o.owner != "" {
+		b.WriteString(` && chown ` + Quote(o.owner) + ` "$t"`)
+	}
+	b.WriteString(` && mv -f "$t" ` + q)
+	cmd := b.String()
+	if o.root {
+		cmd = asRoot(cmd)
+	}
+	stdin := make([]byte, 0, len(data)+len(eofMark))
+	stdin = append(append(stdin, data...), eofMark...)
+	return Step{Name: name, Cmd: cmd, Stdin: stdin}
+}
+
+// Command runs argv (argv[0] is the program) with every argument
+// shell-quoted; name is the step's name.
+func Command(name string, argv ...string) Step {
+	if len(argv) == 0 || argv[0] == "" {
+		return invalid(name, "command %q: no program", name)
+	}
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if strings.ContainsRune(a, 0) {
+			return invalid(name, "command %q: argument %d holds a NUL byte", name, i)
+		}
+		q[i] = Quote(a)
+	}
+	return Step{Name: name, Cmd: strings.Join(q, " ")}
+}
+
+// RootCommand is Command run as root through `sudo -n`.
+func RootCommand(name string, argv ...string) Step {
+	s := Command(name, argv...)
+	if s.err == nil {
+		s.Cmd = "sudo -n " + s.Cmd
+	}
+	return s
+}
+
+// WaitCloudInit waits for cloud-init to finish (`cloud-init status
+// --wait`). When cloud-init reports a failure the step fails with its exit
+// code and cloud-init's own `cloud-init status --long` report as stderr:
+// phone_home fires even when runcmd failed, so this is where a broken
+// bootstrap stops the injection. Exit code 2 ("done, with recoverable
+// errors", on recent cloud-init) counts as success only when
+// allowRecoverable is true.
+func WaitCloudInit(allowRecoverable bool) Step {
+	ok := "[ $r -eq 0 ]"
+	if allowRecoverable {
+		ok = "[ $r -eq 0 ] || [ $r -eq 2 ]"
+	}
+	return Step{
+		Name: "wait for cloud-init",
+		Cmd: "cloud-init status --wait >/dev/null; r=$?; if " + ok + "; then exit 0; fi; " +
+			`printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; cloud-init status --long >&2; exit $r`,
+	}
+}
+
+var unitRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9:_.@\\-]{0,254}$`)
+var unitFileRE = regexp.MustCompile(`\.(service|socket|timer|target|path|mount|automount|slice|scope|swap|device)$`)
+
+// InstallUnit writes a systemd unit file to /etc/systemd/system/NAME as
+// root, mode 0644, atomically. Follow it with DaemonReload.
+func InstallUnit(name string, content []byte) Step {
+	if !unitRE.MatchString(name) || !unitFileRE.MatchString(name) {
+		return invalid("install unit "+name, "unit file name %q is not NAME.service (or another unit type)", name)
+	}
+	s := WriteFile("/etc/systemd/system/"+name, content, 0o644, AsRoot())
+	s.Name = "install unit " + name
+	return s
+}
+
+func systemctl(verb, unit string) Step {
+	name := verb + " " + unit
+	if !unitRE.MatchString(unit) {
+		return invalid(name, "unit name %q", unit)
+	}
+	return Step{Name: name, Cmd: "sudo -n systemctl " + verb + " " + Quote(unit)}
+}
+
+// DaemonReload makes systemd read changed unit files.
+func DaemonReload() Step {
+	return Step{Name: "daemon-reload", Cmd: "sudo -n systemctl daemon-reload"}
+}
+
+// EnableUnit enables a unit so it starts at boot.
+func EnableUnit(unit string) Step { return systemctl("enable", unit) }
+
+// StartUnit starts a unit (no-op when it is running).
+func StartUnit(unit string) Step { return systemctl("start", unit) }
+
+// RestartUnit restarts a unit, starting it when it is stopped; use it
+// after new secrets are written so the service reads them.
+func RestartUnit(unit string) Step { return systemctl("restart", unit) }
+
+// CheckActive checks that a unit is active now and stays active for
+// settle (polled every second, rounded up to whole seconds). When it is
+// not, the step fails with exit code 3 and its stderr carries the unit's
+// state and `journalctl -u UNIT -n 50 --no-pager`, redacted like all
+// stderr.
+func CheckActive(unit string, settle time.Duration) Step {
+	name := "check " + unit + " active"
+	if !unitRE.MatchString(unit) {
+		return invalid(name, "unit name %q", unit)
+	}
+	if settle < 0 {
+		return invalid(name, "negative settle time %v", settle)
+	}
+	secs := int((settle + time.Second - 1) / time.Second)
+	u := Quote(unit)
+	cmd := "i=0; while s=$(systemctl is-active " + u + " 2>&1); do [ $i -ge " + strconv.Itoa(secs) + " ] && exit 0; sleep 1; i=$((i+1)); done; " +
+		"printf \"hatchery: %s is %s\\n\" " + u + ` "$s" >&2; sudo -n journalctl -u ` + u + " -n 50 --no-pager >&2; exit 3"
+	return Step{Name: name, Cmd: cmd}
+}
