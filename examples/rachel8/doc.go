@@ -1,0 +1,87 @@
+// Package rachel8 is a complete Hatchery recipe: everything that has to
+// happen on a tenant's server to run Rachel8, a personal AI assistant on
+// Telegram (https://github.com/polly3223/Rachel8), split the Hatchery way
+// into a cloud-config with nothing secret in it and a list of injection
+// steps that carry the secrets over SSH.
+//
+// It is importable (the quickstart, the control-plane example and the
+// provision tests use it) and is meant to be copied: a recipe for another
+// service has the same three parts.
+//
+// # Bootstrap: the cloud-config
+//
+// Bootstrap returns a cloudinit.Config that creates the user (default
+// "rachel": passwordless sudo, /bin/bash, the control plane's public key);
+// installs git, curl, unzip and gh, the GitHub CLI coming from its apt
+// repository with its signing key pinned by fingerprint
+// (7F38BBB59D064DBCB3D84D725612B36462313325, fetched from
+// keyserver.ubuntu.com; the key that expired in 2026 is not used); puts
+// ~/.bun/bin and ~/.local/bin on the user's PATH; runs the Bun
+// (https://bun.sh/install) and Claude CLI (https://claude.ai/install.sh)
+// installers as the user, since both install into the invoking user's home;
+// clones the repository into ~/rachel8 and runs bun install there as the
+// user; creates ~/shared owned by the user; and phones home with the
+// server's ed25519 host key, instance ID, hostname and FQDN (10 tries). A
+// last runcmd entry fails unless all of that is in place, so a failed
+// install shows in `cloud-init status`. The document stays far below
+// cloud-init's 32 KiB limit (about 2 KiB) and passes cloud-init's schema.
+//
+// # Steps: the injection
+//
+// Steps returns, in order: wait for cloud-init (stop with its report if the
+// bootstrap failed); mkdir ~/.claude (0700); ~/.claude/.credentials.json
+// (0600) in the shape the Claude CLI reads,
+//
+//	{"claudeAiOauth":{"accessToken":"…","refreshToken":"…","expiresAt":1767225600000,"scopes":["user:inference","user:profile"]}}
+//
+// ~/rachel8/.env (0600) with TELEGRAM_BOT_TOKEN, OWNER_TELEGRAM_USER_ID,
+// SHARED_FOLDER_PATH=/home/rachel/shared, NODE_ENV=production and
+// LOG_LEVEL=info; /etc/systemd/system/rachel8.service rendered from the
+// template; systemctl daemon-reload, enable, start (restart when rotating
+// secrets); and a check that the unit stayed active, which otherwise fails
+// with the tail of its journal. Files the service reads are owned by the
+// user. Secret values travel only on the SSH channel's stdin.
+//
+// The .env values are written unquoted, so they are checked rather than
+// escaped: a Telegram bot token with a newline, a quote, a space or any
+// character outside letters, digits and _ - . : / + = @ , is refused with a
+// *SecretError that names the variable and never shows the value.
+//
+// # The unit template
+//
+// Rachel8's rachel8.service is a template: __USER__, __WORKING_DIR__ and
+// __BUN_PATH__ placeholders, and ConditionPathExists=__WORKING_DIR__/.env,
+// so a copy installed unrendered names a directory that does not exist and
+// never starts. The recipe renders it, and refuses to install a result that
+// still holds "__".
+//
+// The template is embedded in this package (rachel8.service.tmpl) rather
+// than read from the checkout on the server. That keeps the injection a
+// single list of steps decided before the first SSH command, makes the
+// rendered unit exactly testable, and means a change upstream (a renamed
+// placeholder, a new directive) cannot silently change what production
+// servers run: a new template is adopted by updating the file here, or by
+// passing one in Options.UnitTemplate. The price is that the copy has to
+// follow upstream by hand.
+//
+// # Secrets
+//
+// Steps takes a Secrets value. From builds one from the map an
+// inject.SecretSource returns, keyed by the Key… constants; Load does both.
+// EnvSource is a SecretSource that reads one set of secrets, for every
+// tenant, from the environment:
+//
+//	RACHEL8_CLAUDE_ACCESS_TOKEN     Claude OAuth access token
+//	RACHEL8_CLAUDE_REFRESH_TOKEN    Claude OAuth refresh token
+//	RACHEL8_CLAUDE_EXPIRES_AT       token expiry: ms since the Unix epoch, or RFC 3339
+//	RACHEL8_TELEGRAM_BOT_TOKEN      the Telegram bot's token
+//	RACHEL8_OWNER_TELEGRAM_USER_ID  the owner's numeric Telegram user ID
+//
+// # Using it
+//
+//	cfg, err := rachel8.Bootstrap(rachel8.Options{PublicKey: signer.PublicKey()})
+//	// … cloudinit.Build(cfg) becomes the server's user-data …
+//	s, err := rachel8.Load(ctx, rachel8.EnvSource{}, tenantID)
+//	steps, err := rachel8.Steps(rachel8.Options{}, s, false)
+//	err = inject.Run(ctx, conn, steps, inject.WithRedact(s.Values()...))
+package rachel8
