@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/fake"
 )
@@ -325,7 +326,9 @@ func TestCommandKilledWhenConnectionEnds(t *testing.T) {
 	b := setup(t, fake.Options{}, nil)
 	_, s := b.create(t, "srv", doc{})
 	c := dial(t, s, "rachel", b.key)
-	go func() { _, _ = runErr(c, "echo started > /home/rachel/started; sleep 30; echo late > /home/rachel/late", "") }()
+	go func() {
+		_, _ = runErr(c, "echo started > /home/rachel/started; sleep 30; echo late > /home/rachel/late", "")
+	}()
 	require.Eventually(t, func() bool {
 		_, err := os.Stat(s.Path("/home/rachel/started"))
 		return err == nil
@@ -709,4 +712,35 @@ func TestTempDirRemovedByClose(t *testing.T) {
 	require.NoError(t, p.Close())
 	assert.NoDirExists(t, parent)
 	require.NoError(t, p.Close(), "idempotent")
+}
+
+func TestCreateFromBuild(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fake.Options{}, nil)
+	for _, compress := range []bool{false, true} {
+		name := "plain"
+		if compress {
+			name = "compressed"
+		}
+		ud, err := cloudinit.Build(cloudinit.Config{
+			Hostname: name,
+			Users: []cloudinit.User{{
+				Name: "rachel", Groups: []string{"adm"}, Sudo: "ALL=(ALL) NOPASSWD:ALL",
+				SSHAuthorizedKeys: []string{b.key.line},
+			}},
+			WriteFiles: []cloudinit.File{{Path: "/etc/motd", Content: "hi\n", Permissions: "0644"}},
+			PhoneHome:  &cloudinit.PhoneHome{URL: b.url(), Post: []string{"instance_id", "hostname"}, Tries: 3},
+			Compress:   compress,
+		})
+		require.NoError(t, err)
+		ps, err := b.p.Create(context.Background(), provider.CreateRequest{Name: name, UserData: ud})
+		require.NoError(t, err, name)
+		s, _ := b.p.Server(ps.ID)
+		waitBooted(t, s)
+		c := dial(t, s, "rachel", b.key)
+		assert.Equal(t, "hi\n", run(t, c, "cat /etc/motd", "").Stdout, name)
+		// rachel is in adm: she reads the journal without sudo
+		assert.Equal(t, "-- No entries --\n", run(t, c, "journalctl -u x --no-pager", "").Stdout, name)
+	}
+	assert.Len(t, b.rc.Hits(), 2)
 }

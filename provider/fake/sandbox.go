@@ -110,7 +110,7 @@ func (s *Server) setup() error {
 		hostname = s.name
 	}
 	files := map[string]string{
-		"/etc/hostname":                      hostname + "\n",
+		"/etc/hostname":                     hostname + "\n",
 		"/etc/ssh/ssh_host_ed25519_key.pub": s.HostKeyLine(),
 	}
 	for p, content := range files {
