@@ -29,7 +29,8 @@
 // after a space, quote, =, (, ;, and the like); stdin is passed through
 // untouched, so file contents keep their server paths. Server.Path maps a
 // server path to its real file. A bin directory first on PATH holds
-// shell stand-ins:
+// shell stand-ins (a command naming one by absolute path, such as
+// /usr/bin/systemctl, gets the stand-in too):
 //
 //   - sudo: runs the rest as root when the caller's cloud-config sudo rule
 //     has NOPASSWD, else fails like sudo -n ("a password is required");

@@ -9,7 +9,7 @@ import (
 
 func TestRewritePaths(t *testing.T) {
 	t.Parallel()
-	const R = "/sb/fs"
+	const R, B = "/sb/fs", "/sb/bin"
 	tests := []struct{ in, want string }{
 		{"cat /home/rachel/.env", "cat /sb/fs/home/rachel/.env"},
 		{"/etc/x", "/sb/fs/etc/x"},
@@ -25,6 +25,11 @@ func TestRewritePaths(t *testing.T) {
 		{"`cat /etc/x`", "`cat /sb/fs/etc/x`"},
 		{"(/etc)", "(/sb/fs/etc)"},
 		{"line1\n/home/x\t/root/y", "line1\n/sb/fs/home/x\t/sb/fs/root/y"},
+		// stood-in programs by absolute path
+		{"/usr/bin/sudo -n /bin/systemctl start x", "/sb/bin/sudo -n /sb/bin/systemctl start x"},
+		{"sudo -n /usr/bin/chown a /home/a", "sudo -n /sb/bin/chown a /sb/fs/home/a"},
+		{"'/usr/bin/journalctl' -u x; /usr/bin/cloud-init status", "'/sb/bin/journalctl' -u x; /sb/bin/cloud-init status"},
+		{"/usr/bin/systemctl2 /usr/bin/sudoedit /usr/bin/env", "/usr/bin/systemctl2 /usr/bin/sudoedit /usr/bin/env"},
 		// not a path start, or not one of the directories
 		{"cat /etcetera /homes /var/library /usr/bin/env /tmp/x", "cat /etcetera /homes /var/library /usr/bin/env /tmp/x"},
 		{"ls a/etc/b http://h/home/x", "ls a/etc/b http://h/home/x"},
@@ -32,40 +37,55 @@ func TestRewritePaths(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		assert.Equal(t, tt.want, rewritePaths(tt.in, R), tt.in)
+		assert.Equal(t, tt.want, rewritePaths(tt.in, R, B), tt.in)
 	}
 }
 
-// FuzzRewritePaths checks that rewriting only inserts the root, and only
-// before one of the rewritten directories.
+// FuzzRewritePaths checks that rewriting only inserts the root before one
+// of the rewritten directories and only replaces a stood-in program's
+// directory by bin; everything else is kept.
 func FuzzRewritePaths(f *testing.F) {
-	for _, s := range []string{"cat /home/a", "/etc", "x=/root;y", "'/opt/x'", "/var/lib/", "/srv)", "//etc", "a /etcx"} {
+	for _, s := range []string{"cat /home/a", "/etc", "x=/root;y", "'/opt/x'", "/var/lib/", "/srv)", "//etc", "a /etcx", "/usr/bin/sudo -n /bin/systemctl"} {
 		f.Add(s)
 	}
-	const root = "\x00R"
+	const root, bin = "\x00R", "\x00B"
 	f.Fuzz(func(t *testing.T, cmd string) {
 		if strings.Contains(cmd, "\x00") {
 			t.Skip()
 		}
-		out := rewritePaths(cmd, root)
-		if got := strings.ReplaceAll(out, root, ""); got != cmd {
-			t.Fatalf("rewritePaths(%q) = %q: more than the root inserted", cmd, out)
-		}
-		for rest := out; ; {
-			i := strings.Index(rest, root)
-			if i < 0 {
-				break
-			}
-			rest = rest[i+len(root):]
-			ok := false
-			for _, p := range rewritten {
-				if strings.HasPrefix(rest, p) {
-					ok = true
+		out := rewritePaths(cmd, root, bin)
+		i, j := 0, 0
+		for j < len(out) {
+			switch {
+			case strings.HasPrefix(out[j:], root):
+				j += len(root)
+				ok := false
+				for _, p := range rewritten {
+					ok = ok || strings.HasPrefix(out[j:], p)
 				}
+				if !ok {
+					t.Fatalf("rewritePaths(%q) = %q: root inserted before %q", cmd, out, out[j:])
+				}
+			case strings.HasPrefix(out[j:], bin):
+				j += len(bin)
+				n := programAt(cmd[i:])
+				if n == 0 {
+					t.Fatalf("rewritePaths(%q) = %q: bin at %q", cmd, out, cmd[i:])
+				}
+				name := cmd[i+strings.LastIndexByte(cmd[i:i+n], '/') : i+n]
+				if !strings.HasPrefix(out[j:], name) {
+					t.Fatalf("rewritePaths(%q) = %q: %q is not %q", cmd, out, out[j:], name)
+				}
+				i, j = i+n, j+len(name)
+			default:
+				if i >= len(cmd) || cmd[i] != out[j] {
+					t.Fatalf("rewritePaths(%q) = %q: changed at %d", cmd, out, i)
+				}
+				i, j = i+1, j+1
 			}
-			if !ok {
-				t.Fatalf("rewritePaths(%q) = %q: root inserted before %q", cmd, out, rest)
-			}
+		}
+		if i != len(cmd) {
+			t.Fatalf("rewritePaths(%q) = %q: input left over", cmd, out)
 		}
 	})
 }

@@ -115,7 +115,7 @@ func (s *Server) run(sess gliderssh.Session, raw string) int {
 
 	user := sess.User()
 	home := s.Path(s.homeOf(user))
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", rewritePaths(raw, s.fs))
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", rewritePaths(raw, s.fs, s.bin))
 	cmd.Dir = home
 	cmd.Env = []string{
 		"PATH=" + s.bin + ":/usr/local/bin:/usr/bin:/bin",
