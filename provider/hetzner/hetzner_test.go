@@ -2,10 +2,13 @@ package hetzner_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +37,9 @@ type config struct {
 	api  hcloudtest.Options
 	opts hetzner.Options
 	tr   func(*hetzner.Transport)
+	// headerTimeout is how long the client waits for an answer before
+	// hcloud-go retries; 0 means 10 s.
+	headerTimeout time.Duration
 }
 
 func defaultOptions() hetzner.Options {
@@ -47,7 +53,7 @@ func setup(t *testing.T, cfg config) *bundle {
 	api := hcloudtest.New(cfg.api)
 	t.Cleanup(api.Close)
 	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.ResponseHeaderTimeout = 300 * time.Millisecond
+	base.ResponseHeaderTimeout = cmp.Or(cfg.headerTimeout, 10*time.Second)
 	t.Cleanup(base.CloseIdleConnections)
 	var log bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -138,7 +144,7 @@ func TestCreateSendsOneRequest(t *testing.T) {
 		Status: "initializing",
 		Labels: map[string]string{"env": "test", "hatchery.dev/tenant": "t-1", hetzner.ManagedLabel: "true"},
 	}, srv)
-	assert.Equal(t, net(srv.IPv4, "22"), srv.Addr())
+	assert.Equal(t, net.JoinHostPort(srv.IPv4, "22"), srv.Addr())
 
 	// Further creates cost one request each too.
 	for _, name := range []string{"t-2", "t-3"} {
@@ -148,8 +154,6 @@ func TestCreateSendsOneRequest(t *testing.T) {
 	assert.Equal(t, 3, b.api.Count("", ""))
 	assert.Equal(t, 3, b.api.Count(http.MethodPost, "/servers"))
 }
-
-func net(host, port string) string { return host + ":" + port }
 
 func TestCreateResolvesKeysOnce(t *testing.T) {
 	t.Parallel()
@@ -170,7 +174,7 @@ func TestCreateResolvesKeysOnce(t *testing.T) {
 	errs := make([]error, 10)
 	for i := range errs {
 		wg.Go(func() {
-			_, errs[i] = b.p.Create(ctx, request("t-"+string(rune('a'+i))))
+			_, errs[i] = b.p.Create(ctx, request("t-"+strconv.Itoa(i)))
 		})
 	}
 	wg.Wait()
@@ -209,7 +213,7 @@ func TestCreateAdoptsAfterLostResponse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, config{})
+			b := setup(t, config{headerTimeout: 300 * time.Millisecond})
 			b.api.Inject(tc.fault)
 			srv, err := b.p.Create(context.Background(), request("t-1"))
 			require.NoError(t, err)
@@ -593,7 +597,7 @@ func TestPacing(t *testing.T) {
 			start := time.Now()
 			for i := range n {
 				wg.Go(func() {
-					_, errs[i] = b.p.Create(context.Background(), request("t-"+itoa(i)))
+					_, errs[i] = b.p.Create(context.Background(), request("t-"+strconv.Itoa(i)))
 				})
 			}
 			wg.Wait()
@@ -606,13 +610,6 @@ func TestPacing(t *testing.T) {
 			t.Logf("%d creates in %v", n, time.Since(start))
 		})
 	}
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
 }
 
 // TestNoSecretsLogged checks that neither the user-data nor the token
