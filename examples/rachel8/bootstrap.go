@@ -35,7 +35,7 @@ const (
 	DefaultSettle = 5 * time.Second
 )
 
-// PhoneHomePost is what the bootstrap's phone_home posts: the ed25519 host
+// phoneHomePost is what the bootstrap's phone_home posts: the ed25519 host
 // key (pinned for the SSH connection), the instance ID and the names.
 var phoneHomePost = []string{"pub_key_ed25519", "instance_id", "hostname", "fqdn"}
 
@@ -53,7 +53,8 @@ type Options struct {
 	// "" means DefaultUser. It is also the SSH user of the injection.
 	User string
 	// PublicKey is the control plane's SSH key, authorized for User.
-	// Bootstrap requires it; Steps does not use it.
+	// Bootstrap requires it; under provision (BootstrapFunc) it may be nil,
+	// the Provisioner adding its Signer's key. Steps does not use it.
 	PublicKey ssh.PublicKey
 	// Repo is the git URL cloned into ~/rachel8; "" means DefaultRepo.
 	// It must be an https URL.
@@ -61,9 +62,9 @@ type Options struct {
 	// Hostname is cloud-config's hostname; "" leaves it to the provider.
 	Hostname string
 	// PhoneHomeURL is where cloud-init posts when it is done. "" leaves
-	// phone_home's URL empty for the orchestrator to fill in (provision
-	// puts its tokened callback URL there); post fields and tries are set
-	// either way.
+	// phone_home's URL empty for the orchestrator to fill in; under
+	// provision it must be "" (the Provisioner puts its tokened callback
+	// URL there). Post fields and tries are set either way.
 	PhoneHomeURL string
 	// UnitTemplate replaces the embedded rachel8.service template (e.g. a
 	// copy read from the repository). It must use only the placeholders

@@ -24,7 +24,7 @@
 // server's ed25519 host key, instance ID, hostname and FQDN (10 tries). A
 // last runcmd entry fails unless all of that is in place, so a failed
 // install shows in `cloud-init status`. The document stays far below
-// cloud-init's 32 KiB limit (about 2 KiB) and passes cloud-init's schema.
+// cloud-init's 32 KiB limit (under 3 KiB) and passes cloud-init's schema.
 //
 // # Steps: the injection
 //
@@ -34,13 +34,17 @@
 //
 //	{"claudeAiOauth":{"accessToken":"…","refreshToken":"…","expiresAt":1767225600000,"scopes":["user:inference","user:profile"]}}
 //
-// ~/rachel8/.env (0600) with TELEGRAM_BOT_TOKEN, OWNER_TELEGRAM_USER_ID,
+// mkdir -p ~/rachel8 (0755; the clone made it, this keeps the next step's
+// directory certain, and lets the recipe run on provider/fake servers,
+// which run no runcmd); ~/rachel8/.env (0600) with TELEGRAM_BOT_TOKEN, OWNER_TELEGRAM_USER_ID,
 // SHARED_FOLDER_PATH=/home/rachel/shared, NODE_ENV=production and
 // LOG_LEVEL=info; /etc/systemd/system/rachel8.service rendered from the
 // template; systemctl daemon-reload, enable, start (restart when rotating
-// secrets); and a check that the unit stayed active, which otherwise fails
-// with the tail of its journal. Files the service reads are owned by the
-// user. Secret values travel only on the SSH channel's stdin.
+// secrets); and a check that the unit stays active for Options.Settle,
+// which otherwise fails with the tail of its journal. Files and directories
+// are written as root through sudo -n and then given to the user, so the
+// files the service reads are the user's whichever user SSH logs in as.
+// Secret values travel only on the SSH channel's stdin.
 //
 // The .env values are written unquoted, so they are checked rather than
 // escaped: a Telegram bot token with a newline, a quote, a space or any
@@ -79,8 +83,19 @@
 //
 // # Using it
 //
-//	cfg, err := rachel8.Bootstrap(rachel8.Options{PublicKey: signer.PublicKey()})
-//	// … cloudinit.Build(cfg) becomes the server's user-data …
+// With the orchestrator, Apply sets provision.Config's BootstrapFunc,
+// StepsFunc and SSHUser; the Provisioner fills in the phone_home URL, adds
+// its key and restarts instead of starting when it rotates or retries:
+//
+//	cfg := provision.Config{Provider: cloud, Store: st, Secrets: rachel8.EnvSource{}, Signer: signer, …}
+//	rachel8.Apply(&cfg, rachel8.Options{})
+//	p, err := provision.New(cfg)
+//
+// By hand, the two halves are:
+//
+//	cfg, err := rachel8.Bootstrap(rachel8.Options{PublicKey: signer.PublicKey(), PhoneHomeURL: url})
+//	userData, err := cloudinit.Build(cfg) // the server's user-data
+//	// … once it has phoned home, dial it pinned to the host key it posted …
 //	s, err := rachel8.Load(ctx, rachel8.EnvSource{}, tenantID)
 //	steps, err := rachel8.Steps(rachel8.Options{}, s, false)
 //	err = inject.Run(ctx, conn, steps, inject.WithRedact(s.Values()...))

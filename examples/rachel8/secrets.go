@@ -30,7 +30,7 @@ const (
 // variable EnvSource reads, e.g. RACHEL8_CLAUDE_ACCESS_TOKEN.
 const EnvPrefix = "RACHEL8_"
 
-// Keys lists every secret name the recipe needs, in the order the files use them.
+// keys lists every secret name the recipe needs, in the order the files use them.
 var keys = [...]string{
 	KeyClaudeAccessToken,
 	KeyClaudeRefreshToken,
