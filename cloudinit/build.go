@@ -65,7 +65,7 @@ func Build(cfg Config) ([]byte, error) {
 	return out, nil
 }
 
-// render encodes cfg through a yaml.Node tree (see toNode and strNode),
+// render encodes cfg through a yaml.Node tree (see nodeBuilder and strStyle),
 // so that every string is written in a style that PyYAML, which cloud-init
 // uses, reads back as the same string.
 func render(cfg Config) ([]byte, error) {
@@ -74,12 +74,13 @@ func render(cfg Config) ([]byte, error) {
 		ph.Tries = DefaultTries
 		cfg.PhoneHome = &ph
 	}
-	n, err := toNode(reflect.ValueOf(cfg))
+	var nb nodeBuilder
+	n, err := nb.build(reflect.ValueOf(cfg))
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	buf.Grow(4096)
+	buf.Grow(2048)
 	buf.WriteString(Header)
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

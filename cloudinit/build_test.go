@@ -259,7 +259,9 @@ func TestBuildAccepts(t *testing.T) {
 		{"armored key", func(c *cloudinit.Config) {
 			c.Apt.Sources["github-cli"] = cloudinit.AptSource{Source: ghSource, Key: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBGX\n-----END PGP PUBLIC KEY BLOCK-----\n"}
 		}},
-		{"pinned package", func(c *cloudinit.Config) { c.Packages = append(c.Packages, "nodejs=20.11.1-1nodesource1", "libc6-dev", "g++") }},
+		{"pinned package", func(c *cloudinit.Config) {
+			c.Packages = append(c.Packages, "nodejs=20.11.1-1nodesource1", "libc6-dev", "g++")
+		}},
 		{"groups", func(c *cloudinit.Config) { c.Users[0].Groups = []string{"sudo", "docker", "_ssh"} }},
 		{"b64 file", func(c *cloudinit.Config) {
 			c.WriteFiles = append(c.WriteFiles, cloudinit.File{Path: "/etc/x.bin", Encoding: "b64", Content: base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255})})
@@ -268,7 +270,9 @@ func TestBuildAccepts(t *testing.T) {
 			c.RunCmd = append(c.RunCmd, cloudinit.Shell("set -e\necho 'it''s' \"$HOME\"\n# done\n"))
 		}},
 		{"unlocked password", func(c *cloudinit.Config) { f := false; c.Users[0].LockPasswd = &f }},
-		{"sudo with quotes", func(c *cloudinit.Config) { c.Users[0].Sudo = `ALL=(ALL) NOPASSWD: /usr/bin/systemctl restart "rachel8"` }},
+		{"sudo with quotes", func(c *cloudinit.Config) {
+			c.Users[0].Sudo = `ALL=(ALL) NOPASSWD: /usr/bin/systemctl restart "rachel8"`
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,21 +10,46 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// toNode turns the typed model into a yaml.Node tree, reading the same
-// yaml tags Parse decodes with (name, omitempty, "-"), so that Build can
-// choose each string's style before gopkg.in/yaml.v3 emits it. It knows
+// nodeBuilder turns the typed model into a yaml.Node tree, reading the
+// same yaml tags Parse decodes with (name, omitempty, "-"), so that Build
+// can choose each string's style before gopkg.in/yaml.v3 emits it. It knows
 // the kinds the model uses: structs, pointers, slices, string-keyed maps
-// (keys sorted), strings, bools and ints.
-func toNode(v reflect.Value) (*yaml.Node, error) {
+// (keys sorted), strings, bools and ints. Nodes and their Content slices
+// come from slabs: a few allocations instead of one or two per node.
+type nodeBuilder struct {
+	nodes []yaml.Node
+	ptrs  []*yaml.Node
+}
+
+func (b *nodeBuilder) node(kind yaml.Kind, tag, value string) *yaml.Node {
+	if len(b.nodes) == cap(b.nodes) {
+		b.nodes = make([]yaml.Node, 0, 128)
+	}
+	b.nodes = append(b.nodes, yaml.Node{Kind: kind, Tag: tag, Value: value})
+	return &b.nodes[len(b.nodes)-1]
+}
+
+// content returns an empty slice with room for n children.
+func (b *nodeBuilder) content(n int) []*yaml.Node {
+	if cap(b.ptrs)-len(b.ptrs) < n {
+		b.ptrs = make([]*yaml.Node, 0, max(256, n))
+	}
+	c := b.ptrs[len(b.ptrs) : len(b.ptrs) : len(b.ptrs)+n]
+	b.ptrs = b.ptrs[:len(b.ptrs)+n]
+	return c
+}
+
+func (b *nodeBuilder) build(v reflect.Value) (*yaml.Node, error) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
-			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+			return b.node(yaml.ScalarNode, "!!null", "null"), nil
 		}
-		return toNode(v.Elem())
+		return b.build(v.Elem())
 	case reflect.Struct:
-		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		t := v.Type()
+		n := b.node(yaml.MappingNode, "!!map", "")
+		n.Content = b.content(2 * t.NumField())
 		for i := range t.NumField() {
 			name, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
 			if name == "-" || !t.Field(i).IsExported() {
@@ -34,20 +59,21 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 				name = strings.ToLower(t.Field(i).Name)
 			}
 			f := v.Field(i)
-			if opts == "omitempty" && f.IsZero() || (f.Kind() == reflect.Slice || f.Kind() == reflect.Map) && opts == "omitempty" && f.Len() == 0 {
+			if opts == "omitempty" && (f.IsZero() || (f.Kind() == reflect.Slice || f.Kind() == reflect.Map) && f.Len() == 0) {
 				continue
 			}
-			c, err := toNode(f)
+			c, err := b.build(f)
 			if err != nil {
 				return nil, err
 			}
-			n.Content = append(n.Content, strNode(name), c)
+			n.Content = append(n.Content, b.str(name), c)
 		}
 		return n, nil
 	case reflect.Slice:
-		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: make([]*yaml.Node, 0, v.Len())}
+		n := b.node(yaml.SequenceNode, "!!seq", "")
+		n.Content = b.content(v.Len())
 		for i := range v.Len() {
-			c, err := toNode(v.Index(i))
+			c, err := b.build(v.Index(i))
 			if err != nil {
 				return nil, err
 			}
@@ -59,55 +85,76 @@ func toNode(v reflect.Value) (*yaml.Node, error) {
 			return nil, fmt.Errorf("cloudinit: cannot render map key type %s", v.Type().Key())
 		}
 		keys := make([]string, 0, v.Len())
-		for _, k := range v.MapKeys() {
-			keys = append(keys, k.String())
+		for it := v.MapRange(); it.Next(); {
+			keys = append(keys, it.Key().String())
 		}
 		slices.Sort(keys)
-		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: make([]*yaml.Node, 0, 2*len(keys))}
+		n := b.node(yaml.MappingNode, "!!map", "")
+		n.Content = b.content(2 * len(keys))
 		for _, k := range keys {
-			c, err := toNode(v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key())))
+			c, err := b.build(v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key())))
 			if err != nil {
 				return nil, err
 			}
-			n.Content = append(n.Content, strNode(k), c)
+			n.Content = append(n.Content, b.str(k), c)
 		}
 		return n, nil
 	case reflect.String:
-		return strNode(v.String()), nil
+		return b.str(v.String()), nil
 	case reflect.Bool:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v.Bool())}, nil
+		return b.node(yaml.ScalarNode, "", strconv.FormatBool(v.Bool())), nil // implicitly !!bool
 	case reflect.Int:
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(int(v.Int()))}, nil
+		return b.node(yaml.ScalarNode, "", strconv.Itoa(int(v.Int()))), nil // implicitly !!int
 	default:
 		return nil, fmt.Errorf("cloudinit: cannot render %s", v.Type())
 	}
 }
 
-// strNode returns a string scalar in the style both YAML readers that
-// matter agree on: yaml.v3 (Parse) and PyYAML (cloud-init), which follows
+// str returns a string scalar. When it stays plain, its tag is left empty
+// (implicit) unless yaml.v3 (YAML 1.2) might resolve it to something other
+// than a string: then the !!str tag makes yaml.v3 run its resolver, and
+// quote it if so. The resolver allocates on every failed number parse, so
+// it runs only where a number can be: yaml.v3 keys its rules on the first
+// byte, and a plain scalar starting with + - or . resolves to a number only
+// if it holds a digit. The words it knows (true, null, ~, .inf, ...) are
+// all quoted already, for PyYAML. The emitter still quotes what cannot be
+// plain for syntax (": ", "#", leading "-", ...).
+func (b *nodeBuilder) str(s string) *yaml.Node {
+	style := strStyle(s)
+	tag := ""
+	if style == 0 && s != "" && (s[0] >= '0' && s[0] <= '9' || strings.IndexByte("+-.", s[0]) >= 0 && strings.ContainsAny(s, "0123456789")) {
+		tag = "!!str"
+	}
+	n := b.node(yaml.ScalarNode, tag, s)
+	n.Style = style
+	return n
+}
+
+// strStyle returns the style of a string scalar that both YAML readers
+// that matter agree on: yaml.v3 (Parse) and PyYAML (cloud-init), which follows
 // YAML 1.1.
 //
-//   - Multi-line text is a literal block, unless it starts with a space or
-//     a line break (yaml.v3 v3.0.1 writes a wrong indentation indicator for
-//     those inside sequences) or holds a carriage return or a Unicode line
-//     break (PyYAML folds those into "\n" inside a block): double-quoted.
+//   - Multi-line text is a literal block, unless it starts with a space, a
+//     tab or a line break (yaml.v3 v3.0.1 then writes a block that reads
+//     back differently or not at all) or holds a carriage return or a
+//     Unicode line break (PyYAML folds those into "\n" inside a block;
+//     libyaml's emitter already avoids a block for them, this does not
+//     rely on it): double-quoted.
 //   - A one-line string that PyYAML would resolve to something else when
 //     plain ("=", "1_0", "1:20", "yes", "2001-12-14", ...) is double-quoted.
 //   - Everything else is left to yaml.v3, which quotes what YAML 1.2 would
 //     not read back as the same string.
-func strNode(s string) *yaml.Node {
-	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+func strStyle(s string) yaml.Style {
 	switch {
 	case strings.ContainsAny(s, "\r\u0085\u2028\u2029"):
-		n.Style = yaml.DoubleQuotedStyle
+		return yaml.DoubleQuotedStyle
 	case strings.IndexByte(s, '\n') >= 0:
 		if s[0] == ' ' || s[0] == '\n' || s[0] == '\t' {
-			n.Style = yaml.DoubleQuotedStyle
-		} else {
-			n.Style = yaml.LiteralStyle
+			return yaml.DoubleQuotedStyle
 		}
+		return yaml.LiteralStyle
 	case pyImplicit(s):
-		n.Style = yaml.DoubleQuotedStyle
+		return yaml.DoubleQuotedStyle
 	}
-	return n
+	return 0
 }
