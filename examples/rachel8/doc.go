@@ -21,9 +21,10 @@
 // installers as the user, since both install into the invoking user's home;
 // clones the repository into ~/rachel8 and runs bun install there as the
 // user; creates ~/shared owned by the user; and phones home with the
-// server's ed25519 host key, instance ID, hostname and FQDN (10 tries). A
-// last runcmd entry fails unless all of that is in place, so a failed
-// install shows in `cloud-init status`. The document stays far below
+// server's ed25519 host key, instance ID, hostname and FQDN (10 tries).
+// runcmd stops at its first failing command (set -e) and its last entry
+// fails unless all of that is in place, so a failed install shows in
+// `cloud-init status`, where the injection's first step stops. The document stays far below
 // cloud-init's 32 KiB limit (under 3 KiB) and passes cloud-init's schema.
 //
 // # Steps: the injection
@@ -60,7 +61,14 @@
 // still holds "__".
 //
 // The template is embedded in this package (rachel8.service.tmpl) rather
-// than read from the checkout on the server. That keeps the injection a
+// than read from the checkout on the server. It is written for this recipe
+// after the repository's: the same placeholders, condition, user, working
+// directory and ExecStart (__BUN_PATH__ run src/index.ts), Restart=always
+// with a start-rate limit, NODE_ENV=production and the journal for output;
+// it waits for network-online.target rather than network.target and puts
+// the start-rate limit in [Unit]: in [Service], where the repository has
+// it, systemd ignores StartLimitIntervalSec with a warning (checked with
+// systemd-analyze verify, which the tests run when it is installed). That keeps the injection a
 // single list of steps decided before the first SSH command, makes the
 // rendered unit exactly testable, and means a change upstream (a renamed
 // placeholder, a new directive) cannot silently change what production
