@@ -1,0 +1,195 @@
+// Package memory is a store.Store kept in a map behind a mutex: for tests,
+// examples and single-process tools. Nothing survives the process.
+//
+// Records are copied on the way in and on the way out, so a caller that
+// changes a returned record (its HostKeys slice included) changes nothing
+// stored. Times are kept in UTC at microsecond precision, like the SQL
+// drivers, so records compare equal whichever driver produced them.
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is an in-memory store.Store. The zero value is not usable; call New.
+//
+// Writers (Create and Update) take turns through a one-slot channel, so a
+// writer waiting for its turn gives up when its context ends; the map itself
+// sits behind a read-write mutex held only to copy a record in or out, so
+// Get and List never wait for an Update's fn.
+type Store struct {
+	writer  chan struct{} // one slot: the right to write
+	mu      sync.RWMutex  // guards records
+	records map[string]store.Record
+	now     func() time.Time
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		writer:  make(chan struct{}, 1),
+		records: make(map[string]store.Record),
+		now:     time.Now,
+	}
+}
+
+// lock takes the writer slot, or returns ctx's error when ctx ends first.
+func (s *Store) lock(ctx context.Context) error {
+	select {
+	case s.writer <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case s.writer <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlock() { <-s.writer }
+
+// Create stores a copy of r. CreatedAt and UpdatedAt are set to now; the
+// values in r are ignored. It returns an error wrapping store.ErrExists when
+// the ID is taken and store.ErrInvalid when r is malformed.
+func (s *Store) Create(ctx context.Context, r store.Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: create: %w", err)
+	}
+	if err := store.CheckRecord(r); err != nil {
+		return err
+	}
+	r = normalize(r)
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("memory: create: %w", err)
+	}
+	defer s.unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.records[r.ID]; ok {
+		return fmt.Errorf("%w: %s", store.ErrExists, r.ID)
+	}
+	now := s.timestamp()
+	r.CreatedAt, r.UpdatedAt = now, now
+	s.records[r.ID] = r
+	return nil
+}
+
+// Get returns a copy of the record with the given ID.
+func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Record{}, fmt.Errorf("memory: get: %w", err)
+	}
+	if err := store.CheckID(id); err != nil {
+		return store.Record{}, err
+	}
+	s.mu.RLock()
+	r, ok := s.records[id]
+	s.mu.RUnlock()
+	if !ok {
+		return store.Record{}, fmt.Errorf("%w: %s", store.ErrNotFound, id)
+	}
+	return r.Clone(), nil
+}
+
+// Update applies fn to a copy of the record while holding the writer slot
+// and stores the result unless fn fails; fn's error is returned as is. fn may
+// read the Store (Get, List) but must not write to it: that would wait for
+// itself. Changing the ID is an error wrapping store.ErrInvalid; changes to
+// CreatedAt and UpdatedAt are ignored.
+func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Record{}, fmt.Errorf("memory: update: %w", err)
+	}
+	if err := store.CheckID(id); err != nil {
+		return store.Record{}, err
+	}
+	if fn == nil {
+		return store.Record{}, fmt.Errorf("%w: update %s: nil func", store.ErrInvalid, id)
+	}
+	if err := s.lock(ctx); err != nil {
+		return store.Record{}, fmt.Errorf("memory: update: %w", err)
+	}
+	defer s.unlock()
+	s.mu.RLock()
+	cur, ok := s.records[id]
+	s.mu.RUnlock()
+	if !ok {
+		return store.Record{}, fmt.Errorf("%w: %s", store.ErrNotFound, id)
+	}
+	work := cur.Clone() // fn may keep this pointer: never store it
+	if err := fn(&work); err != nil {
+		return store.Record{}, err
+	}
+	if work.ID != id {
+		return store.Record{}, fmt.Errorf("%w: update %s: the ID cannot change", store.ErrInvalid, id)
+	}
+	if err := store.CheckRecord(work); err != nil {
+		return store.Record{}, err
+	}
+	next := normalize(work)
+	next.CreatedAt = cur.CreatedAt
+	next.UpdatedAt = s.timestamp()
+	if next.UpdatedAt.Before(cur.UpdatedAt) {
+		next.UpdatedAt = cur.UpdatedAt // the wall clock stepped back
+	}
+	s.mu.Lock()
+	s.records[id] = next
+	s.mu.Unlock()
+	return next.Clone(), nil
+}
+
+// List returns copies of the records with any of the given statuses (all
+// records when none is given), ordered by CreatedAt then ID.
+func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: list: %w", err)
+	}
+	if err := store.CheckStatuses(statuses...); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	out := make([]store.Record, 0, len(s.records))
+	for _, r := range s.records {
+		if len(statuses) == 0 || slices.Contains(statuses, r.Status) {
+			out = append(out, r.Clone())
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b store.Record) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+func (s *Store) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// normalize copies r's slices and brings its caller-set times to the stored
+// form: UTC, microseconds, no monotonic reading; an empty HostKeys is nil.
+func normalize(r store.Record) store.Record {
+	r = r.Clone()
+	if len(r.HostKeys) == 0 {
+		r.HostKeys = nil
+	}
+	if r.LeaseUntil.IsZero() {
+		r.LeaseUntil = time.Time{}
+	} else {
+		r.LeaseUntil = r.LeaseUntil.UTC().Truncate(time.Microsecond)
+	}
+	return r
+}
