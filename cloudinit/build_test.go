@@ -86,6 +86,12 @@ func TestBuildRoundTrip(t *testing.T) {
 		}
 		assert.Equal(t, cfg, got, g.name)
 	}
+	cfg := kitchenSink(t)
+	out, err := cloudinit.Build(cfg)
+	require.NoError(t, err)
+	got, err := cloudinit.Parse(out)
+	require.NoError(t, err)
+	assert.Equal(t, cfg, got, "every field")
 }
 
 func TestBuildRendersChosenForms(t *testing.T) {

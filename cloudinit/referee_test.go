@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,20 +49,24 @@ func referee(t *testing.T) (cloudInit, python string) {
 	return cloudInit, python
 }
 
-// schema runs `cloud-init schema --config-file` on doc. --annotate is not
-// used: in 22.4 it exits 0 on invalid files.
+// schema runs `cloud-init schema --config-file` on doc: valid means exit
+// status 0, a "Valid cloud-config" line and no deprecated key. --annotate
+// is not used: in 22.4 it exits 0 on invalid files.
 func schema(t *testing.T, cloudInit string, doc []byte) (valid bool, out string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "user-data")
 	require.NoError(t, os.WriteFile(file, doc, 0o600))
 	b, err := exec.Command(cloudInit, "schema", "--config-file", file).CombinedOutput()
-	hasValid := false
+	hasValid, deprecated := false, false
 	for l := range strings.Lines(string(b)) {
 		if strings.HasPrefix(l, "Valid cloud-config:") {
 			hasValid = true
 		}
+		if d, ok := strings.CutPrefix(l, "Cloud config schema deprecations:"); ok && strings.TrimSpace(d) != "" {
+			deprecated = true
+		}
 	}
-	return err == nil && hasValid, string(b)
+	return err == nil && hasValid && !deprecated, string(b)
 }
 
 // python runs script with the documents' paths as arguments and decodes
@@ -111,14 +116,26 @@ func TestCloudInitAcceptsGoldens(t *testing.T) {
 	t.Run("negative controls fail", func(t *testing.T) {
 		t.Parallel()
 		// If these passed, the referee would not be validating at all.
-		for _, doc := range []string{
+		for i, doc := range []string{
 			"#cloud-config\nwrite_files:\n  - path: /etc/x\n    permissions: 0644\n",
 			"#cloud-config\nphone_home:\n  url: http://x.example/${INSTANCE_ID}\n  post: [fqdn]\n",
 			"#cloud-config\nusers:\n  - name: rachel\n    sudo: [\"ALL=(ALL) NOPASSWD:ALL\"]\n",
+			"#cloud-config\napt_update: true\n", // deprecated
 		} {
-			valid, out := schema(t, ci, []byte(doc))
-			assert.False(t, valid, "cloud-init accepted an invalid document, so it is not validating:\n%s\n%s", doc, out)
+			t.Run(strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				valid, out := schema(t, ci, []byte(doc))
+				assert.False(t, valid, "cloud-init accepted an invalid document, so it is not validating:\n%s\n%s", doc, out)
+			})
 		}
+	})
+
+	t.Run("every field and encoding", func(t *testing.T) {
+		t.Parallel()
+		doc, err := cloudinit.Build(kitchenSink(t))
+		require.NoError(t, err)
+		valid, out := schema(t, ci, doc)
+		assert.True(t, valid, "cloud-init schema:\n%s\n%s", out, doc)
 	})
 
 	var files []string
@@ -204,8 +221,8 @@ func TestPyYAMLReadsWhatWeMean(t *testing.T) {
 	strs := slices.Clone(trickyStrings)
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []rune("ab01 :#-?{}[],&*!|>'\"%@`\t\n\r\\=~<.+_yYnN\u0085\u2028\u00e9\U0001F600\ufeff\x01\x7f")
-	for range 400 {
-		r := make([]rune, rng.IntN(12))
+	for i := range 1500 {
+		r := make([]rune, rng.IntN(4+i%40))
 		for i := range r {
 			r[i] = alphabet[rng.IntN(len(alphabet))]
 		}
@@ -304,4 +321,30 @@ print(json.dumps(out))
 	for i, ok := range got {
 		assert.True(t, ok, "rfc3987 refuses %s", urls[i])
 	}
+}
+
+// kitchenSink sets every field of the model, with every encoding.
+func kitchenSink(t *testing.T) cloudinit.Config {
+	cfg := fullConfig()
+	unlocked := false
+	cfg.PackageUpgrade = true
+	cfg.Users = append(cfg.Users, cloudinit.User{
+		Name: "deploy", Groups: []string{"adm", "docker"}, Shell: "/bin/sh", LockPasswd: &unlocked,
+		SSHAuthorizedKeys: []string{testKey(7, ""), testKey(8, "second key")},
+	})
+	cfg.Apt.Sources["vendor"] = cloudinit.AptSource{
+		Source: "deb [signed-by=$KEY_FILE] https://vendor.example/apt $RELEASE main",
+		Key:    "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBGX0\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n",
+	}
+	cfg.Apt.Sources["mirror"] = cloudinit.AptSource{Source: "deb $MIRROR $RELEASE-backports main"}
+	cfg.Packages = append(cfg.Packages, "nodejs=20.11.1-1nodesource1")
+	cfg.WriteFiles = append(cfg.WriteFiles,
+		cloudinit.File{Path: "/etc/hatchery/b64", Encoding: "b64", Content: "aGVsbG8K", Permissions: "0600", Owner: "root"},
+		cloudinit.File{Path: "/etc/hatchery/gz", Encoding: "gzip+b64", Content: gzipB64(t, "hello\n"), Permissions: "01777"},
+		cloudinit.File{Path: "/etc/hatchery/empty"},
+	)
+	cfg.PhoneHome.Post = []string{"pub_key_dsa", "pub_key_rsa", "pub_key_ecdsa", "pub_key_ed25519", "instance_id", "hostname", "fqdn"}
+	cfg.PhoneHome.URL = "http://[2001:db8::1]:8080/cb/$INSTANCE_ID?x=1"
+	cfg.PhoneHome.Tries = 3
+	return cfg
 }
