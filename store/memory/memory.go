@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/internal/stored"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -30,7 +30,6 @@ type Store struct {
 	writer  chan struct{} // one slot: the right to write
 	mu      sync.RWMutex  // guards records
 	records map[string]store.Record
-	now     func() time.Time
 }
 
 // New returns an empty Store.
@@ -38,7 +37,6 @@ func New() *Store {
 	return &Store{
 		writer:  make(chan struct{}, 1),
 		records: make(map[string]store.Record),
-		now:     time.Now,
 	}
 }
 
@@ -69,7 +67,7 @@ func (s *Store) Create(ctx context.Context, r store.Record) error {
 	if err := store.CheckRecord(r); err != nil {
 		return err
 	}
-	r = normalize(r)
+	r = stored.Record(r)
 	if err := s.lock(ctx); err != nil {
 		return fmt.Errorf("memory: create: %w", err)
 	}
@@ -79,7 +77,7 @@ func (s *Store) Create(ctx context.Context, r store.Record) error {
 	if _, ok := s.records[r.ID]; ok {
 		return fmt.Errorf("%w: %s", store.ErrExists, r.ID)
 	}
-	now := s.timestamp()
+	now := stored.Now()
 	r.CreatedAt, r.UpdatedAt = now, now
 	s.records[r.ID] = r
 	return nil
@@ -111,11 +109,8 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, fmt.Errorf("memory: update: %w", err)
 	}
-	if err := store.CheckID(id); err != nil {
+	if err := stored.CheckUpdate(id, fn); err != nil {
 		return store.Record{}, err
-	}
-	if fn == nil {
-		return store.Record{}, fmt.Errorf("%w: update %s: nil func", store.ErrInvalid, id)
 	}
 	if err := s.lock(ctx); err != nil {
 		return store.Record{}, fmt.Errorf("memory: update: %w", err)
@@ -127,21 +122,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	if !ok {
 		return store.Record{}, fmt.Errorf("%w: %s", store.ErrNotFound, id)
 	}
-	work := cur.Clone() // fn may keep this pointer: never store it
-	if err := fn(&work); err != nil {
+	next, err := stored.Apply(cur, fn, stored.Now())
+	if err != nil {
 		return store.Record{}, err
-	}
-	if work.ID != id {
-		return store.Record{}, fmt.Errorf("%w: update %s: the ID cannot change", store.ErrInvalid, id)
-	}
-	if err := store.CheckRecord(work); err != nil {
-		return store.Record{}, err
-	}
-	next := normalize(work)
-	next.CreatedAt = cur.CreatedAt
-	next.UpdatedAt = s.timestamp()
-	if next.UpdatedAt.Before(cur.UpdatedAt) {
-		next.UpdatedAt = cur.UpdatedAt // the wall clock stepped back
 	}
 	s.mu.Lock()
 	s.records[id] = next
@@ -173,23 +156,4 @@ func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Rec
 		return cmp.Compare(a.ID, b.ID)
 	})
 	return out, nil
-}
-
-func (s *Store) timestamp() time.Time {
-	return s.now().UTC().Truncate(time.Microsecond)
-}
-
-// normalize copies r's slices and brings its caller-set times to the stored
-// form: UTC, microseconds, no monotonic reading; an empty HostKeys is nil.
-func normalize(r store.Record) store.Record {
-	r = r.Clone()
-	if len(r.HostKeys) == 0 {
-		r.HostKeys = nil
-	}
-	if r.LeaseUntil.IsZero() {
-		r.LeaseUntil = time.Time{}
-	} else {
-		r.LeaseUntil = r.LeaseUntil.UTC().Truncate(time.Microsecond)
-	}
-	return r
 }
