@@ -23,7 +23,11 @@
 // # It is a simulation: files are real, the init system is not
 //
 // Every SSH exec command runs as `/bin/sh -c COMMAND`, as the OS user
-// running the test, in the user's sandbox home. Before it runs, absolute
+// running the test, in the user's sandbox home, with a minimal environment
+// (PATH, HOME, USER, LOGNAME, SHELL, LANG, TMPDIR). Stdin, stdout, stderr
+// and the exit status travel as with sshd; signals the client sends go to
+// the command's process group; the command is killed when its connection
+// ends or the server stops. Before it runs, absolute
 // paths under /home/, /root/, /etc/, /var/lib/, /opt/ and /srv/ in the
 // command text are rewritten into the sandbox (only where a path starts:
 // after a space, quote, =, (, ;, and the like); stdin is passed through

@@ -744,3 +744,26 @@ func TestCreateFromBuild(t *testing.T) {
 	}
 	assert.Len(t, b.rc.Hits(), 2)
 }
+
+func TestSignalReachesCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fake.Options{}, nil)
+	_, s := b.create(t, "srv", doc{})
+	c := dial(t, s, "rachel", b.key)
+	sess, err := c.NewSession()
+	require.NoError(t, err)
+	defer sess.Close()
+	require.NoError(t, sess.Start(`trap 'echo trapped > /home/rachel/trapped; exit 143' TERM; touch /home/rachel/ready; while :; do sleep 0.05; done`))
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(s.Path("/home/rachel/ready"))
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, sess.Signal(gossh.SIGTERM))
+	err = sess.Wait()
+	var ee *gossh.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 143, ee.ExitStatus(), "the shell's TERM trap ran")
+	assert.FileExists(t, s.Path("/home/rachel/trapped"))
+	// the connection still works
+	assert.Equal(t, "ok\n", run(t, c, "echo ok", "").Stdout)
+}

@@ -18,3 +18,14 @@ func exitCode(ps *os.ProcessState) int {
 	}
 	return ps.ExitCode()
 }
+
+// signalGroup kills the command for TERM, INT and KILL; other signals
+// are ignored.
+func signalGroup(cmd *exec.Cmd, name string) {
+	switch name {
+	case "TERM", "INT", "KILL":
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+		}
+	}
+}

@@ -37,3 +37,22 @@ func exitCode(ps *os.ProcessState) int {
 	}
 	return 255
 }
+
+// signals maps SSH signal names (RFC 4254 without "SIG") to signals.
+var signals = map[string]syscall.Signal{
+	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM, "FPE": syscall.SIGFPE,
+	"HUP": syscall.SIGHUP, "ILL": syscall.SIGILL, "INT": syscall.SIGINT,
+	"KILL": syscall.SIGKILL, "PIPE": syscall.SIGPIPE, "QUIT": syscall.SIGQUIT,
+	"SEGV": syscall.SIGSEGV, "TERM": syscall.SIGTERM, "USR1": syscall.SIGUSR1,
+	"USR2": syscall.SIGUSR2,
+}
+
+// signalGroup sends the named signal to cmd's process group; unknown
+// names are ignored, as sshd ignores them.
+func signalGroup(cmd *exec.Cmd, name string) {
+	sig, ok := signals[name]
+	if !ok || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+}

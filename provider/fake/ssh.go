@@ -142,12 +142,35 @@ func (s *Server) run(sess gliderssh.Session, raw string) int {
 		fmt.Fprintf(sess.Stderr(), "fake: %v\n", err)
 		return 127
 	}
-	s.wg.Add(1) // s.handle holds a count: safe
+	s.wg.Add(2) // s.handle holds a count: safe
 	go func() {
 		defer s.wg.Done()
 		_, _ = io.Copy(stdin, sess)
 		_ = stdin.Close()
 	}()
+	// Signals the client sends go to the command's process group, as sshd
+	// passes them on (inject sends TERM when its context ends).
+	sigs := make(chan gliderssh.Signal, 8)
+	sess.Signals(sigs)
+	done, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer s.wg.Done()
+		defer close(watched)
+		for {
+			select {
+			case sig := <-sigs:
+				s.log.Debug("fake: signal", "signal", sig)
+				signalGroup(cmd, string(sig))
+			case <-done:
+				return
+			}
+		}
+	}()
 	_ = cmd.Wait()
+	// Unregister while the watcher still drains: gliderlabs sends under
+	// the session's lock, which Signals needs.
+	sess.Signals(nil)
+	close(done)
+	<-watched
 	return exitCode(cmd.ProcessState)
 }
