@@ -25,13 +25,8 @@ import (
 // would be sent is over cfg.MaxSize (0 means MaxSize) or the plain document
 // over MaxDocument.
 func Build(cfg Config) ([]byte, error) {
-	// Source names go into field paths, so they are checked first.
-	if cfg.Apt != nil {
-		for name := range cfg.Apt.Sources {
-			if err := scanValue(name, cfg.Secrets, at("apt.sources").field("(a source name)")); err != nil {
-				return nil, err
-			}
-		}
+	if err := scanSourceNames(&cfg); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

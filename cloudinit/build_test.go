@@ -380,10 +380,10 @@ func TestBuildSecrets(t *testing.T) {
 		{"listed secret as apt source name", func(c *cloudinit.Config) {
 			c.Secrets = []string{"hunter2hunter2"}
 			c.Apt.Sources["hunter2hunter2"] = cloudinit.AptSource{Source: "deb https://x stable main"}
-		}, "Secrets[0]", "apt.sources.(a source name)", []string{"hunter2hunter2"}},
+		}, "Secrets[0]", "apt.sources (a source name)", []string{"hunter2hunter2"}},
 		{"token as apt source name", func(c *cloudinit.Config) {
 			c.Apt.Sources[ghp] = cloudinit.AptSource{Source: "deb https://x stable main"}
-		}, "GitHub token", "apt.sources.(a source name)", []string{ghp}},
+		}, "GitHub token", "apt.sources (a source name)", []string{ghp}},
 		{"listed secret split by the renderer is still found in the field", func(c *cloudinit.Config) {
 			c.Secrets = []string{"abc\ndef"}
 			c.WriteFiles[0].Content = "x\nabc\ndef\n"
@@ -673,4 +673,20 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(testing.AllocsPerRun(100, func() { _, _ = cloudinit.Build(cfg) }))/(float64(len(out))/1024), "allocs/KiB")
+}
+
+func BenchmarkBuildCompressed(b *testing.B) {
+	cfg := fullConfig()
+	cfg.Compress = true
+	out, err := cloudinit.Build(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cloudinit.Build(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

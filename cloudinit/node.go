@@ -59,7 +59,7 @@ func (b *nodeBuilder) build(v reflect.Value) (*yaml.Node, error) {
 				name = strings.ToLower(t.Field(i).Name)
 			}
 			f := v.Field(i)
-			if opts == "omitempty" && (f.IsZero() || (f.Kind() == reflect.Slice || f.Kind() == reflect.Map) && f.Len() == 0) {
+			if strings.Contains(opts, "omitempty") && (f.IsZero() || (f.Kind() == reflect.Slice || f.Kind() == reflect.Map) && f.Len() == 0) {
 				continue
 			}
 			c, err := b.build(f)

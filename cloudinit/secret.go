@@ -106,8 +106,24 @@ func scanValue(v string, secrets []string, l loc) error {
 	return nil
 }
 
+// scanSourceNames reports a secret used as an apt source name. It runs
+// before anything else: validation errors name the sources, and the error
+// here does not.
+func scanSourceNames(c *Config) error {
+	if c.Apt == nil {
+		return nil
+	}
+	for name := range c.Apt.Sources {
+		if err := scanValue(name, c.Secrets, at("apt.sources (a source name)")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // scanConfig reports the first secret in a field of a valid c, naming the
 // field. Encoded write_files content is scanned after decoding, too.
+// Source names are scanSourceNames' job.
 func scanConfig(c *Config) error {
 	sec := c.Secrets
 	if err := scanValue(c.Hostname, sec, at("hostname")); err != nil {
@@ -138,10 +154,6 @@ func scanConfig(c *Config) error {
 	if c.Apt != nil {
 		names := make([]string, 0, len(c.Apt.Sources))
 		for name := range c.Apt.Sources {
-			// Not named in the error: the name is the secret.
-			if err := scanValue(name, sec, at("apt.sources").field("(a source name)")); err != nil {
-				return err
-			}
 			names = append(names, name)
 		}
 		slices.Sort(names)

@@ -25,11 +25,11 @@ type loc struct {
 
 func at(base string) loc               { return loc{base: base, i: -1, j: -1} }
 func (l loc) index(i int) loc          { l.i = i; return l }
+func (l loc) keyed(key string) loc     { l.key = key; return l }
 func (l loc) field(sub string) loc     { l.sub = sub; return l }
 func (l loc) elem(j int) loc           { l.j = j; return l }
 func (l loc) err(reason string) error  { return &FieldError{Field: l.String(), Reason: reason} }
 func (l loc) secret(kind string) error { return &SecretError{Kind: kind, Field: l.String()} }
-func (l loc) keyed(key string) loc     { l.key = key; return l }
 func (l loc) String() string {
 	var b strings.Builder
 	b.WriteString(l.base)
