@@ -801,6 +801,7 @@ func testContendOne(t *testing.T, h *harness) {
 func testContendMany(t *testing.T, h *harness) {
 	stores := h.all(t)
 	g, n := contention()
+	n = max(n/2, 1)
 	const records = 5
 	var ids []string
 	for range records {

@@ -1,0 +1,32 @@
+// Package sqlite is a store.Store on SQLite through modernc.org/sqlite (pure
+// Go, no cgo): the embedded default, one file next to the control plane.
+//
+// # Concurrency
+//
+// The database runs in WAL mode with synchronous=NORMAL (a commit survives
+// a crash of the process; the last commits may be lost on power failure).
+// A Store writes through one connection, so writers in one process queue in
+// Go, honouring their contexts, and reads through a small pool that WAL lets
+// run beside the writer. Every write transaction is BEGIN IMMEDIATE under a
+// busy timeout ([BusyTimeout]), so two Stores or two processes on one file
+// wait for each other instead of losing an update or failing with
+// SQLITE_BUSY.
+//
+// ":memory:" opens a private in-memory database on a single connection, for
+// tests. Each call opens a different database.
+//
+// # Schema
+//
+// Open creates and migrates the schema itself from SQL files embedded in the
+// package, recording each applied version in hatchery_schema_version; a
+// database written by a newer build is refused. Records live in
+// hatchery_records with times as Unix microseconds (UTC) and HostKeys as a
+// JSON array.
+//
+// # Errors
+//
+// SQLite's errors are translated at the boundary: no rows wrap
+// store.ErrNotFound, a duplicate ID store.ErrExists, and an error after the
+// context ended matches the context's error; the driver's cause stays
+// reachable through errors.Unwrap.
+package sqlite

@@ -1,0 +1,314 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/internal/migrate"
+	"github.com/hatchery-dev/hatchery/store/internal/stored"
+)
+
+var _ store.Store = (*Store)(nil)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// BusyTimeout is how long a write waits for another process (or another
+// Store on the same file) holding the database's write lock before it fails.
+// A cancelled context ends the wait sooner.
+const BusyTimeout = 10 * time.Second
+
+// MaxReaders is the number of read connections to a database file.
+const MaxReaders = 4
+
+// Store is a store.Store on a SQLite database. It is safe for concurrent use.
+type Store struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers; the same pool as w for an in-memory database
+}
+
+// Open opens (creating it if needed) the SQLite database at path, or a
+// private in-memory database when path is ":memory:", and brings its schema
+// up to date. path is a file name, not a DSN: it must not contain '?'.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?\x00") {
+		return nil, fmt.Errorf("%w: sqlite: path %q: want a file name or \":memory:\"", store.ErrInvalid, path)
+	}
+	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds())
+	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so
+	// Update's read and write happen under one lock: no lost update, and no
+	// SQLITE_BUSY from a deferred transaction upgrading its lock.
+	w, err := sql.Open("sqlite", path+"?_txlock=immediate&"+busy+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One writer connection: writers in this process queue in database/sql
+	// (honouring their contexts) instead of spinning on SQLite's busy
+	// handler. For ":memory:" it is also the database itself, which would
+	// vanish with its connection: never let it expire.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: w}
+	if err := s.migrate(ctx); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	if path == ":memory:" {
+		return s, nil
+	}
+	r, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(MaxReaders)
+	r.SetMaxIdleConns(MaxReaders)
+	s.r = r
+	return s, nil
+}
+
+// Close closes the database. Calls after the first return an error.
+func (s *Store) Close() error {
+	var err error
+	if s.r != s.w {
+		err = s.r.Close()
+	}
+	return errors.Join(err, s.w.Close())
+}
+
+// migrate applies the embedded migrations the database has not seen, in
+// one IMMEDIATE transaction, so two processes opening a new file at once
+// apply each migration once.
+func (s *Store) migrate(ctx context.Context) error {
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hatchery_schema_version (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM hatchery_schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+	}
+	pending, err := migrate.Pending(all, current)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	for _, m := range pending {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, translate(ctx, err))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hatchery_schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, translate(ctx, err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+	}
+	return nil
+}
+
+const columns = `id, status, server_id, server_name, ipv4, ipv6, hostname, instance_id,
+	host_keys, error, attempts, lease_owner, lease_until, created_at, updated_at`
+
+// Create stores r. CreatedAt and UpdatedAt are set to now.
+func (s *Store) Create(ctx context.Context, r store.Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: create: %w", err)
+	}
+	if err := store.CheckRecord(r); err != nil {
+		return err
+	}
+	r = stored.Record(r)
+	r.CreatedAt = stored.Now()
+	r.UpdatedAt = r.CreatedAt
+	args, err := values(r)
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", r.ID, err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO hatchery_records (`+columns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", r.ID, translate(ctx, err))
+	}
+	return nil
+}
+
+// Get returns the record with the given ID.
+func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: get: %w", err)
+	}
+	if err := store.CheckID(id); err != nil {
+		return store.Record{}, err
+	}
+	r, err := scan(s.r.QueryRowContext(ctx, `SELECT `+columns+` FROM hatchery_records WHERE id = ?`, id))
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: get %s: %w", id, translate(ctx, err))
+	}
+	return r, nil
+}
+
+// Update reads the record, applies fn and writes the result in one
+// IMMEDIATE transaction on the writer connection. fn must not call the
+// Store: with an in-memory database it would wait for itself. fn's error is
+// returned as is, with nothing written.
+func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update: %w", err)
+	}
+	if err := stored.CheckUpdate(id, fn); err != nil {
+		return store.Record{}, err
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+	}
+	defer func() { _ = tx.Rollback() }()
+	cur, err := scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM hatchery_records WHERE id = ?`, id))
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+	}
+	next, err := stored.Apply(cur, fn, stored.Now())
+	if err != nil {
+		return store.Record{}, err
+	}
+	args, err := values(next)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, err)
+	}
+	// args[0] is the ID; created_at (args[13]) never changes.
+	_, err = tx.ExecContext(ctx, `UPDATE hatchery_records SET status = ?, server_id = ?, server_name = ?,
+		ipv4 = ?, ipv6 = ?, hostname = ?, instance_id = ?, host_keys = ?, error = ?, attempts = ?,
+		lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
+		append(args[1:13], args[14], args[0])...)
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+	}
+	return next, nil
+}
+
+// List returns the records with any of the given statuses (all records when
+// none is given), ordered by CreatedAt then ID.
+func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", err)
+	}
+	if err := store.CheckStatuses(statuses...); err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + columns + ` FROM hatchery_records`
+	args := make([]any, len(statuses))
+	if len(statuses) > 0 {
+		q += ` WHERE status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		for i, st := range statuses {
+			args[i] = string(st)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", translate(ctx, err))
+	}
+	defer func() { _ = rows.Close() }()
+	out := []store.Record{}
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list: %w", translate(ctx, err))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", translate(ctx, err))
+	}
+	return out, nil
+}
+
+// values returns r's columns in the order of columns.
+func values(r store.Record) ([]any, error) {
+	var hostKeys, leaseUntil any
+	if r.HostKeys != nil {
+		b, err := json.Marshal(r.HostKeys)
+		if err != nil {
+			return nil, fmt.Errorf("host keys: %w", err)
+		}
+		hostKeys = string(b)
+	}
+	if !r.LeaseUntil.IsZero() {
+		leaseUntil = r.LeaseUntil.UnixMicro()
+	}
+	return []any{r.ID, string(r.Status), r.ServerID, r.ServerName, r.IPv4, r.IPv6, r.Hostname, r.InstanceID,
+		hostKeys, r.Error, r.Attempts, r.LeaseOwner, leaseUntil, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()}, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scan(row scanner) (store.Record, error) {
+	var (
+		r                  store.Record
+		status             string
+		hostKeys           sql.NullString
+		leaseUntil         sql.NullInt64
+		createdAt, updated int64
+	)
+	err := row.Scan(&r.ID, &status, &r.ServerID, &r.ServerName, &r.IPv4, &r.IPv6, &r.Hostname, &r.InstanceID,
+		&hostKeys, &r.Error, &r.Attempts, &r.LeaseOwner, &leaseUntil, &createdAt, &updated)
+	if err != nil {
+		return store.Record{}, err
+	}
+	r.Status = store.Status(status)
+	if hostKeys.Valid {
+		if err := json.Unmarshal([]byte(hostKeys.String), &r.HostKeys); err != nil {
+			return store.Record{}, fmt.Errorf("host keys of %s: %w", r.ID, err)
+		}
+	}
+	if leaseUntil.Valid {
+		r.LeaseUntil = time.UnixMicro(leaseUntil.Int64).UTC()
+	}
+	r.CreatedAt = time.UnixMicro(createdAt).UTC()
+	r.UpdatedAt = time.UnixMicro(updated).UTC()
+	return r, nil
+}
+
+// translate maps SQLite's errors to the store's, keeping the cause: no rows
+// is store.ErrNotFound, a primary key violation store.ErrExists, and an
+// error after ctx ended also matches ctx's error.
+func translate(ctx context.Context, err error) error {
+	var se *sqlite.Error
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w (%w)", store.ErrNotFound, err)
+	case errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE):
+		return fmt.Errorf("%w (%w)", store.ErrExists, err)
+	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	return err
+}
