@@ -25,7 +25,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is where a tenant is in the provisioning lifecycle.
@@ -146,7 +148,8 @@ func CheckStatuses(statuses ...Status) error {
 }
 
 // CheckRecord validates a record before a driver writes it: a canonical ID,
-// a known status, a non-negative attempt count.
+// a known status, a non-negative attempt count, text fields that are valid
+// UTF-8 without NUL bytes, and a LeaseUntil within years 1 to 9999.
 func CheckRecord(r Record) error {
 	if r.ID == "" && r.Status == "" {
 		return fmt.Errorf("%w: zero record", ErrInvalid)
@@ -159,6 +162,25 @@ func CheckRecord(r Record) error {
 	}
 	if r.Attempts < 0 {
 		return fmt.Errorf("%w: record %s: negative attempts", ErrInvalid, r.ID)
+	}
+	fields := []struct{ name, value string }{
+		{"ServerID", r.ServerID}, {"ServerName", r.ServerName}, {"IPv4", r.IPv4}, {"IPv6", r.IPv6},
+		{"Hostname", r.Hostname}, {"InstanceID", r.InstanceID}, {"Error", r.Error}, {"LeaseOwner", r.LeaseOwner},
+	}
+	for i, k := range r.HostKeys {
+		fields = append(fields, struct{ name, value string }{fmt.Sprintf("HostKeys[%d]", i), k})
+	}
+	for _, f := range fields {
+		// Every driver must store every value: PostgreSQL's text holds
+		// neither NUL bytes nor invalid UTF-8.
+		if !utf8.ValidString(f.value) || strings.ContainsRune(f.value, 0) {
+			return fmt.Errorf("%w: record %s: %s is not valid UTF-8 text", ErrInvalid, r.ID, f.name)
+		}
+	}
+	if !r.LeaseUntil.IsZero() {
+		if y := r.LeaseUntil.UTC().Year(); y < 1 || y > 9999 {
+			return fmt.Errorf("%w: record %s: LeaseUntil year %d is out of range", ErrInvalid, r.ID, y)
+		}
 	}
 	return nil
 }

@@ -280,6 +280,11 @@ func testInvalidCreate(t *testing.T, h *harness) {
 		{"unknown status", store.Record{ID: NewID(), Status: "booting"}},
 		{"status case", store.Record{ID: NewID(), Status: "PENDING"}},
 		{"negative attempts", store.Record{ID: NewID(), Status: store.StatusPending, Attempts: -1}},
+		{"NUL in text", store.Record{ID: NewID(), Status: store.StatusPending, Error: "a\x00b"}},
+		{"invalid UTF-8", store.Record{ID: NewID(), Status: store.StatusPending, Hostname: "\xff"}},
+		{"NUL in a host key", store.Record{ID: NewID(), Status: store.StatusPending, HostKeys: []string{"ok", "\x00"}}},
+		{"lease past year 9999", store.Record{ID: NewID(), Status: store.StatusPending,
+			LeaseUntil: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
 	}
 	for _, id := range badIDs {
 		tests = append(tests, struct {
@@ -332,6 +337,8 @@ func testInvalidUpdate(t *testing.T, h *harness) {
 		{"new ID", func(r *store.Record) error { r.ID = otherID; return nil }},
 		{"malformed ID", func(r *store.Record) error { r.ID = "x"; return nil }},
 		{"zero record", func(r *store.Record) error { *r = store.Record{}; return nil }},
+		{"NUL in text", func(r *store.Record) error { r.LeaseOwner = "x\x00"; return nil }},
+		{"lease before year 1", func(r *store.Record) error { r.LeaseUntil = time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC); return nil }},
 	}
 	for _, tt := range tests {
 		_, err := s.Update(t.Context(), r.ID, tt.fn)
