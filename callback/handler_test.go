@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/memory"
+	"github.com/hatchery-dev/hatchery/store/sqlite"
 )
 
 func TestURL(t *testing.T) {
@@ -380,7 +382,26 @@ func TestOnReady(t *testing.T) {
 // transition, one OnReady.
 func TestConcurrent(t *testing.T) {
 	t.Parallel()
-	b := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		testConcurrent(t, setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit}))
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hatchery.db"))
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		require.NoError(t, st.Create(context.Background(), store.Record{ID: tenant, Status: store.StatusCloudInit}))
+		b := setup(t)
+		b.h.Store = st
+		testConcurrent(t, b)
+		r, err := st.Get(context.Background(), tenant)
+		require.NoError(t, err)
+		assert.Equal(t, goodKeys, r.HostKeys)
+	})
+}
+
+func testConcurrent(t *testing.T, b *bundle) {
 	srv := httptest.NewServer(b.h)
 	t.Cleanup(srv.Close)
 	u := b.h.URL(srv.URL+"/cb", tenant)
@@ -391,7 +412,7 @@ func TestConcurrent(t *testing.T) {
 	for range n {
 		go func() {
 			<-start
-			resp, err := http.Post(u, formCT, strings.NewReader(goodForm))
+			resp, err := srv.Client().Post(u, formCT, strings.NewReader(goodForm))
 			if err != nil {
 				errs <- err
 				return
@@ -413,5 +434,7 @@ func TestConcurrent(t *testing.T) {
 	b.noReady(t)
 	assert.Equal(t, 1, strings.Count(b.logs.String(), `"outcome":"transitioned"`))
 	assert.Equal(t, n-1, strings.Count(b.logs.String(), `"outcome":"repeat"`))
-	assert.Equal(t, store.StatusInjectingSecrets, b.get(t, tenant).Status)
+	r, err := b.h.Store.Get(context.Background(), tenant)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusInjectingSecrets, r.Status)
 }
