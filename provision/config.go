@@ -1,0 +1,303 @@
+package provision
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hatchery-dev/hatchery/cloudinit"
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+// Defaults for the optional Config fields.
+const (
+	DefaultPhoneHomeTimeout = 15 * time.Minute
+	DefaultLeaseDuration    = 2 * time.Minute
+	DefaultMaxAttempts      = 3
+	DefaultRetryBackoff     = 10 * time.Second
+	DefaultMaxBackoff       = 5 * time.Minute
+	DefaultSSHTimeout       = 30 * time.Second
+	DefaultPhoneHomeTries   = 10
+)
+
+// LabelTenant is the label every server carries, set to the tenant ID, so
+// servers can be traced back to tenants (and orphans found) in the
+// provider's console.
+const LabelTenant = "hatchery-tenant"
+
+// Config configures a Provisioner. Provider, Store, Secrets, BootstrapFunc,
+// StepsFunc, SSHUser, Signer, CallbackBase and CallbackKey are required;
+// every other field has a default.
+type Config struct {
+	// Provider creates and deletes the servers.
+	Provider provider.Provider
+	// Store keeps every tenant's Record. Replicas share one Store
+	// (store/postgres); a single process can use store/sqlite.
+	Store store.Store
+	// Secrets returns each tenant's secrets, by name. They go into the
+	// injection steps and are listed in the cloud-config's Secrets, so a
+	// secret that slipped into the bootstrap fails the build. A source that
+	// answers inject.ErrNoSecrets gives the steps an empty map.
+	Secrets inject.SecretSource
+
+	// BootstrapFunc returns the tenant's cloud-config, without any secret.
+	// The Provisioner adds what it needs: the phone_home module (when
+	// PhoneHome or its URL is empty), SSHUser with Signer's public key, the
+	// host name (the server name, when empty) and the tenant's secret
+	// values as Secrets. It must be deterministic for a tenant: a retry
+	// after a crash builds the document again.
+	BootstrapFunc func(ctx context.Context, r store.Record) (cloudinit.Config, error)
+	// StepsFunc returns the injection steps for a tenant. The Provisioner
+	// runs inject.WaitCloudInit first unless the steps already begin with
+	// it. Steps must be idempotent: a retry or a takeover by another
+	// replica runs them again.
+	StepsFunc func(ctx context.Context, in StepsInput) ([]inject.Step, error)
+
+	// SSHUser is the user the injection logs in as; it needs passwordless
+	// sudo for root steps. When the bootstrap does not define it, it is
+	// added with passwordless sudo and /bin/bash.
+	SSHUser string
+	// Signer is the control plane's SSH key; its public key is put into
+	// SSHUser's authorized keys in the cloud-config.
+	Signer ssh.Signer
+	// SSHTimeout bounds connect and handshake (inject.SSHConfig.Timeout);
+	// 0 means DefaultSSHTimeout.
+	SSHTimeout time.Duration
+
+	// CallbackBase is the absolute URL where Handler is mounted, e.g.
+	// "https://cp.example.com/api/provision/callback". Servers must reach it.
+	CallbackBase string
+	// CallbackKey is the HMAC key of the phone_home URL tokens; at least 16
+	// bytes, the same on every replica.
+	CallbackKey []byte
+
+	// Replica names this process in leases; unique per running replica.
+	// "" means host name, process ID and a random suffix.
+	Replica string
+	// ServerNameFunc returns the server name of a tenant: deterministic (a
+	// retry adopts the server by name) and a lowercase host name label of
+	// at most 63 bytes. nil means "hatchery-" + ID.
+	ServerNameFunc func(id string) string
+	// Labels are extra labels for every server; LabelTenant is always set.
+	Labels map[string]string
+
+	// PhoneHomeTimeout is how long a server may stay in cloud_init before
+	// Resume fails it; 0 means DefaultPhoneHomeTimeout.
+	PhoneHomeTimeout time.Duration
+	// PhoneHomeTries is cloud-init's phone_home tries when the Provisioner
+	// sets the phone_home module; 0 means DefaultPhoneHomeTries.
+	PhoneHomeTries int
+	// LeaseDuration is how long a replica's claim on a creating or
+	// injecting record lasts without renewal; it is renewed every third of
+	// it while the work runs, and another replica takes over once it has
+	// expired. 0 means DefaultLeaseDuration.
+	LeaseDuration time.Duration
+	// MaxAttempts is how many times a tenant is tried before it stays
+	// failed; 0 means DefaultMaxAttempts. 1 disables retries.
+	MaxAttempts int
+	// RetryBackoff is the pause before the first retry, doubled for each
+	// further one up to MaxBackoff; 0 means DefaultRetryBackoff.
+	RetryBackoff time.Duration
+	// MaxBackoff caps RetryBackoff's doubling; 0 means DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// ResumeInterval is Run's pause between Resume passes; 0 means a
+	// quarter of LeaseDuration.
+	ResumeInterval time.Duration
+
+	// AllowRecoverableCloudInit lets injection go on when cloud-init ended
+	// with recoverable errors (status exit code 2).
+	AllowRecoverableCloudInit bool
+
+	// Logger receives the Provisioner's logs; nil means quiet. No secret
+	// is ever logged.
+	Logger *slog.Logger
+	// OnEvent, when set, is called for every status change the
+	// Provisioner makes and every injection step started or finished. It
+	// is called from many goroutines and must return quickly.
+	OnEvent func(Event)
+}
+
+// StepsInput is what StepsFunc turns into injection steps.
+type StepsInput struct {
+	// Record is the tenant as stored: host name, addresses, host keys.
+	Record store.Record
+	// Secrets are the tenant's current secrets, by name.
+	Secrets map[string]string
+	// Rotate is true when the service may already be running, with older
+	// secrets: a Rotate call, a retry after a failed injection, or a
+	// takeover of an injection another replica left unfinished. Steps
+	// must then restart the service instead of starting it. Restarting a
+	// stopped unit starts it, so steps written this way are correct on a
+	// fresh server too.
+	Rotate bool
+}
+
+// Event reports progress: a status change (From, To) or an injection step
+// started (Step set, StepDone false) or finished (StepDone true, Err set
+// when it failed).
+type Event struct {
+	Tenant string
+	// Replica is the Provisioner that made the change or ran the step.
+	Replica string
+	// From and To are set on status changes. From is empty when the change
+	// was made by the callback handler (creating or cloud_init ->
+	// injecting_secrets) or is the creation of the record.
+	From, To store.Status
+	// Step and StepIndex name an injection step; Step is empty on status
+	// changes.
+	Step      string
+	StepIndex int
+	StepDone  bool
+	// Err is why a step or the tenant failed; redacted.
+	Err  error
+	Time time.Time
+}
+
+// String renders the event for logs and examples.
+func (e Event) String() string {
+	var s string
+	switch {
+	case e.Step != "" && !e.StepDone:
+		s = fmt.Sprintf("%s: step %d %q started", e.Tenant, e.StepIndex, e.Step)
+	case e.Step != "":
+		s = fmt.Sprintf("%s: step %d %q done", e.Tenant, e.StepIndex, e.Step)
+	case e.From == "":
+		s = fmt.Sprintf("%s: -> %s", e.Tenant, e.To)
+	default:
+		s = fmt.Sprintf("%s: %s -> %s", e.Tenant, e.From, e.To)
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// ErrConfig is wrapped by New's errors for a missing or invalid Config field.
+var ErrConfig = errors.New("provision: invalid config")
+
+// withDefaults validates c and fills in the defaults.
+func (c Config) withDefaults() (Config, error) {
+	bad := func(format string, args ...any) (Config, error) {
+		return Config{}, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
+	case c.Provider == nil:
+		return bad("Provider is nil")
+	case c.Store == nil:
+		return bad("Store is nil")
+	case c.Secrets == nil:
+		return bad("Secrets is nil")
+	case c.BootstrapFunc == nil:
+		return bad("BootstrapFunc is nil")
+	case c.StepsFunc == nil:
+		return bad("StepsFunc is nil")
+	case c.SSHUser == "":
+		return bad("SSHUser is empty")
+	case !validUser(c.SSHUser):
+		return bad("SSHUser %q is not a valid user name", c.SSHUser)
+	case c.Signer == nil:
+		return bad("Signer is nil")
+	case len(c.CallbackKey) < 16:
+		return bad("CallbackKey is %d bytes, want at least 16", len(c.CallbackKey))
+	}
+	u, err := url.Parse(c.CallbackBase)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return bad("CallbackBase %q is not an absolute http(s) URL without query", c.CallbackBase)
+	}
+	for name, d := range map[string]time.Duration{
+		"SSHTimeout": c.SSHTimeout, "PhoneHomeTimeout": c.PhoneHomeTimeout,
+		"LeaseDuration": c.LeaseDuration, "RetryBackoff": c.RetryBackoff,
+		"MaxBackoff": c.MaxBackoff, "ResumeInterval": c.ResumeInterval,
+	} {
+		if d < 0 {
+			return bad("%s is negative", name)
+		}
+	}
+	if c.MaxAttempts < 0 || c.PhoneHomeTries < 0 {
+		return bad("MaxAttempts and PhoneHomeTries must not be negative")
+	}
+	if c.SSHTimeout == 0 {
+		c.SSHTimeout = DefaultSSHTimeout
+	}
+	if c.PhoneHomeTimeout == 0 {
+		c.PhoneHomeTimeout = DefaultPhoneHomeTimeout
+	}
+	if c.PhoneHomeTries == 0 {
+		c.PhoneHomeTries = DefaultPhoneHomeTries
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = DefaultLeaseDuration
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxBackoff < c.RetryBackoff {
+		c.MaxBackoff = c.RetryBackoff
+	}
+	if c.ResumeInterval == 0 {
+		c.ResumeInterval = c.LeaseDuration / 4
+	}
+	if c.Replica == "" {
+		c.Replica = defaultReplica()
+	}
+	if c.ServerNameFunc == nil {
+		c.ServerNameFunc = DefaultServerName
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.CallbackKey = append([]byte(nil), c.CallbackKey...)
+	labels := make(map[string]string, len(c.Labels)+1)
+	for k, v := range c.Labels {
+		labels[k] = v
+	}
+	c.Labels = labels
+	return c, nil
+}
+
+// DefaultServerName is the server name used when Config.ServerNameFunc is
+// nil: "hatchery-" followed by the tenant ID (45 bytes for a UUID).
+func DefaultServerName(id string) string { return "hatchery-" + id }
+
+func defaultReplica() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "replica"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+}
+
+// validUser accepts the user names useradd accepts by default.
+func validUser(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case (c >= '0' && c <= '9' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,352 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hatchery-dev/hatchery/cloudinit"
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+// Phases of the lifecycle, as they prefix Record.Error.
+const (
+	phaseCreate    = "create"
+	phasePhoneHome = "phone_home"
+	phaseInject    = "inject"
+	phaseRotate    = "rotate"
+)
+
+// finalPrefix starts the Record.Error of a failure that is not retried.
+const finalPrefix = "final: "
+
+// Error is why a tenant failed, exactly as recorded in its Record.Error:
+// the phase ("create", "phone_home", "inject", "rotate") and the cause,
+// with every secret value of the tenant redacted.
+type Error struct {
+	Tenant string
+	Phase  string
+	// Final is true when the failure is not retried: a host key that does
+	// not match the pinned one, an SSH authentication failure, a
+	// cloud-config that does not build, a provider that refuses the
+	// request for good (invalid, quota, name conflict).
+	Final bool
+	msg   string
+	err   error
+}
+
+// Error returns the redacted message.
+func (e *Error) Error() string { return e.msg }
+
+// Unwrap returns the cause, for errors.Is and errors.As. The cause's own
+// message is not redacted: log e itself, not what it wraps.
+func (e *Error) Unwrap() error { return e.err }
+
+// errNoHostKeys fails an injection that has nothing to pin.
+var errNoHostKeys = errors.New("no host keys recorded at phone_home: cannot pin the SSH connection")
+
+// isFinal reports whether a failure must not be retried.
+func isFinal(err error) bool {
+	for _, target := range []error{
+		inject.ErrHostKey, inject.ErrAuth, errNoHostKeys, ErrConfig,
+		cloudinit.ErrInvalid, cloudinit.ErrSecret, cloudinit.ErrTooLarge,
+		provider.ErrInvalid, provider.ErrConflict, provider.ErrQuota,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// willRetry reports whether a failed record is going to be retried by the
+// Provisioners (a timer, or Resume).
+func (p *Provisioner) willRetry(r store.Record) bool {
+	return r.Status == store.StatusFailed && p.retryable(r)
+}
+
+// retryable reports whether a failure recorded in r leaves attempts and is
+// not final, whatever r's status.
+func (p *Provisioner) retryable(r store.Record) bool {
+	return r.Attempts < p.cfg.MaxAttempts && !strings.HasPrefix(r.Error, finalPrefix)
+}
+
+// backoff is the pause after the given number of failed attempts.
+func (p *Provisioner) backoff(attempts int) time.Duration {
+	d := p.cfg.RetryBackoff
+	for i := 1; i < attempts && d < p.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, p.cfg.MaxBackoff)
+}
+
+// leaseFree reports whether r's lease may be taken at now.
+func leaseFree(r store.Record, now time.Time) bool {
+	return r.LeaseOwner == "" || !r.LeaseUntil.After(now)
+}
+
+// ignorableClaim reports whether a claim failed only because the tenant is
+// elsewhere in its lifecycle or someone else holds it.
+func ignorableClaim(err error) bool {
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, errLeaseHeld) || errors.Is(err, errNotDue)
+}
+
+// claim moves id from status from to status to (to may be from: a takeover)
+// and takes this replica's lease, in one atomic write, provided no other
+// lease is live. A live lease of this replica's own also blocks: the
+// work that holds it continues by itself.
+func (p *Provisioner) claim(ctx context.Context, id string, from, to store.Status, fn func(*store.Record) error) (store.Record, error) {
+	return store.Transition(ctx, p.cfg.Store, id, []store.Status{from}, to, func(r *store.Record) error {
+		now := p.now() // at the write: a write that waited must not shorten the lease
+		if !leaseFree(*r, now) {
+			return errLeaseHeld
+		}
+		r.LeaseOwner, r.LeaseUntil = p.cfg.Replica, now.Add(p.cfg.LeaseDuration)
+		r.Error = ""
+		if fn != nil {
+			return fn(r)
+		}
+		return nil
+	})
+}
+
+// retryTarget is where a failed record goes back to: injecting_secrets
+// when its server's host keys are recorded, creating otherwise (creating
+// deletes a server that never phoned home before creating a new one).
+func retryTarget(r store.Record) store.Status {
+	if len(r.HostKeys) > 0 {
+		return store.StatusInjectingSecrets
+	}
+	return store.StatusCreating
+}
+
+// claimRetry moves a failed record back into the lifecycle under this
+// replica's lease. auto: only when a retry is due (attempts left, not a
+// final error, backoff elapsed).
+func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (store.Record, error) {
+	cur, err := p.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return store.Record{}, err
+	}
+	if cur.Status != store.StatusFailed {
+		return cur, &store.ConflictError{ID: id, Status: cur.Status, Want: []store.Status{store.StatusFailed}, To: retryTarget(cur)}
+	}
+	to := retryTarget(cur)
+	now := p.now()
+	r, err := p.claim(ctx, id, store.StatusFailed, to, func(r *store.Record) error {
+		if retryTarget(*r) != to || r.ServerID != cur.ServerID {
+			return &store.ConflictError{ID: id, Status: store.StatusFailed, Want: []store.Status{store.StatusFailed}, To: to}
+		}
+		if auto && !(p.retryable(*r) && !now.Before(r.UpdatedAt.Add(p.backoff(r.Attempts)))) {
+			return errNotDue
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	p.emit(Event{Tenant: id, From: store.StatusFailed, To: to})
+	return r, nil
+}
+
+// leased runs fn under r's lease, held by this replica: the lease is
+// renewed every third of Config.LeaseDuration, and fn's context is
+// cancelled (cause errLeaseLost) when it is lost: taken by another replica
+// after expiring, or the tenant deprovisioned.
+func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopped := make(chan struct{})
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		p.renew(ctx, r.ID, r.LeaseUntil, cancel, stopped)
+	}()
+	err := fn(ctx)
+	close(stopped)
+	<-renewDone
+	return err
+}
+
+func (p *Provisioner) renew(ctx context.Context, id string, until time.Time, lost context.CancelCauseFunc, stopped <-chan struct{}) {
+	t := time.NewTicker(p.cfg.LeaseDuration / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stopped:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var owner string
+		r, err := p.cfg.Store.Update(ctx, id, func(r *store.Record) error {
+			owner = r.LeaseOwner
+			if r.LeaseOwner != p.cfg.Replica ||
+				r.Status != store.StatusCreating && r.Status != store.StatusInjectingSecrets {
+				return errLeaseLost
+			}
+			r.LeaseUntil = p.now().Add(p.cfg.LeaseDuration)
+			return nil
+		})
+		switch {
+		case err == nil:
+			until = r.LeaseUntil
+		case errors.Is(err, errLeaseLost), errors.Is(err, store.ErrNotFound):
+			if owner != "" && owner != p.cfg.Replica {
+				p.log.Warn("lease taken over by another replica; stopping work", "tenant", id, "owner", owner)
+			} else {
+				p.log.Debug("lease ended: the tenant moved on", "tenant", id)
+			}
+			lost(errLeaseLost)
+			return
+		case ctx.Err() != nil:
+			return
+		default:
+			// The store is unreachable: keep trying while the lease lasts.
+			if !p.now().Before(until) {
+				p.log.Warn("lease expired while the store was unreachable; stopping work", "tenant", id, "err", err)
+				lost(errLeaseLost)
+				return
+			}
+			p.log.Warn("lease renewal failed", "tenant", id, "err", err)
+		}
+	}
+}
+
+// own applies fn to id's record provided this replica still holds its
+// lease and the record is in one of statuses; errLeaseLost otherwise.
+func (p *Provisioner) own(ctx context.Context, id string, statuses []store.Status, fn func(*store.Record) error) (store.Record, error) {
+	return p.cfg.Store.Update(ctx, id, func(r *store.Record) error {
+		if r.LeaseOwner != p.cfg.Replica {
+			return errLeaseLost
+		}
+		for _, s := range statuses {
+			if r.Status == s {
+				return fn(r)
+			}
+		}
+		return errLeaseLost
+	})
+}
+
+// release gives up this replica's lease on id, best effort, so that
+// another replica can take over at once (after a shutdown).
+func (p *Provisioner) release(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, err := p.own(ctx, id, []store.Status{store.StatusCreating, store.StatusInjectingSecrets}, func(r *store.Record) error {
+		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLeaseLost) {
+		p.log.Warn("cannot release lease; it expires by itself", "tenant", id, "err", err)
+	}
+}
+
+// fail records the failure of the work on r (phase, redacted cause) and
+// schedules a retry when one is due. When ctx has ended (shutdown, a
+// cancelled caller, a lost lease) nothing is recorded: the lease is
+// released instead, unless it was lost, and the work is left to Resume.
+func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, cause error, secrets []string) error {
+	if ctx.Err() != nil {
+		c := context.Cause(ctx)
+		if !errors.Is(c, errLeaseLost) {
+			p.release(ctx, r.ID)
+		}
+		return fmt.Errorf("provision: %s %s stopped: %w", phase, r.ID, c)
+	}
+	final := isFinal(cause)
+	msg := redact(phase+": "+cause.Error(), secrets)
+	if final {
+		msg = finalPrefix + msg
+	}
+	e := &Error{Tenant: r.ID, Phase: phase, Final: final, msg: msg, err: cause}
+	rec, err := store.Transition(ctx, p.cfg.Store, r.ID,
+		[]store.Status{store.StatusCreating, store.StatusInjectingSecrets}, store.StatusFailed,
+		func(cur *store.Record) error {
+			if cur.LeaseOwner != p.cfg.Replica {
+				return errLeaseLost
+			}
+			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
+			cur.Error = msg
+			cur.Attempts++
+			return nil
+		})
+	if err != nil {
+		if errors.Is(err, errLeaseLost) || errors.Is(err, store.ErrConflict) {
+			p.log.Info("failure not recorded: the tenant moved on", "tenant", r.ID, "err", msg)
+			return e
+		}
+		p.log.Error("cannot record failure; the lease will expire", "tenant", r.ID, "err", msg, "store_err", err)
+		return e
+	}
+	p.forgetAddrIfDone(rec)
+	p.emit(Event{Tenant: r.ID, From: r.Status, To: store.StatusFailed, Err: e})
+	if p.willRetry(rec) {
+		p.scheduleRetry(r.ID, p.backoff(rec.Attempts))
+	}
+	return e
+}
+
+func (p *Provisioner) forgetAddrIfDone(r store.Record) {
+	if !p.willRetry(r) {
+		p.forgetAddr(r.ID)
+	}
+}
+
+// scheduleRetry retries id after d, unless the Provisioner is shut down
+// first (Resume elsewhere then picks the retry up).
+func (p *Provisioner) scheduleRetry(id string, d time.Duration) {
+	done, err := p.begin("")
+	if err != nil {
+		return
+	}
+	go func() {
+		defer done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-p.closing:
+			return
+		}
+		if err := p.retryDue(p.base, id); err != nil {
+			p.log.Warn("retry failed to start; left to Resume", "tenant", id, "err", err)
+		}
+	}()
+}
+
+// retryDue claims a failed tenant whose retry is due and runs the attempt
+// in the background.
+func (p *Provisioner) retryDue(ctx context.Context, id string) error {
+	return p.background(ctx, id,
+		func(ctx context.Context) (store.Record, error) { return p.claimRetry(ctx, id, true) },
+		p.work)
+}
+
+// work continues a claimed record where its status says.
+func (p *Provisioner) work(ctx context.Context, r store.Record) error {
+	switch r.Status {
+	case store.StatusCreating:
+		return p.create(ctx, r)
+	case store.StatusInjectingSecrets:
+		// The service may already run: a retry or a takeover restarts it.
+		return p.inject(ctx, r, true, phaseInject)
+	}
+	return fmt.Errorf("provision: no work for %s in status %s", r.ID, r.Status)
+}
+
+// redact replaces every secret value in s with [REDACTED], longest first.
+func redact(s string, secrets []string) string {
+	for _, v := range secrets { // sorted longest first by secretValues
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "[REDACTED]")
+		}
+	}
+	return s
+}

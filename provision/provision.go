@@ -1,0 +1,466 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hatchery-dev/hatchery/callback"
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+// Errors the Provisioner returns; test with errors.Is.
+var (
+	// ErrClosed is returned once Close or Shutdown has been called.
+	ErrClosed = errors.New("provision: provisioner closed")
+	// ErrNotReady is returned by Rotate for a tenant that is not ready.
+	ErrNotReady = errors.New("provision: tenant is not ready")
+	// ErrBusy is returned by Rotate and Retry when this process or another
+	// replica is already working on the tenant.
+	ErrBusy = errors.New("provision: tenant is being worked on")
+)
+
+// Internal outcomes: never returned to callers as such.
+var (
+	errLeaseHeld = errors.New("provision: lease held by another replica")
+	errLeaseLost = errors.New("provision: lease lost")
+	errBusy      = errors.New("provision: work already in flight in this process")
+	errNotDue    = errors.New("provision: retry not due")
+)
+
+// Provisioner drives tenants through the lifecycle. It is safe for
+// concurrent use, and several Provisioners (replicas) may share one Store.
+type Provisioner struct {
+	cfg     Config
+	log     *slog.Logger
+	handler *callback.Handler
+	pubKey  string // the Signer's public key, authorized_keys format without comment
+
+	base   context.Context // cancelled by Close, or by Shutdown when its context ends
+	cancel context.CancelCauseFunc
+
+	mu      sync.Mutex
+	closed  bool
+	closing chan struct{} // closed when Shutdown or Close begins
+	wg      sync.WaitGroup
+	busy    map[string]struct{} // tenants with work in flight in this process
+	addrs   map[string]string   // SSH addresses learned from Create, by tenant
+	swept   atomic.Bool         // a Resume has swept the deleted records
+
+	now func() time.Time
+}
+
+// New validates cfg and returns a Provisioner. It starts nothing: mount
+// Handler, call Provision for new tenants, and Run (or Resume
+// periodically) so that crashed work, phone_home deadlines and retries are
+// picked up.
+func New(cfg Config) (*Provisioner, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Provisioner{
+		cfg:     c,
+		log:     c.Logger.With("replica", c.Replica),
+		pubKey:  authorizedKey(c.Signer.PublicKey()),
+		closing: make(chan struct{}),
+		busy:    make(map[string]struct{}),
+		addrs:   make(map[string]string),
+		now:     time.Now,
+	}
+	p.base, p.cancel = context.WithCancelCause(context.Background())
+	p.handler = &callback.Handler{
+		Store:   c.Store,
+		Key:     c.CallbackKey,
+		OnReady: p.onReady,
+		Logger:  c.Logger,
+	}
+	return p, nil
+}
+
+// Replica returns the name this Provisioner uses in leases.
+func (p *Provisioner) Replica() string { return p.cfg.Replica }
+
+// Handler returns the phone_home endpoint, a *callback.Handler wired to
+// start the injection when a server phones home. Mount it at
+// Config.CallbackBase; the tenant ID is the last segment of the path, so it
+// works under a ServeMux prefix pattern or http.StripPrefix. Every call
+// returns the same handler.
+func (p *Provisioner) Handler() http.Handler { return p.handler }
+
+// CallbackURL returns the phone_home URL a server of tenant id is given.
+func (p *Provisioner) CallbackURL(id string) string {
+	return p.handler.URL(p.cfg.CallbackBase, id)
+}
+
+// Provision starts tenant id: it creates its record (pending), moves it to
+// creating under this replica's lease, builds the cloud-config, creates the
+// server and records cloud_init with the server's ID and addresses. The
+// rest happens when the server phones home (see Handler).
+//
+// A tenant that already exists is not an error, and nothing is done twice:
+// if it is past pending, or another replica holds it, Provision returns nil
+// at once. When creating the server fails, the tenant is recorded failed
+// and retried in the background (see Config.MaxAttempts); the error is
+// returned, redacted, as an *Error.
+func (p *Provisioner) Provision(ctx context.Context, id string) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	done, err := p.begin(id)
+	if errors.Is(err, errBusy) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := p.workContext(ctx)
+	defer cancel()
+
+	switch err := p.cfg.Store.Create(ctx, store.Record{ID: id, Status: store.StatusPending}); {
+	case err == nil:
+		p.emit(Event{Tenant: id, To: store.StatusPending})
+	case errors.Is(err, store.ErrExists):
+	default:
+		return fmt.Errorf("provision: create record %s: %w", id, err)
+	}
+	r, err := p.claim(ctx, id, store.StatusPending, store.StatusCreating, nil)
+	if err != nil {
+		if ignorableClaim(err) {
+			return nil
+		}
+		return fmt.Errorf("provision: claim %s: %w", id, err)
+	}
+	p.emit(Event{Tenant: id, From: store.StatusPending, To: store.StatusCreating})
+	return p.leased(ctx, r, func(ctx context.Context) error { return p.create(ctx, r) })
+}
+
+// Rotate injects the tenant's current secrets into its ready server and
+// restarts the service, without rebuilding the server: ready ->
+// injecting_secrets (under this replica's lease) -> ready, with
+// StepsInput.Rotate set. A tenant that is not ready gets ErrNotReady. When
+// the injection fails, the tenant is recorded failed and retried like a
+// first injection.
+func (p *Provisioner) Rotate(ctx context.Context, id string) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	done, err := p.begin(id)
+	if errors.Is(err, errBusy) {
+		return fmt.Errorf("%w: %s", ErrBusy, id)
+	} else if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := p.workContext(ctx)
+	defer cancel()
+	r, err := p.claim(ctx, id, store.StatusReady, store.StatusInjectingSecrets, func(r *store.Record) error {
+		r.Attempts = 0 // a rotation gets its own attempts
+		return nil
+	})
+	if err != nil {
+		var ce *store.ConflictError
+		switch {
+		case errors.As(err, &ce):
+			return fmt.Errorf("%w: %s is %s", ErrNotReady, id, ce.Status)
+		case errors.Is(err, errLeaseHeld):
+			return fmt.Errorf("%w: %s", ErrBusy, id)
+		}
+		return fmt.Errorf("provision: claim %s: %w", id, err)
+	}
+	p.emit(Event{Tenant: id, From: store.StatusReady, To: store.StatusInjectingSecrets})
+	return p.leased(ctx, r, func(ctx context.Context) error { return p.inject(ctx, r, true, phaseRotate) })
+}
+
+// Deprovision records the tenant deleted, whatever its status, and deletes
+// its server. Deleting is idempotent: calling it again for a deleted
+// tenant deletes the server again if that failed the first time (Resume
+// does the same). Work in flight for the tenant on any replica stops at its
+// next store write; a server that a racing create brings up is deleted by
+// that replica.
+//
+// A server whose creation was accepted by the provider but never recorded
+// (the replica crashed in between) and whose tenant is deprovisioned
+// before Resume adopts it is not known here; it carries the LabelTenant
+// label.
+func (p *Provisioner) Deprovision(ctx context.Context, id string) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	if p.isClosed() {
+		return ErrClosed
+	}
+	before, err := p.cfg.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("provision: deprovision %s: %w", id, err)
+	}
+	notDeleted := []store.Status{store.StatusPending, store.StatusCreating, store.StatusCloudInit,
+		store.StatusInjectingSecrets, store.StatusReady, store.StatusFailed}
+	r, err := store.Transition(ctx, p.cfg.Store, id, notDeleted, store.StatusDeleted, func(r *store.Record) error {
+		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
+		return nil
+	})
+	var ce *store.ConflictError
+	switch {
+	case err == nil:
+		p.emit(Event{Tenant: id, From: before.Status, To: store.StatusDeleted})
+	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
+	default:
+		return fmt.Errorf("provision: deprovision %s: %w", id, err)
+	}
+	p.forgetAddr(id)
+	return p.deleteServer(ctx, r)
+}
+
+// deleteServer deletes the server of a deleted record and forgets it.
+func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
+	if r.ServerID == "" {
+		return nil
+	}
+	if err := p.cfg.Provider.Delete(ctx, r.ServerID); err != nil {
+		return fmt.Errorf("provision: delete server %s of %s: %w", r.ServerID, r.ID, err)
+	}
+	_, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
+		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID {
+			return errLeaseLost // someone else changed it; nothing to clear
+		}
+		cur.ServerID = ""
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLeaseLost) {
+		return fmt.Errorf("provision: record server deletion of %s: %w", r.ID, err)
+	}
+	p.log.Info("server deleted", "tenant", r.ID, "server", r.ServerID)
+	return nil
+}
+
+// Retry moves a failed tenant back into the lifecycle now, whatever its
+// attempt count and even after a final error (see Error.Final): to creating
+// when it has no server or its server never phoned home (that server is
+// deleted first), to injecting_secrets when the server's host keys are
+// recorded. It returns when that attempt is over.
+func (p *Provisioner) Retry(ctx context.Context, id string) error {
+	if err := store.CheckID(id); err != nil {
+		return err
+	}
+	done, err := p.begin(id)
+	if errors.Is(err, errBusy) {
+		return fmt.Errorf("%w: %s", ErrBusy, id)
+	} else if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := p.workContext(ctx)
+	defer cancel()
+	r, err := p.claimRetry(ctx, id, false)
+	if err != nil {
+		var ce *store.ConflictError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("provision: retry %s: not failed: %w", id, err)
+		}
+		return fmt.Errorf("provision: retry %s: %w", id, err)
+	}
+	return p.leased(ctx, r, func(ctx context.Context) error { return p.work(ctx, r) })
+}
+
+// Wait polls the store until tenant id is settled and returns its record:
+// ready, deleted, or failed with no retry coming (attempts used up or a
+// final error). It is meant for tests, examples and command-line tools; a
+// service follows Config.OnEvent instead.
+func (p *Provisioner) Wait(ctx context.Context, id string) (store.Record, error) {
+	delay := 10 * time.Millisecond
+	for {
+		r, err := p.cfg.Store.Get(ctx, id)
+		if err != nil {
+			return store.Record{}, err
+		}
+		switch {
+		case r.Status == store.StatusReady, r.Status == store.StatusDeleted,
+			r.Status == store.StatusFailed && !p.willRetry(r):
+			return r, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return r, fmt.Errorf("provision: wait for %s (%s): %w", id, r.Status, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(delay*3/2, 250*time.Millisecond)
+	}
+}
+
+// Shutdown stops taking new work and waits for the work in flight
+// (creates, injections) to end. When ctx ends first, the work is cancelled
+// (its leases are released, so another replica takes over at once), waited
+// for, and ctx's error returned. Pending retries are dropped: another
+// replica's Resume (or this one's after a restart) picks them up.
+func (p *Provisioner) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.closing)
+	}
+	p.mu.Unlock()
+	idle := make(chan struct{})
+	go func() { p.wg.Wait(); close(idle) }()
+	select {
+	case <-idle:
+		p.cancel(ErrClosed)
+		return nil
+	case <-ctx.Done():
+		p.cancel(ErrClosed)
+		<-idle
+		return ctx.Err()
+	}
+}
+
+// Close cancels the work in flight, waits for it to end, and stops taking
+// new work. Work that was cancelled is left to the other replicas' Resume.
+func (p *Provisioner) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (p *Provisioner) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// begin registers work for tenant id (id "" registers work for no tenant):
+// it fails with ErrClosed after Shutdown and with errBusy when this
+// process already works on the tenant. done must be called when the work
+// ends.
+func (p *Provisioner) begin(id string) (done func(), err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if id != "" {
+		if _, ok := p.busy[id]; ok {
+			return nil, errBusy
+		}
+		p.busy[id] = struct{}{}
+	}
+	p.wg.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			if id != "" {
+				delete(p.busy, id)
+			}
+			p.mu.Unlock()
+			p.wg.Done()
+		})
+	}, nil
+}
+
+// workContext returns ctx, also cancelled when the Provisioner is closed.
+func (p *Provisioner) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.base, func() { cancel(context.Cause(p.base)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// background runs work for tenant id on its own goroutine, with a context
+// cancelled by Close. claim runs first, synchronously, with ctx: work
+// starts only when it succeeds. It returns claim's error, nil when the
+// tenant is busy here or held elsewhere.
+func (p *Provisioner) background(ctx context.Context, id string, claim func(ctx context.Context) (store.Record, error), work func(ctx context.Context, r store.Record) error) error {
+	done, err := p.begin(id)
+	if errors.Is(err, errBusy) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	ctx, cancel := p.workContext(ctx)
+	r, err := claim(ctx)
+	cancel()
+	if err != nil {
+		done()
+		if ignorableClaim(err) {
+			return nil
+		}
+		return err
+	}
+	go func() {
+		defer done()
+		ctx, cancel := p.workContext(context.Background())
+		defer cancel()
+		if err := p.leased(ctx, r, func(ctx context.Context) error { return work(ctx, r) }); err != nil {
+			p.log.Debug("background work ended", "tenant", id, "err", err)
+		}
+	}()
+	return nil
+}
+
+// onReady is the callback handler's OnReady: the server phoned home, the
+// record is injecting_secrets; take the lease and inject.
+func (p *Provisioner) onReady(_ context.Context, r store.Record) {
+	p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets})
+	err := p.background(context.Background(), r.ID,
+		func(ctx context.Context) (store.Record, error) {
+			return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
+		},
+		func(ctx context.Context, r store.Record) error { return p.inject(ctx, r, false, phaseInject) })
+	if err != nil {
+		// The record stays injecting_secrets without a lease: any
+		// replica's Resume takes it over.
+		p.log.Warn("cannot start injection after phone_home; left to Resume", "tenant", r.ID, "err", err)
+	}
+}
+
+// emit reports an event to Config.OnEvent and the log.
+func (p *Provisioner) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = p.now()
+	}
+	e.Replica = p.cfg.Replica
+	if e.Step == "" {
+		level := slog.LevelInfo
+		if e.To == store.StatusFailed {
+			level = slog.LevelWarn
+		}
+		attrs := []any{"tenant", e.Tenant, "from", string(e.From), "to", string(e.To)}
+		if e.Err != nil {
+			attrs = append(attrs, "err", e.Err.Error())
+		}
+		p.log.Log(context.Background(), level, "status", attrs...)
+	}
+	if p.cfg.OnEvent != nil {
+		p.cfg.OnEvent(e)
+	}
+}
+
+func (p *Provisioner) rememberAddr(id, addr string) {
+	if addr == "" {
+		return
+	}
+	p.mu.Lock()
+	p.addrs[id] = addr
+	p.mu.Unlock()
+}
+
+func (p *Provisioner) forgetAddr(id string) {
+	p.mu.Lock()
+	delete(p.addrs, id)
+	p.mu.Unlock()
+}
+
+func (p *Provisioner) knownAddr(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addrs[id]
+}

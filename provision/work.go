@@ -1,0 +1,383 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hatchery-dev/hatchery/cloudinit"
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+// phoneHomePost is the phone_home post list the Provisioner sets: the
+// host keys to pin and the names the callback records. ECDSA is posted
+// besides ed25519 so that whichever key type the SSH handshake settles on
+// is pinned (injection also offers only the pinned types).
+func phoneHomePost() []string {
+	return []string{"pub_key_ecdsa", "pub_key_ed25519", "instance_id", "hostname", "fqdn"}
+}
+
+// create runs the creating phase of r, whose lease this replica holds:
+// delete a server left by an attempt that never phoned home, build the
+// cloud-config, create (or adopt, by name) the server and record
+// cloud_init. When the server phoned home before it was recorded, the
+// injection follows under the same lease.
+func (p *Provisioner) create(ctx context.Context, r store.Record) error {
+	if r.ServerID != "" {
+		// A retry after a server that never phoned home: delete it, or
+		// creating by name would adopt it again.
+		if err := p.cfg.Provider.Delete(ctx, r.ServerID); err != nil {
+			return p.fail(ctx, r, phaseCreate, fmt.Errorf("delete server %s that never phoned home: %w", r.ServerID, err), nil)
+		}
+		p.log.Info("deleted server that never phoned home", "tenant", r.ID, "server", r.ServerID)
+		var err error
+		r, err = p.own(ctx, r.ID, []store.Status{store.StatusCreating}, func(cur *store.Record) error {
+			cur.ServerID, cur.IPv4, cur.IPv6 = "", "", ""
+			cur.Hostname, cur.InstanceID, cur.HostKeys = "", "", nil
+			return nil
+		})
+		if err != nil {
+			return p.stopped(ctx, r, phaseCreate, err)
+		}
+		p.forgetAddr(r.ID)
+	}
+	srv, secrets, err := p.createServer(ctx, r)
+	if err != nil {
+		return p.fail(ctx, r, phaseCreate, err, secrets)
+	}
+	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusCreating}, store.StatusCloudInit,
+		func(cur *store.Record) error {
+			if cur.LeaseOwner != p.cfg.Replica {
+				return errLeaseLost
+			}
+			setServer(cur, srv)
+			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
+			cur.Error = ""
+			return nil
+		})
+	if err == nil {
+		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusCloudInit})
+		p.log.Info("server created", "tenant", r.ID, "server", srv.ID, "name", srv.Name)
+		return nil
+	}
+	var ce *store.ConflictError
+	switch {
+	case errors.As(err, &ce) && ce.Status == store.StatusInjectingSecrets:
+		// The server phoned home before the create was recorded. This
+		// replica's lease carried over: record the server and inject.
+		rec, err := p.own(ctx, r.ID, []store.Status{store.StatusInjectingSecrets}, func(cur *store.Record) error {
+			setServer(cur, srv)
+			return nil
+		})
+		if err != nil {
+			return p.stopped(ctx, r, phaseCreate, err)
+		}
+		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusInjectingSecrets})
+		return p.inject(ctx, rec, false, phaseInject)
+	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
+		// Deprovisioned while the server was being created.
+		p.forgetAddr(r.ID)
+		if err := p.cfg.Provider.Delete(context.WithoutCancel(ctx), srv.ID); err != nil {
+			p.log.Error("tenant deleted during create; cannot delete its new server", "tenant", r.ID, "server", srv.ID, "err", err)
+			return err
+		}
+		return nil
+	}
+	return p.stopped(ctx, r, phaseCreate, err)
+}
+
+// stopped handles a store write of the work that failed: a lost lease or
+// a record that moved on end the work quietly; a store failure leaves the
+// lease to expire (another replica retries, adopting by name) and is
+// returned.
+func (p *Provisioner) stopped(ctx context.Context, r store.Record, phase string, err error) error {
+	if errors.Is(err, errLeaseLost) || errors.Is(err, store.ErrConflict) {
+		p.log.Info("work stopped: the tenant moved on", "tenant", r.ID, "phase", phase, "err", err)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return p.fail(ctx, r, phase, err, nil)
+	}
+	return fmt.Errorf("provision: %s %s: %w", phase, r.ID, err)
+}
+
+func setServer(r *store.Record, srv provider.Server) {
+	r.ServerID, r.ServerName, r.IPv4, r.IPv6 = srv.ID, srv.Name, srv.IPv4, srv.IPv6
+}
+
+// createServer builds r's user-data and creates (or adopts) its server.
+// It returns the tenant's secret values too, for redaction.
+func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provider.Server, []string, error) {
+	secrets, err := p.secretsOf(ctx, r.ID)
+	values := secretValues(secrets)
+	if err != nil {
+		return provider.Server{}, values, err
+	}
+	name := p.cfg.ServerNameFunc(r.ID)
+	userData, err := p.userData(ctx, r, name, values)
+	if err != nil {
+		return provider.Server{}, values, err
+	}
+	labels := maps.Clone(p.cfg.Labels)
+	labels[LabelTenant] = r.ID
+	req := provider.CreateRequest{Name: name, UserData: userData, Labels: labels}
+	if err := req.Validate(); err != nil {
+		return provider.Server{}, values, fmt.Errorf("server name from ServerNameFunc: %w", err)
+	}
+	srv, err := p.cfg.Provider.Create(ctx, req)
+	if err != nil {
+		return provider.Server{}, values, fmt.Errorf("create server %s: %w", name, err)
+	}
+	if srv.ID == "" {
+		return provider.Server{}, values, fmt.Errorf("create server %s: provider returned no server ID", name)
+	}
+	p.rememberAddr(r.ID, srv.Addr())
+	return srv, values, nil
+}
+
+// userData renders the tenant's cloud-config: the bootstrap plus the
+// phone_home module, the SSH user and key, the host name, and every
+// secret value listed so that Build refuses a leaked one.
+func (p *Provisioner) userData(ctx context.Context, r store.Record, name string, secretValues []string) ([]byte, error) {
+	cfg, err := p.cfg.BootstrapFunc(ctx, r.Clone())
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = name
+	}
+	url := p.CallbackURL(r.ID)
+	ph := cloudinit.PhoneHome{}
+	if cfg.PhoneHome != nil {
+		ph = *cfg.PhoneHome
+		ph.Post = slices.Clone(ph.Post)
+	}
+	switch {
+	case ph.URL == "":
+		ph.URL = url
+	case ph.URL != url:
+		return nil, fmt.Errorf("%w: the bootstrap sets its own phone_home URL; leave it empty, the Provisioner sets it from CallbackBase", ErrConfig)
+	}
+	if len(ph.Post) == 0 {
+		ph.Post = phoneHomePost()
+	} else if !slices.ContainsFunc(ph.Post, func(s string) bool { return strings.HasPrefix(s, "pub_key_") }) {
+		ph.Post = append(ph.Post, "pub_key_ed25519") // a callback without host keys cannot be pinned
+	}
+	if ph.Tries == 0 {
+		ph.Tries = p.cfg.PhoneHomeTries
+	}
+	cfg.PhoneHome = &ph
+	cfg.Users = p.withSSHUser(cfg.Users)
+	cfg.Secrets = append(slices.Clone(cfg.Secrets), secretValues...)
+	data, err := cloudinit.Build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build cloud-config: %w", err)
+	}
+	return data, nil
+}
+
+// withSSHUser returns users with Config.SSHUser holding the Signer's
+// public key: added to the bootstrap's entry for that user, or as a new
+// user with passwordless sudo.
+func (p *Provisioner) withSSHUser(users []cloudinit.User) []cloudinit.User {
+	users = slices.Clone(users)
+	for i, u := range users {
+		if u.Name != p.cfg.SSHUser {
+			continue
+		}
+		for _, k := range u.SSHAuthorizedKeys {
+			if keyBody(k) == keyBody(p.pubKey) {
+				return users
+			}
+		}
+		users[i].SSHAuthorizedKeys = append(slices.Clone(u.SSHAuthorizedKeys), p.pubKey)
+		return users
+	}
+	return append(users, cloudinit.User{
+		Name:              p.cfg.SSHUser,
+		Shell:             "/bin/bash",
+		Sudo:              "ALL=(ALL) NOPASSWD:ALL",
+		SSHAuthorizedKeys: []string{p.pubKey},
+	})
+}
+
+// keyBody returns "type base64" of an authorized_keys line.
+func keyBody(line string) string {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return line
+	}
+	return f[0] + " " + f[1]
+}
+
+func authorizedKey(k ssh.PublicKey) string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+}
+
+// secretsOf returns the tenant's secrets; none is an empty map.
+func (p *Provisioner) secretsOf(ctx context.Context, id string) (map[string]string, error) {
+	s, err := p.cfg.Secrets.Secrets(ctx, id)
+	switch {
+	case errors.Is(err, inject.ErrNoSecrets):
+		return map[string]string{}, nil
+	case err != nil:
+		return nil, fmt.Errorf("secrets: %w", err)
+	case s == nil:
+		return map[string]string{}, nil
+	}
+	return s, nil
+}
+
+// secretValues returns the distinct non-empty values of s, longest first.
+func secretValues(s map[string]string) []string {
+	var vs []string
+	for _, v := range s {
+		if v != "" && !slices.Contains(vs, v) {
+			vs = append(vs, v)
+		}
+	}
+	slices.SortFunc(vs, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return vs
+}
+
+// inject runs the injection of r, whose lease this replica holds in
+// injecting_secrets: dial SSH pinned to the host keys posted at
+// phone_home, wait for cloud-init, run the caller's steps, record ready.
+func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, phase string) error {
+	if len(r.HostKeys) == 0 {
+		return p.fail(ctx, r, phase, errNoHostKeys, nil)
+	}
+	secrets, err := p.secretsOf(ctx, r.ID)
+	values := secretValues(secrets)
+	if err != nil {
+		return p.fail(ctx, r, phase, err, values)
+	}
+	if r.ServerID == "" {
+		// Phoned home, but the replica that created the server died
+		// before recording it: adopt it by name.
+		srv, vs, err := p.createServer(ctx, r)
+		if err != nil {
+			return p.fail(ctx, r, phase, fmt.Errorf("adopt server: %w", err), append(values, vs...))
+		}
+		r, err = p.own(ctx, r.ID, []store.Status{store.StatusInjectingSecrets}, func(cur *store.Record) error {
+			setServer(cur, srv)
+			return nil
+		})
+		if err != nil {
+			return p.stopped(ctx, r, phase, err)
+		}
+	}
+	addr, err := p.sshAddr(ctx, r)
+	if err != nil {
+		return p.fail(ctx, r, phase, err, values)
+	}
+	steps, err := p.cfg.StepsFunc(ctx, StepsInput{Record: r.Clone(), Secrets: maps.Clone(secrets), Rotate: rotate})
+	if err != nil {
+		return p.fail(ctx, r, phase, fmt.Errorf("steps: %w", err), values)
+	}
+	wait, steps := p.splitCloudInitWait(steps)
+	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
+	if err != nil {
+		return p.fail(ctx, r, phase, fmt.Errorf("%w: %w", errNoHostKeys, err), values)
+	}
+	algos, err := inject.PinnedHostKeyAlgorithms(r.HostKeys)
+	if err != nil {
+		return p.fail(ctx, r, phase, fmt.Errorf("%w: %w", errNoHostKeys, err), values)
+	}
+	dialCtx, cancelDial := context.WithTimeout(ctx, dialBudget*p.cfg.SSHTimeout)
+	conn, err := inject.Dial(dialCtx, addr, inject.SSHConfig{
+		User:              p.cfg.SSHUser,
+		Signer:            p.cfg.Signer,
+		HostKeyCallback:   hostKeys,
+		HostKeyAlgorithms: algos,
+		Timeout:           p.cfg.SSHTimeout,
+		Logger:            p.log.With("tenant", r.ID),
+	})
+	cancelDial()
+	if err != nil {
+		return p.fail(ctx, r, phase, fmt.Errorf("ssh %s: %w", addr, err), values)
+	}
+	defer conn.Close()
+	// Two runs on one connection: cloud-init first, alone, so that no
+	// secret leaves the control plane for a server whose bootstrap
+	// failed; then the caller's steps, as one pipelined script.
+	for i, part := range [][]inject.Step{{wait}, steps} {
+		offset := i // the wait is step 0; the caller's steps follow
+		err = inject.Run(ctx, conn, part,
+			inject.WithRedact(values...),
+			inject.WithLogger(p.log.With("tenant", r.ID)),
+			inject.WithEvents(func(e inject.Event) {
+				p.emit(Event{Tenant: r.ID, Step: e.Step, StepIndex: e.Index + offset, StepDone: e.Done, Err: e.Err})
+			}))
+		if err != nil {
+			var se *inject.StepError
+			if errors.As(err, &se) {
+				se.Index += offset
+			}
+			return p.fail(ctx, r, phase, err, values)
+		}
+	}
+	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusInjectingSecrets}, store.StatusReady,
+		func(cur *store.Record) error {
+			if cur.LeaseOwner != p.cfg.Replica {
+				return errLeaseLost
+			}
+			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
+			cur.Error = ""
+			return nil
+		})
+	if err != nil {
+		return p.stopped(ctx, r, phase, err)
+	}
+	p.forgetAddr(r.ID)
+	p.emit(Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady})
+	return nil
+}
+
+// splitCloudInitWait returns the cloud-init wait and the other steps:
+// the steps' own first step when it is a cloud-init wait (as
+// inject.WaitCloudInit builds it), else inject.WaitCloudInit with
+// Config.AllowRecoverableCloudInit.
+func (p *Provisioner) splitCloudInitWait(steps []inject.Step) (inject.Step, []inject.Step) {
+	if len(steps) > 0 {
+		first := steps[0].Cmd
+		if first == inject.WaitCloudInit(true).Cmd || first == inject.WaitCloudInit(false).Cmd {
+			return steps[0], steps[1:]
+		}
+	}
+	return inject.WaitCloudInit(p.cfg.AllowRecoverableCloudInit), steps
+}
+
+// dialBudget bounds a whole Dial, retries included, in SSHTimeouts: the
+// server has phoned home, so its SSH daemon is up or coming.
+const dialBudget = 5
+
+// sshAddr returns where r's server listens for SSH: what Create returned
+// in this process, else what the provider reports now.
+func (p *Provisioner) sshAddr(ctx context.Context, r store.Record) (string, error) {
+	if a := p.knownAddr(r.ID); a != "" {
+		return a, nil
+	}
+	srv, err := p.cfg.Provider.Get(ctx, r.ServerID)
+	if err != nil {
+		return "", fmt.Errorf("look up server %s: %w", r.ServerID, err)
+	}
+	addr := srv.Addr()
+	if addr == "" {
+		return "", fmt.Errorf("server %s has no address", r.ServerID)
+	}
+	return addr, nil
+}
