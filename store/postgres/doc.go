@@ -1,0 +1,28 @@
+// Package postgres is a store.Store on PostgreSQL through pgx/v5 (pgxpool),
+// for several control-plane replicas sharing one database.
+//
+// # Replicas
+//
+// Update locks the row with SELECT ... FOR UPDATE and writes it in the same
+// transaction, so Stores in any number of processes can update one record at
+// once: no update is lost and no lifecycle step (store.Transition) runs twice.
+// BEGIN travels with the SELECT and COMMIT with the UPDATE, two round trips
+// per Update, so a row stays locked for one round trip plus fn.
+//
+// # Schema
+//
+// [Open] and [New] create and migrate the schema from SQL files embedded in
+// the package, recording each applied version in hatchery_schema_version. The
+// migration runs in one transaction under pg_advisory_xact_lock keyed on the
+// schema name, so replicas starting together do not collide. Tables
+// (hatchery_records, hatchery_schema_version) go into the first schema of the
+// connection's search_path: put search_path=NAME in the DSN to keep
+// Hatchery's tables apart, or to give each test its own schema.
+//
+// # Errors
+//
+// PostgreSQL's errors are translated at the boundary: no rows wrap
+// store.ErrNotFound, a unique violation store.ErrExists, and an error after
+// the context ended matches the context's error; pgx's cause stays reachable
+// through errors.As (e.g. *pgconn.PgError).
+package postgres
