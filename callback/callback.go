@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hatchery-dev/hatchery/store"
 )
@@ -55,9 +56,18 @@ type Handler struct {
 	// taken from X-Forwarded-For: the rightmost hop that is not a trusted
 	// proxy. Used only with CheckSource.
 	TrustedProxies []netip.Prefix
+	// StoreTimeout bounds the store work of one request; 0 means
+	// DefaultStoreTimeout. cloud-init waits for an answer without a timeout
+	// of its own, so a stuck store must end in a 500 (which cloud-init
+	// retries), not in a hung boot. Reading the body is bounded by the
+	// http.Server's ReadTimeout, which is the embedding server's to set.
+	StoreTimeout time.Duration
 
 	misconfigOnce sync.Once // logs an empty Key or a nil Store once
 }
+
+// DefaultStoreTimeout is the StoreTimeout of a Handler that sets none.
+const DefaultStoreTimeout = 10 * time.Second
 
 // URL returns the phone_home URL for tenant id: base (the URL the handler
 // is mounted at, e.g. "https://cp.example.com/api/provision/callback",
@@ -116,7 +126,8 @@ var errSource = errors.New("callback: request does not come from the server's ad
 //	403 CheckSource is on and the client is not the server
 //	409 the tenant is failed, deleted or not yet creating, or it has
 //	    already phoned home with different data
-//	500 the store failed (generic body; the cause is logged)
+//	500 the store failed or took over StoreTimeout (generic body; the
+//	    cause is logged)
 //	200 the transition happened, or the same data was posted again
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Logger
@@ -206,7 +217,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}
 
-	rec, err := store.Transition(r.Context(), h.Store, id,
+	timeout := h.StoreTimeout
+	if timeout <= 0 {
+		timeout = DefaultStoreTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	rec, err := store.Transition(ctx, h.Store, id,
 		[]store.Status{store.StatusCloudInit, store.StatusCreating}, store.StatusInjectingSecrets,
 		func(rec *store.Record) error {
 			if err := checkSource(*rec); err != nil {

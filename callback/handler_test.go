@@ -171,6 +171,8 @@ func TestServeHTTP(t *testing.T) {
 		{name: "pending", rec: rec(base(store.StatusPending)), code: 409},
 		{name: "store failure", rec: rec(base(store.StatusCloudInit)), code: 500, bodyHas: "internal error",
 			store: func(s store.Store) store.Store { return failingStore{s} }},
+		{name: "store stuck", rec: rec(base(store.StatusCloudInit)), code: 500, bodyHas: "internal error",
+			store: func(s store.Store) store.Store { return stuckStore{s} }},
 
 		{name: "source unchecked by default", rec: rec(withIPs(store.StatusCloudInit)), code: 200, transition: true},
 		{name: "source matches IPv4", rec: rec(withIPs(store.StatusCloudInit)), source: true, remote: "203.0.113.7:40000", code: 200, transition: true},
@@ -200,6 +202,10 @@ func TestServeHTTP(t *testing.T) {
 			}
 			if c.store != nil {
 				b.h.Store = c.store(b.st)
+			}
+			b.h.StoreTimeout = 5 * time.Second // a stuck store answers 500 after this
+			if c.name == "store stuck" {
+				b.h.StoreTimeout = 20 * time.Millisecond
 			}
 			b.h.CheckSource = c.source
 			b.h.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}

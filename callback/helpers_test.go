@@ -190,6 +190,14 @@ func (f failingStore) Update(context.Context, string, func(*store.Record) error)
 	return store.Record{}, errDisk
 }
 
+// stuckStore is a store whose writes wait until their context ends.
+type stuckStore struct{ store.Store }
+
+func (stuckStore) Update(ctx context.Context, _ string, _ func(*store.Record) error) (store.Record, error) {
+	<-ctx.Done()
+	return store.Record{}, ctx.Err()
+}
+
 // chunked hides a body's length, so the handler must rely on
 // http.MaxBytesReader rather than Content-Length.
 type chunked struct{ io.Reader }
