@@ -1,0 +1,59 @@
+// Quickstart provisions a few tenants end to end with Hatchery, on nothing
+// but Go:
+//
+//	go run ./examples/quickstart
+//
+// Each tenant gets a server whose cloud-config holds nothing secret. The
+// server boots, cloud-init phones home to this process, and the callback
+// records the server's host keys. The secrets then go over SSH, pinned to
+// those keys, and the tenant's systemd service is started and checked.
+// The recipe is examples/rachel8.
+//
+// # What runs where
+//
+//   - Store: SQLite (store/sqlite, pure Go) in a temporary directory, removed
+//     at exit; -db PATH keeps it.
+//   - Servers: provider/fake, simulated in-process. Each one has a real SSH
+//     server on 127.0.0.1, a sandbox directory for its file system, and
+//     stand-ins for systemctl, journalctl, sudo and cloud-init. It phones
+//     home as cloud-init 22.4 does.
+//   - Callback: provision's Handler, the real callback.Handler, served by an
+//     http.Server on 127.0.0.1 under /api/provision/callback/.
+//   - Secrets: fixed demo values, the same for every tenant and marked as
+//     such. They never leave the simulated servers' sandboxes.
+//
+// # Output
+//
+// On a terminal, a status board redraws in place, with one row per tenant:
+// its status, the injection step running and the time taken. When stdout
+// is not a terminal (a pipe, a file, CI), each status change is printed on
+// a line of its own. Either way, a final table follows (tenant, status,
+// server, time taken), with the reason for every tenant that is not ready.
+// The exit status is 0 only when every tenant is ready (1 otherwise, 2 for
+// bad flags). NO_COLOR turns the board's colours off. -v sends the
+// provisioner's and the servers' logs (log/slog) to stderr, and shows
+// plain lines instead of the board so the two do not mix.
+//
+// # Real servers on Hetzner Cloud
+//
+// With -provider hetzner, everything stays the same except the provider:
+// hetzner.New on hetzner.NewClient(HCLOUD_TOKEN), with -server-type (cx22),
+// -image (ubuntu-24.04) and -location (fsn1). The servers must reach this
+// process, so -callback-base is required: it is the public URL of the
+// -listen address, which is usually a reverse proxy or a tunnel to it. The
+// secrets come from the RACHEL8_* variables (see examples/rachel8), and
+// they are checked before any server is created:
+//
+//	export HCLOUD_TOKEN=… RACHEL8_CLAUDE_ACCESS_TOKEN=… RACHEL8_CLAUDE_REFRESH_TOKEN=… \
+//	       RACHEL8_CLAUDE_EXPIRES_AT=… RACHEL8_TELEGRAM_BOT_TOKEN=… RACHEL8_OWNER_TELEGRAM_USER_ID=…
+//	go run ./examples/quickstart -provider hetzner -tenants 1 -listen :8080 \
+//	    -callback-base https://cp.example.com
+//
+// Real servers cost money and keep running after the quickstart ends.
+// -deprovision deletes them at the end. Otherwise, delete them in the
+// console; every server carries the label hatchery-tenant. Each run uses
+// a fresh SSH key, so only the run that created a server can inject into it.
+// examples/controlplane keeps its key across restarts. The Hetzner path
+// cannot be tested here (no account, no network), so it shares all its
+// code with the fake path except the provider.
+package main

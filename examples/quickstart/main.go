@@ -1,0 +1,440 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hatchery-dev/hatchery/examples/rachel8"
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/provider/fake"
+	"github.com/hatchery-dev/hatchery/provider/hetzner"
+	"github.com/hatchery-dev/hatchery/provision"
+	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/sqlite"
+)
+
+// callbackPath is where the phone_home handler is mounted.
+const callbackPath = "/api/provision/callback"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK     = 0 // every tenant is ready
+	exitFailed = 1 // a tenant is not ready, or the run broke
+	exitUsage  = 2 // bad flags or environment
+)
+
+// run is the whole program, in-process: parse args, provision, report.
+// It returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "quickstart:", err)
+		return exitUsage
+	}
+	o.tty = isTerminal(stdout) && !o.verbose // logs on the same terminal would break the board
+	o.color = os.Getenv("NO_COLOR") == ""
+	return o.run(ctx, stdout, stderr)
+}
+
+// options are the parsed flags, plus what tests set directly.
+type options struct {
+	tenants  int
+	db       string // keep the database here; "" means a temporary one
+	verbose  bool
+	provider string // "fake" or "hetzner"
+	listen   string // the callback server's listen address
+	callback string // public base URL of the callback server; "" means the listen address
+	timeout  time.Duration
+
+	// provider/fake
+	bootDelay time.Duration
+	settle    time.Duration
+
+	// provider/hetzner
+	hcloudToken string
+	serverType  string
+	image       string
+	location    string
+	sshKeys     []string
+	deprovision bool
+
+	// Set by run from the environment, or by tests.
+	tty, color  bool
+	maxAttempts int                           // 0 means provision's default
+	faults      func(name string) fake.Faults // fake only; nil means none
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.tenants, "tenants", 3, "number of tenants to provision (1-50)")
+	fs.StringVar(&o.db, "db", "", "keep the SQLite database at this `path` (default: a temporary one, removed at exit)")
+	fs.BoolVar(&o.verbose, "v", false, "log what the provisioner and the servers do (slog, to stderr)")
+	fs.StringVar(&o.provider, "provider", "fake", "`fake` (simulated servers, no account needed) or hetzner (real servers, HCLOUD_TOKEN)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "`address` the phone_home callback server listens on")
+	fs.StringVar(&o.callback, "callback-base", "", "public `URL` where servers reach this process, e.g. https://cp.example.com (required with -provider hetzner; default: the listen address)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (default 2m with fake, 20m with hetzner)")
+	fs.DurationVar(&o.bootDelay, "boot-delay", time.Second, "fake: how long a simulated server boots before it phones home")
+	fs.DurationVar(&o.settle, "settle", time.Second, "how long the service must stay active after it starts")
+	fs.StringVar(&o.serverType, "server-type", "cx22", "hetzner: server `type`")
+	fs.StringVar(&o.image, "image", "ubuntu-24.04", "hetzner: `image` name")
+	fs.StringVar(&o.location, "location", "fsn1", "hetzner: `location` (\"\" lets Hetzner choose)")
+	fs.Func("ssh-key", "hetzner: `name` of a project SSH key to add to the servers too (repeatable), for your own access", func(s string) error {
+		o.sshKeys = append(o.sshKeys, s)
+		return nil
+	})
+	fs.BoolVar(&o.deprovision, "deprovision", false, "delete every tenant's server at the end (hetzner servers otherwise keep running, and costing)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if o.tenants < 1 || o.tenants > 50 {
+		return o, fmt.Errorf("-tenants %d: want 1 to 50", o.tenants)
+	}
+	if o.bootDelay < 0 || o.settle < 0 || o.timeout < 0 {
+		return o, errors.New("durations must not be negative")
+	}
+	if o.callback != "" {
+		u, err := url.Parse(o.callback)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return o, fmt.Errorf("-callback-base %q: want an absolute http(s) URL such as https://cp.example.com", o.callback)
+		}
+		o.callback = strings.TrimRight(o.callback, "/")
+	}
+	switch o.provider {
+	case "fake":
+		if o.timeout == 0 {
+			o.timeout = 2 * time.Minute
+		}
+	case "hetzner":
+		o.hcloudToken = getenv("HCLOUD_TOKEN")
+		if o.hcloudToken == "" {
+			return o, errors.New("-provider hetzner needs HCLOUD_TOKEN (an API token of the Hetzner Cloud project, read & write)")
+		}
+		if o.callback == "" {
+			return o, errors.New("-provider hetzner needs -callback-base: the public URL where the servers reach -listen")
+		}
+		if o.timeout == 0 {
+			o.timeout = 20 * time.Minute
+		}
+	default:
+		return o, fmt.Errorf("-provider %q: want fake or hetzner", o.provider)
+	}
+	return o, nil
+}
+
+const usage = `Usage: go run ./examples/quickstart [flags]
+
+Provisions tenants end to end with Hatchery: each gets a server, bootstrapped
+by cloud-init with nothing secret, which phones home to this process; its
+secrets then go over SSH, pinned to the host key it posted, and its service
+starts. By default everything is local: simulated servers (provider/fake), a
+SQLite store in a temporary directory, and the callback on 127.0.0.1. The
+recipe is examples/rachel8, with fixed demo secrets on simulated servers.
+
+With real servers on Hetzner Cloud (they cost money; see -deprovision):
+
+  export HCLOUD_TOKEN=...  RACHEL8_CLAUDE_ACCESS_TOKEN=... (see examples/rachel8)
+  go run ./examples/quickstart -provider hetzner -listen :8080 \
+      -callback-base https://cp.example.com
+
+Exit status: 0 when every tenant is ready, 1 otherwise, 2 on bad usage.
+
+Flags:
+`
+
+// isTerminal reports whether w is a character device (a terminal), which
+// gets the redrawing board instead of plain lines.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// demoSecrets are the fixed secrets every tenant gets on simulated
+// servers. DEMO VALUES, NOT SECRETS: they only ever reach the sandboxes of
+// provider/fake. Real servers take theirs from the environment
+// (rachel8.EnvSource).
+func demoSecrets() rachel8.Secrets {
+	return rachel8.Secrets{
+		ClaudeAccessToken:   "demo-claude-access-token-not-a-secret",
+		ClaudeRefreshToken:  "demo-claude-refresh-token-not-a-secret",
+		ClaudeExpiresAt:     time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		TelegramBotToken:    "123456789:demo-telegram-bot-token",
+		OwnerTelegramUserID: "123456789",
+	}
+}
+
+func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("timed out after %s (see -timeout)", o.timeout))
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	if o.verbose {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "quickstart: "+format+"\n", args...)
+		return exitFailed
+	}
+
+	// The secrets: demo values on simulated servers, the environment on
+	// real ones, checked before any server is created.
+	ids := make([]string, o.tenants)
+	for i := range ids {
+		ids[i] = newUUID()
+	}
+	var secrets inject.SecretSource
+	if o.provider == "fake" {
+		demo := make(inject.StaticSecrets, len(ids))
+		for _, id := range ids {
+			demo[id] = demoSecrets().Map()
+		}
+		secrets = demo
+	} else {
+		if _, err := rachel8.Load(ctx, rachel8.EnvSource{}, ids[0]); err != nil {
+			fmt.Fprintln(stderr, "quickstart:", err)
+			return exitUsage
+		}
+		secrets = rachel8.EnvSource{}
+	}
+
+	// The store: SQLite, in a temporary directory unless -db.
+	dbPath := o.db
+	var tmpDir string
+	if dbPath == "" {
+		d, err := os.MkdirTemp("", "hatchery-quickstart-")
+		if err != nil {
+			return fail("%v", err)
+		}
+		tmpDir = d
+		defer os.RemoveAll(tmpDir)
+		dbPath = filepath.Join(tmpDir, "hatchery.db")
+	}
+	st, err := sqlite.Open(ctx, dbPath)
+	if err != nil {
+		return fail("open store: %v", err)
+	}
+	defer st.Close()
+
+	// The provider.
+	var cloud provider.Provider
+	switch o.provider {
+	case "fake":
+		f := fake.New(fake.Options{
+			BootDelay:         o.bootDelay,
+			PhoneHomeInterval: 250 * time.Millisecond,
+			Logger:            log.With("component", "fake"),
+			Faults:            o.faults,
+		})
+		defer f.Close()
+		cloud = f
+	case "hetzner":
+		h := hetzner.New(hetzner.NewClient(o.hcloudToken), hetzner.Options{
+			ServerType: o.serverType, Image: o.image, Location: o.location,
+			SSHKeys: o.sshKeys, Logger: log.With("component", "hetzner"),
+		})
+		if err := h.Init(ctx); err != nil {
+			return fail("hetzner: %v", err)
+		}
+		cloud = h
+	}
+
+	// The callback server: the real phone_home handler, over HTTP.
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fail("listen: %v", err)
+	}
+	base := o.callback
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+
+	// The control plane's identity: a fresh SSH key for this run, and the
+	// HMAC key of the phone_home URLs.
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		ln.Close()
+		return fail("%v", err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		ln.Close()
+		return fail("%v", err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+
+	fmt.Fprintf(stdout, "Provisioning %d %s on %s\nstore:    SQLite, %s\ncallback: %s\n",
+		len(ids), plural(len(ids), "tenant", "tenants"), describeProvider(o), dbPath, base+callbackPath+"/")
+	if o.provider == "fake" {
+		fmt.Fprintln(stdout, "secrets:  fixed DEMO values (not secrets), written only into the simulated servers' sandboxes")
+	} else {
+		fmt.Fprintln(stdout, "secrets:  from the environment ("+rachel8.EnvPrefix+"*)")
+	}
+	fmt.Fprintln(stdout)
+	prog := newProgress(stdout, ids, progressOptions{tty: o.tty, color: o.color})
+	defer prog.stop()
+
+	cfg := provision.Config{
+		Provider:     cloud,
+		Store:        st,
+		Secrets:      secrets,
+		Signer:       signer,
+		CallbackBase: base + callbackPath,
+		CallbackKey:  key,
+		MaxAttempts:  o.maxAttempts,
+		RetryBackoff: 2 * time.Second,
+		Logger:       log,
+		OnEvent:      func(e provision.Event) { prog.observe(e) },
+	}
+	rachel8.Apply(&cfg, rachel8.Options{Settle: o.settle})
+	recipeSteps := cfg.StepsFunc
+	cfg.StepsFunc = func(ctx context.Context, in provision.StepsInput) ([]inject.Step, error) {
+		steps, err := recipeSteps(ctx, in)
+		prog.setSteps(in.Record.ID, len(steps))
+		return steps, err
+	}
+	p, err := provision.New(cfg)
+	if err != nil {
+		ln.Close()
+		return fail("%v", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("POST "+callbackPath+"/{id}", p.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		_ = p.Run(ctx) // Resume now and then: retries, phone_home deadlines
+	}()
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer scancel()
+		_ = p.Shutdown(sctx)
+		<-runDone
+		_ = srv.Shutdown(sctx)
+	}()
+
+	results := make([]result, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			start := time.Now()
+			prog.begin(id)
+			res := result{ID: id}
+			// A failed create is recorded and retried in the background;
+			// Wait follows it to the end either way.
+			_ = p.Provision(ctx, id)
+			res.Record, res.Err = p.Wait(ctx, id)
+			if res.Record.Status == "" {
+				res.Record, _ = st.Get(context.WithoutCancel(ctx), id)
+			}
+			res.Took = time.Since(start)
+			if d, ok := prog.took(id); ok && res.Record.Status != "" && res.Err == nil {
+				res.Took = d // when the status changed, not when Wait's poll saw it
+			}
+			results[i] = res
+		})
+	}
+	wg.Wait()
+	prog.stop()
+
+	fmt.Fprintln(stdout)
+	if err := writeTable(stdout, results); err != nil {
+		return fail("%v", err)
+	}
+	ready := 0
+	for _, r := range results {
+		if r.Record.Status == store.StatusReady {
+			ready++
+		}
+	}
+	fmt.Fprintf(stdout, "\n%d of %d tenants ready.\n", ready, len(results))
+
+	if o.deprovision {
+		dctx := context.WithoutCancel(ctx)
+		for _, id := range ids {
+			if err := p.Deprovision(dctx, id); err != nil {
+				fmt.Fprintf(stderr, "quickstart: deprovision %s: %v\n", id, err)
+			}
+		}
+		fmt.Fprintln(stdout, "Every tenant deprovisioned: their servers are deleted.")
+	} else if o.provider == "hetzner" {
+		fmt.Fprintln(stdout, "The servers keep running: delete them in the Hetzner console (label "+provision.LabelTenant+"), or run with -deprovision.")
+	}
+	if o.db != "" {
+		fmt.Fprintf(stdout, "The records are kept in %s.\n", o.db)
+	}
+	if ctx.Err() != nil && ready < len(results) {
+		fmt.Fprintf(stderr, "quickstart: stopped: %v\n", context.Cause(ctx))
+	}
+	if ready < len(results) {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func describeProvider(o options) string {
+	if o.provider == "hetzner" {
+		return fmt.Sprintf("Hetzner Cloud (%s, %s, %s)", o.serverType, o.image, o.location)
+	}
+	return "simulated servers (provider/fake)"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// newUUID returns a random (version 4) UUID in canonical form.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

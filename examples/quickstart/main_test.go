@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hatchery-dev/hatchery/provider/fake"
+	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/sqlite"
+)
+
+// fast are the flags that make a run quick: simulated servers boot at
+// once and the service need stay active only briefly.
+var fast = []string{"-boot-delay", "10ms", "-settle", "100ms", "-timeout", "90s"}
+
+// syncBuffer is a bytes.Buffer safe for the writes of several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	tableHeader = regexp.MustCompile(`(?m)^TENANT +STATUS +SERVER +TIME$`)
+	readyRow    = regexp.MustCompile(`(?m)^([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})  ready +hatchery-([0-9a-f-]{36})  ([0-9.]+m?s|[0-9]+m[0-9.]+s)$`)
+)
+
+// The main job: three tenants, end to end, exit 0 and the final table.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := run(ctx, append([]string{"-tenants", "3"}, fast...), &stdout, &stderr)
+	out := stdout.String()
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	assert.Empty(t, stderr.String())
+
+	// The final table: a header and one ready row per tenant.
+	require.Regexp(t, tableHeader, out)
+	table := out[tableHeader.FindStringIndex(out)[0]:]
+	rows := readyRow.FindAllStringSubmatch(table, -1)
+	require.Len(t, rows, 3, table)
+	seen := map[string]bool{}
+	for _, r := range rows {
+		assert.Equal(t, r[1], r[2], "the server is named after its tenant")
+		seen[r[1]] = true
+	}
+	assert.Len(t, seen, 3, "three different tenants")
+	assert.Contains(t, table, "3 of 3 tenants ready.")
+
+	// Not a terminal: plain lines, every tenant through every stage in
+	// order, and no escape sequence.
+	assert.NotContains(t, out, "\x1b")
+	for id := range seen {
+		var stages []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[1] == id {
+				stages = append(stages, f[2])
+			}
+		}
+		assert.Equal(t, []string{"pending", "creating", "cloud_init", "injecting_secrets", "ready"}, stages, id)
+	}
+
+	// The demo secrets went to the servers, not to the output.
+	for _, v := range demoSecrets().Values() {
+		assert.NotContains(t, out, v)
+	}
+}
+
+// -db keeps the database; -v logs to stderr, without a secret.
+func TestRunKeepsDatabaseAndLogs(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := filepath.Join(t.TempDir(), "kept.db")
+	var stdout, stderr syncBuffer
+	code := run(ctx, append([]string{"-tenants", "1", "-db", db, "-v"}, fast...), &stdout, &stderr)
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	assert.Contains(t, stdout.String(), "The records are kept in "+db)
+
+	logs := stderr.String()
+	assert.Contains(t, logs, "level=INFO")
+	assert.Contains(t, logs, "to=ready")
+	for _, v := range demoSecrets().Values() {
+		assert.NotContains(t, logs, v)
+	}
+
+	st, err := sqlite.Open(ctx, db)
+	require.NoError(t, err)
+	defer st.Close()
+	recs, err := st.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, store.StatusReady, recs[0].Status)
+	assert.NotEmpty(t, recs[0].HostKeys, "the host key posted at phone_home is recorded")
+}
+
+// A tenant whose service does not stay up: exit 1, the table says failed
+// and why (the unit's journal), the others are ready.
+func TestRunFailure(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o, err := parseFlags(append([]string{"-tenants", "2"}, fast...), noEnv, io.Discard)
+	require.NoError(t, err)
+	o.maxAttempts = 1
+	var mu sync.Mutex
+	broken := ""
+	o.faults = func(name string) fake.Faults {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken == "" {
+			broken = name // the first server created
+		}
+		return fake.Faults{UnitFails: name == broken}
+	}
+	var stdout, stderr syncBuffer
+	code := o.run(ctx, &stdout, &stderr)
+	out := stdout.String()
+	require.Equal(t, exitFailed, code, out)
+
+	failedRow := regexp.MustCompile(`(?m)^([0-9a-f-]{36})  failed +` + regexp.QuoteMeta(broken) + `  `)
+	require.Regexp(t, failedRow, out)
+	assert.Len(t, readyRow.FindAllString(out, -1), 1)
+	assert.Contains(t, out, "1 of 2 tenants ready.")
+	id := failedRow.FindStringSubmatch(out)[1]
+	assert.Regexp(t, regexp.MustCompile(`(?m)^`+id+`: .*rachel8\.service`), out, "the reason follows the table")
+}
+
+func noEnv(string) string { return "" }
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	withToken := func(k string) string {
+		if k == "HCLOUD_TOKEN" {
+			return "token"
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		getenv  func(string) string
+		wantErr string
+		check   func(t *testing.T, o options)
+	}{
+		{name: "defaults", check: func(t *testing.T, o options) {
+			assert.Equal(t, 3, o.tenants)
+			assert.Equal(t, "fake", o.provider)
+			assert.Equal(t, "", o.db)
+			assert.Equal(t, "127.0.0.1:0", o.listen)
+			assert.Equal(t, 2*time.Minute, o.timeout)
+		}},
+		{name: "tenants", args: []string{"-tenants", "7", "-db", "/tmp/x.db", "-v"}, check: func(t *testing.T, o options) {
+			assert.Equal(t, 7, o.tenants)
+			assert.Equal(t, "/tmp/x.db", o.db)
+			assert.True(t, o.verbose)
+		}},
+		{name: "zero tenants", args: []string{"-tenants", "0"}, wantErr: "want 1 to 50"},
+		{name: "too many tenants", args: []string{"-tenants", "51"}, wantErr: "want 1 to 50"},
+		{name: "unknown provider", args: []string{"-provider", "aws"}, wantErr: `-provider "aws"`},
+		{name: "argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+		{name: "negative duration", args: []string{"-settle", "-1s"}, wantErr: "negative"},
+		{name: "bad callback", args: []string{"-callback-base", "cp.example.com"}, wantErr: "absolute http(s) URL"},
+		{name: "callback with query", args: []string{"-callback-base", "https://cp.example.com/?a=b"}, wantErr: "absolute http(s) URL"},
+		{name: "hetzner without token", args: []string{"-provider", "hetzner", "-callback-base", "https://cp.example.com"}, wantErr: "HCLOUD_TOKEN"},
+		{name: "hetzner without callback", args: []string{"-provider", "hetzner"}, getenv: withToken, wantErr: "-callback-base"},
+		{name: "hetzner", args: []string{"-provider", "hetzner", "-callback-base", "https://cp.example.com/", "-server-type", "cx32", "-ssh-key", "ops", "-ssh-key", "me"}, getenv: withToken,
+			check: func(t *testing.T, o options) {
+				assert.Equal(t, "token", o.hcloudToken)
+				assert.Equal(t, "https://cp.example.com", o.callback)
+				assert.Equal(t, "cx32", o.serverType)
+				assert.Equal(t, []string{"ops", "me"}, o.sshKeys)
+				assert.Equal(t, 20*time.Minute, o.timeout)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			getenv := tc.getenv
+			if getenv == nil {
+				getenv = noEnv
+			}
+			o, err := parseFlags(tc.args, getenv, io.Discard)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, o)
+		})
+	}
+}
+
+// Bad usage exits 2 with the reason, -h exits 0 with the usage.
+func TestRunUsage(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, exitUsage, run(context.Background(), []string{"-tenants", "0"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "quickstart: -tenants 0: want 1 to 50")
+	assert.Empty(t, stdout.String())
+
+	stderr.Reset()
+	assert.Equal(t, exitOK, run(context.Background(), []string{"-h"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "Usage: go run ./examples/quickstart")
+	assert.Contains(t, stderr.String(), "-tenants")
+	_, err := parseFlags([]string{"-h"}, noEnv, io.Discard)
+	assert.ErrorIs(t, err, flag.ErrHelp)
+}
+
+func TestNewUUID(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for range 100 {
+		id := newUUID()
+		require.True(t, store.ValidID(id), id)
+		require.Equal(t, byte('4'), id[14], "version 4")
+		require.False(t, seen[id])
+		seen[id] = true
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hatchery-dev/hatchery/provision"
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create it")
+	assert.Equal(t, string(want), got)
+}
+
+// clock is a manual time source.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time                    { return c.t }
+func (c *clock) advance(d time.Duration) time.Time { c.t = c.t.Add(d); return c.t }
+
+const (
+	tenantA = "0b5e1a8c-3f4d-4e2a-9c7b-5d6e7f8a9b0c"
+	tenantB = "7d2f4c1e-9a8b-4c3d-8e7f-1a2b3c4d5e6f"
+)
+
+// scenario replays a run of two tenants: A becomes ready, B fails its
+// injection once, is retried and fails for good. After each event, step
+// is called (the test renders there).
+func scenario(c *clock, p *progress, step func()) {
+	ev := func(d time.Duration, e provision.Event) {
+		e.Time = c.advance(d)
+		p.observe(e)
+		step()
+	}
+	status := func(id string, from, to store.Status) provision.Event {
+		return provision.Event{Tenant: id, From: from, To: to}
+	}
+	stepEv := func(id string, i int, name string, done bool, err error) provision.Event {
+		return provision.Event{Tenant: id, Step: name, StepIndex: i, StepDone: done, Err: err}
+	}
+	p.begin(tenantA)
+	p.begin(tenantB)
+	ev(10*time.Millisecond, status(tenantA, "", store.StatusPending))
+	ev(time.Millisecond, status(tenantA, store.StatusPending, store.StatusCreating))
+	ev(time.Millisecond, status(tenantB, "", store.StatusPending))
+	ev(time.Millisecond, status(tenantB, store.StatusPending, store.StatusCreating))
+	ev(40*time.Millisecond, status(tenantA, store.StatusCreating, store.StatusCloudInit))
+	ev(5*time.Millisecond, status(tenantB, store.StatusCreating, store.StatusCloudInit))
+	ev(time.Second, status(tenantA, "", store.StatusInjectingSecrets))
+	p.setSteps(tenantA, 3)
+	ev(time.Millisecond, stepEv(tenantA, 0, "wait for cloud-init", false, nil))
+	ev(20*time.Millisecond, status(tenantB, "", store.StatusInjectingSecrets))
+	p.setSteps(tenantB, 3)
+	ev(time.Millisecond, stepEv(tenantB, 0, "wait for cloud-init", false, nil))
+	ev(30*time.Millisecond, stepEv(tenantA, 0, "wait for cloud-init", true, nil))
+	ev(time.Millisecond, stepEv(tenantA, 1, "write a file with a name far too long for the board's column", false, nil))
+	ev(30*time.Millisecond, stepEv(tenantA, 1, "write a file with a name far too long for the board's column", true, nil))
+	ev(time.Millisecond, stepEv(tenantA, 2, "check app.service is active", false, nil))
+	failure := errors.New("inject: step 0 \"wait for cloud-init\": cloud-init status: error\nrunning runcmd failed")
+	ev(10*time.Millisecond, stepEv(tenantB, 0, "wait for cloud-init", true, failure))
+	ev(time.Millisecond, provision.Event{Tenant: tenantB, From: store.StatusInjectingSecrets, To: store.StatusFailed, Err: failure})
+	ev(500*time.Millisecond, stepEv(tenantA, 2, "check app.service is active", true, nil))
+	ev(time.Millisecond, status(tenantA, store.StatusInjectingSecrets, store.StatusReady))
+	ev(2*time.Second, status(tenantB, store.StatusFailed, store.StatusInjectingSecrets))
+	ev(40*time.Millisecond, provision.Event{Tenant: tenantB, From: store.StatusInjectingSecrets, To: store.StatusFailed, Err: failure})
+	// Events of tenants that are not on the board are ignored.
+	ev(time.Millisecond, status("5c9e0d3a-1b2c-4d5e-8f90-a1b2c3d4e5f6", "", store.StatusPending))
+}
+
+// The plain output, for a pipe or a log: one line per tenant per status
+// change, never a cursor movement.
+func TestPlainLines(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	var out bytes.Buffer
+	p := makeProgress(&out, []string{tenantA, tenantB}, progressOptions{now: c.now})
+	scenario(c, p, p.flush)
+	p.flush()
+	got := out.String()
+	assert.NotContains(t, got, "\x1b", "no escape sequence outside a terminal")
+	for _, line := range strings.Split(strings.TrimSuffix(got, "\n"), "\n") {
+		assert.Regexp(t, `^ {0,3}\d+\.\d\ds  [0-9a-f-]{36}  [a-z_]+( +\S.*)?$`, line)
+	}
+	golden(t, "plain.golden", got)
+}
+
+// The board, on a terminal: redrawn in place, each frame moving the
+// cursor back over the last; under 80 columns so no line wraps.
+func TestBoard(t *testing.T) {
+	t.Parallel()
+	for _, color := range []bool{false, true} {
+		name := "board.golden"
+		if color {
+			name = "board-color.golden"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			var out bytes.Buffer
+			p := makeProgress(&out, []string{tenantA, tenantB}, progressOptions{tty: true, color: color, now: c.now})
+			frames := 0
+			scenario(c, p, func() {
+				before := out.Len()
+				p.flush()
+				if out.Len() > before {
+					frames++
+				}
+			})
+			before := out.Len()
+			p.flush()
+			assert.Equal(t, before, out.Len(), "an unchanged board is not redrawn")
+
+			got := out.String()
+			if !color {
+				assert.NotContains(t, got, "\x1b[3", "no colour")
+				for _, line := range strings.Split(got, "\n") {
+					line = strings.NewReplacer("\x1b[2K", "", "\x1b[4A", "").Replace(line)
+					assert.LessOrEqual(t, len(line), 79, "%q", line)
+				}
+			}
+			assert.Equal(t, frames-1, strings.Count(got, "\x1b[4A"), "every frame but the first moves up over the last")
+			golden(t, name, strings.ReplaceAll(got, "\x1b", `\e`))
+		})
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	require.NoError(t, writeTable(&out, []result{
+		{ID: tenantA, Took: 2345 * time.Millisecond, Record: store.Record{ID: tenantA, Status: store.StatusReady, ServerName: "hatchery-" + tenantA}},
+		{ID: tenantB, Took: 61 * time.Second, Record: store.Record{ID: tenantB, Status: store.StatusFailed, ServerName: "hatchery-" + tenantB, Error: "inject: check app.service is active: failed\n-- journal --\napp.service: Main process exited"}},
+		{ID: "5c9e0d3a-1b2c-4d5e-8f90-a1b2c3d4e5f6", Took: 120 * time.Second, Record: store.Record{Status: store.StatusCloudInit}, Err: errors.New("timed out after 2m0s (see -timeout)")},
+		{ID: "00000000-0000-4000-8000-000000000000", Took: time.Millisecond, Err: errors.New("interrupted")},
+	}))
+	golden(t, "table.golden", out.String())
+}
+
+func TestClip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"short", "short"},
+		{"exactly10!", "exactly10!"},
+		{"eleven char", "eleven ..."},
+		{"first line\nsecond line", "first line"},
+		{"ünïcödé wörds", "ünïcödé..."},
+	} {
+		assert.Equal(t, tc.want, clip(tc.in, 10), tc.in)
+	}
+}
