@@ -122,14 +122,14 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	if !ok {
 		return store.Record{}, fmt.Errorf("%w: %s", store.ErrNotFound, id)
 	}
-	next, err := stored.Apply(cur, fn, stored.Now())
+	keep, ret, err := stored.Apply(cur, fn, stored.Now())
 	if err != nil {
 		return store.Record{}, err
 	}
 	s.mu.Lock()
-	s.records[id] = next
+	s.records[id] = keep
 	s.mu.Unlock()
-	return next.Clone(), nil
+	return ret, nil
 }
 
 // List returns copies of the records with any of the given statuses (all

@@ -11,3 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) store.Store { return memory.New() })
 }
+
+func BenchmarkUpdate(b *testing.B) {
+	storetest.BenchmarkUpdate(b, func(*testing.B) store.Store { return memory.New() })
+}

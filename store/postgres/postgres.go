@@ -208,7 +208,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		return store.Record{}, fmt.Errorf("postgres: update %s: %w", id, translate(ctx, err))
 	}
 
-	next, err := stored.Apply(cur, fn, stored.Now())
+	_, next, err := stored.Apply(cur, fn, stored.Now())
 	if err != nil {
 		rollback(conn)
 		return store.Record{}, err

@@ -35,6 +35,9 @@ const MaxReaders = 4
 type Store struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers; the same pool as w for an in-memory database
+
+	// Statements prepared once: parsing SQL costs more than running it.
+	insert, lock, update, get *sql.Stmt
 }
 
 // Open opens (creating it if needed) the SQLite database at path, or a
@@ -66,27 +69,46 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	if path == ":memory:" {
-		return s, nil
+	if path != ":memory:" {
+		r, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+		if err != nil {
+			_ = w.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		r.SetMaxOpenConns(MaxReaders)
+		r.SetMaxIdleConns(MaxReaders)
+		s.r = r
 	}
-	r, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
-	if err != nil {
-		_ = w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		db   *sql.DB
+		sql  string
+	}{
+		{&s.insert, s.w, insertSQL},
+		{&s.lock, s.w, getSQL},
+		{&s.update, s.w, updateSQL},
+		{&s.get, s.r, getSQL},
+	} {
+		if *p.stmt, err = p.db.PrepareContext(ctx, p.sql); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, translate(ctx, err))
+		}
 	}
-	r.SetMaxOpenConns(MaxReaders)
-	r.SetMaxIdleConns(MaxReaders)
-	s.r = r
 	return s, nil
 }
 
 // Close closes the database. Calls after the first return an error.
 func (s *Store) Close() error {
-	var err error
-	if s.r != s.w {
-		err = s.r.Close()
+	var errs []error
+	for _, st := range []*sql.Stmt{s.insert, s.lock, s.update, s.get} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
-	return errors.Join(err, s.w.Close())
+	if s.r != s.w {
+		errs = append(errs, s.r.Close())
+	}
+	return errors.Join(append(errs, s.w.Close())...)
 }
 
 // migrate applies the embedded migrations the database has not seen, in
@@ -135,6 +157,17 @@ func (s *Store) migrate(ctx context.Context) error {
 const columns = `id, status, server_id, server_name, ipv4, ipv6, hostname, instance_id,
 	host_keys, error, attempts, lease_owner, lease_until, created_at, updated_at`
 
+const (
+	insertSQL = `INSERT INTO hatchery_records (` + columns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	getSQL = `SELECT ` + columns + ` FROM hatchery_records WHERE id = ?`
+	// The arguments are values' without created_at, which never changes,
+	// and with the ID last.
+	updateSQL = `UPDATE hatchery_records SET status = ?, server_id = ?, server_name = ?,
+		ipv4 = ?, ipv6 = ?, hostname = ?, instance_id = ?, host_keys = ?, error = ?, attempts = ?,
+		lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`
+)
+
 // Create stores r. CreatedAt and UpdatedAt are set to now.
 func (s *Store) Create(ctx context.Context, r store.Record) error {
 	if err := ctx.Err(); err != nil {
@@ -150,8 +183,7 @@ func (s *Store) Create(ctx context.Context, r store.Record) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create %s: %w", r.ID, err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO hatchery_records (`+columns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	_, err = s.insert.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: create %s: %w", r.ID, translate(ctx, err))
 	}
@@ -166,7 +198,7 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 	if err := store.CheckID(id); err != nil {
 		return store.Record{}, err
 	}
-	r, err := scan(s.r.QueryRowContext(ctx, `SELECT `+columns+` FROM hatchery_records WHERE id = ?`, id))
+	r, err := scan(s.get.QueryRowContext(ctx, id))
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: get %s: %w", id, translate(ctx, err))
 	}
@@ -189,11 +221,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
 	}
 	defer func() { _ = tx.Rollback() }()
-	cur, err := scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM hatchery_records WHERE id = ?`, id))
+	cur, err := scan(tx.StmtContext(ctx, s.lock).QueryRowContext(ctx, id))
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
 	}
-	next, err := stored.Apply(cur, fn, stored.Now())
+	_, next, err := stored.Apply(cur, fn, stored.Now())
 	if err != nil {
 		return store.Record{}, err
 	}
@@ -201,11 +233,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, err)
 	}
-	// args[0] is the ID; created_at (args[13]) never changes.
-	_, err = tx.ExecContext(ctx, `UPDATE hatchery_records SET status = ?, server_id = ?, server_name = ?,
-		ipv4 = ?, ipv6 = ?, hostname = ?, instance_id = ?, host_keys = ?, error = ?, attempts = ?,
-		lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
-		append(args[1:13], args[14], args[0])...)
+	_, err = tx.StmtContext(ctx, s.update).ExecContext(ctx, append(args[1:13], args[14], args[0])...)
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
 	}

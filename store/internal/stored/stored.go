@@ -37,28 +37,34 @@ func Record(r store.Record) store.Record {
 	return r
 }
 
-// Apply runs fn on a copy of cur and returns the record to write: validated,
-// in its stored form, with cur's CreatedAt and an UpdatedAt of now (never
-// before cur's, should the wall clock step back). fn's error is returned as
-// is. A changed ID or an invalid result is an error wrapping store.ErrInvalid.
-func Apply(cur store.Record, fn func(*store.Record) error, now time.Time) (store.Record, error) {
+// Apply runs fn on a copy of cur and returns the record to store and the
+// record to return to the caller: validated, in stored form, with cur's
+// CreatedAt and an UpdatedAt of now (never before cur's, should the wall
+// clock step back). The two share no memory with each other or with cur;
+// the one to return shares its HostKeys with the record fn saw, which only fn
+// could still hold. fn's error is returned as is. A changed ID or an invalid
+// result is an error wrapping store.ErrInvalid.
+func Apply(cur store.Record, fn func(*store.Record) error, now time.Time) (keep, ret store.Record, err error) {
 	work := cur.Clone() // fn may keep this pointer: never store it
 	if err := fn(&work); err != nil {
-		return store.Record{}, err
+		return store.Record{}, store.Record{}, err
 	}
 	if work.ID != cur.ID {
-		return store.Record{}, fmt.Errorf("%w: update %s: the ID cannot change", store.ErrInvalid, cur.ID)
+		return store.Record{}, store.Record{}, fmt.Errorf("%w: update %s: the ID cannot change", store.ErrInvalid, cur.ID)
 	}
 	if err := store.CheckRecord(work); err != nil {
-		return store.Record{}, err
+		return store.Record{}, store.Record{}, err
 	}
-	next := Record(work)
-	next.CreatedAt = cur.CreatedAt
-	next.UpdatedAt = now
+	if len(work.HostKeys) == 0 {
+		work.HostKeys = nil
+	}
+	work.LeaseUntil = Time(work.LeaseUntil)
+	work.CreatedAt = cur.CreatedAt
+	work.UpdatedAt = now
 	if now.Before(cur.UpdatedAt) {
-		next.UpdatedAt = cur.UpdatedAt
+		work.UpdatedAt = cur.UpdatedAt
 	}
-	return next, nil
+	return work.Clone(), work, nil
 }
 
 // CheckUpdate validates Update's arguments.
