@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -53,14 +54,17 @@ func BenchmarkUpdate(b *testing.B, open func(b *testing.B) store.Store) {
 	})
 	b.Run("spread", func(b *testing.B) {
 		s := open(b)
+		const parallelism = 4
+		ids := make([]string, parallelism*runtime.GOMAXPROCS(0))
+		for i := range ids {
+			ids[i] = benchRecord(b, s)
+		}
 		b.ReportAllocs()
-		b.SetParallelism(4)
-		var n atomic.Int64
+		b.SetParallelism(parallelism)
+		var n, next atomic.Int64
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
-			b.StopTimer()
-			id := benchRecord(b, s)
-			b.StartTimer()
+			id := ids[int(next.Add(1)-1)%len(ids)]
 			for pb.Next() {
 				if err := increment(b.Context(), s, id); err != nil {
 					b.Error(err)
