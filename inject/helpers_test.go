@@ -3,6 +3,7 @@ package inject_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"io"
 	"os"
 	"os/exec"
@@ -144,3 +145,10 @@ var modes = []struct {
 	name      string
 	pipelined bool
 }{{"pipelined", true}, {"stepwise", false}}
+
+func ed25519Key(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	return priv
+}

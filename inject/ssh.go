@@ -192,7 +192,7 @@ func dialOnce(ctx context.Context, addr string, cfg *SSHConfig, auth []ssh.AuthM
 	}
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("%w after %v: %w", errAttemptTimeout, timeout, err)
+			return nil, fmt.Errorf("%w after %v: %w", errAttemptTimeout, timeout, errors.Join(context.DeadlineExceeded, err))
 		}
 		return nil, err
 	}
@@ -225,7 +225,7 @@ func dialOnce(ctx context.Context, addr string, cfg *SSHConfig, auth []ssh.AuthM
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
 		}
-		return nil, fmt.Errorf("%w after %v", errAttemptTimeout, timeout)
+		return nil, fmt.Errorf("%w after %v: %w", errAttemptTimeout, timeout, context.DeadlineExceeded)
 	}
 	if err != nil {
 		conn.Close()

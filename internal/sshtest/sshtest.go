@@ -291,6 +291,9 @@ func (s *Server) Close() {
 		close(s.done)
 		s.mu.Unlock()
 		s.srv.Close()
+		// gliderlabs closes only the listeners Serve has registered; a
+		// Serve that has not got that far would accept forever.
+		s.ln.Close()
 		s.Drop()
 		s.serving.Wait()
 		s.handlers.Wait()
