@@ -1,0 +1,410 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/hatchery-dev/hatchery/examples/rachel8"
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/provider/fake"
+	"github.com/hatchery-dev/hatchery/provider/hetzner"
+	"github.com/hatchery-dev/hatchery/provision"
+	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/postgres"
+	"github.com/hatchery-dev/hatchery/store/sqlite"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole service, in-process: it serves until ctx ends (SIGINT
+// or SIGTERM in main), then shuts down gracefully, and returns the exit
+// code: 0 after a clean shutdown, 1 when the service broke, 2 on bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseFlags(args, os.Getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "controlplane:", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := c.serve(ctx, stdout, log); err != nil {
+		log.Error("controlplane stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// config is the parsed flags.
+type config struct {
+	addr        string
+	dir         string
+	db          string // "" means dir/hatchery.db
+	postgres    string // a DSN; "" means SQLite
+	provider    string
+	callback    string // public base URL; "" means the listen address
+	secrets     string // "demo" or "env"
+	verbose     bool
+	resumeEvery time.Duration
+	shutdown    time.Duration
+
+	// provider/fake
+	bootDelay time.Duration
+	settle    time.Duration
+
+	// provider/hetzner
+	hcloudToken string
+	serverType  string
+	image       string
+	location    string
+	sshKeys     []string
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("controlplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen `address` of the API, the status page and the callback")
+	fs.StringVar(&c.dir, "dir", "controlplane-data", "`directory` of the SQLite database and the control plane's keys (created 0700)")
+	fs.StringVar(&c.db, "db", "", "SQLite database `path` (default DIR/hatchery.db)")
+	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL `DSN`; use it instead of SQLite, e.g. for several replicas")
+	fs.StringVar(&c.provider, "provider", "fake", "`fake` (simulated servers) or hetzner (real servers, HCLOUD_TOKEN)")
+	fs.StringVar(&c.callback, "callback-base", "", "public `URL` where servers reach this service, e.g. https://cp.example.com (required with hetzner; default: the listen address)")
+	fs.StringVar(&c.secrets, "secrets", "", "where tenants' secrets come from: `demo` (fixed demo values; the default with fake) or env (RACHEL8_* variables; the default with hetzner)")
+	fs.BoolVar(&c.verbose, "v", false, "debug logs")
+	fs.DurationVar(&c.resumeEvery, "resume-interval", 0, "pause between Resume passes, which pick up crashed work, retries and phone_home deadlines (default 30s)")
+	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests and injections in flight")
+	fs.DurationVar(&c.bootDelay, "boot-delay", 2*time.Second, "fake: how long a simulated server boots before it phones home")
+	fs.DurationVar(&c.settle, "settle", time.Second, "how long the service must stay active after it starts")
+	fs.StringVar(&c.serverType, "server-type", "cx22", "hetzner: server `type`")
+	fs.StringVar(&c.image, "image", "ubuntu-24.04", "hetzner: `image` name")
+	fs.StringVar(&c.location, "location", "fsn1", "hetzner: `location`")
+	fs.Func("ssh-key", "hetzner: `name` of a project SSH key to add to the servers too (repeatable)", func(s string) error {
+		c.sshKeys = append(c.sshKeys, s)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	if c.bootDelay < 0 || c.settle < 0 || c.resumeEvery < 0 || c.shutdown < 0 {
+		return c, errors.New("durations must not be negative")
+	}
+	if c.callback != "" {
+		u, err := url.Parse(c.callback)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return c, fmt.Errorf("-callback-base %q: want an absolute http(s) URL such as https://cp.example.com", c.callback)
+		}
+		c.callback = strings.TrimRight(c.callback, "/")
+	}
+	switch c.provider {
+	case "fake":
+		if c.secrets == "" {
+			c.secrets = "demo"
+		}
+	case "hetzner":
+		c.hcloudToken = getenv("HCLOUD_TOKEN")
+		if c.hcloudToken == "" {
+			return c, errors.New("-provider hetzner needs HCLOUD_TOKEN (an API token of the Hetzner Cloud project, read & write)")
+		}
+		if c.callback == "" {
+			return c, errors.New("-provider hetzner needs -callback-base: the public URL where the servers reach -addr")
+		}
+		if c.secrets == "" {
+			c.secrets = "env"
+		}
+	default:
+		return c, fmt.Errorf("-provider %q: want fake or hetzner", c.provider)
+	}
+	if c.secrets != "demo" && c.secrets != "env" {
+		return c, fmt.Errorf("-secrets %q: want demo or env", c.secrets)
+	}
+	return c, nil
+}
+
+const usage = `Usage: go run ./examples/controlplane [flags]
+
+A control plane that gives every tenant its own server, with Hatchery:
+
+  POST   /tenants/{id}   provision tenant id (a lowercase UUID): 202 + record
+  GET    /tenants/{id}   the tenant's record, as JSON (404 when unknown)
+  GET    /tenants        every record (?status=ready,failed filters)
+  DELETE /tenants/{id}   deprovision: the record says deleted, the server is gone
+  GET    /               a status page that refreshes itself
+  POST   /api/provision/callback/{id}   cloud-init's phone_home (token-checked)
+
+The API has no authentication of its own: keep -addr on loopback, or put it
+behind your own. Only the callback path needs to be reachable by servers.
+SIGINT or SIGTERM shut it down gracefully.
+
+Flags:
+`
+
+// demoSecrets is an inject.SecretSource that gives every tenant the same
+// fixed secrets. DEMO VALUES, NOT SECRETS: meant for simulated servers.
+type demoSecrets struct{}
+
+func (demoSecrets) Secrets(ctx context.Context, id string) (map[string]string, error) {
+	return rachel8.Secrets{
+		ClaudeAccessToken:   "demo-claude-access-token-not-a-secret",
+		ClaudeRefreshToken:  "demo-claude-refresh-token-not-a-secret",
+		ClaudeExpiresAt:     time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
+		TelegramBotToken:    "123456789:demo-telegram-bot-token",
+		OwnerTelegramUserID: "123456789",
+	}.Map(), ctx.Err()
+}
+
+// serve runs the service until ctx ends, then shuts it down.
+func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) error {
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return err
+	}
+
+	// The store.
+	var st store.Store
+	if c.postgres != "" {
+		pg, err := postgres.Open(ctx, c.postgres)
+		if err != nil {
+			return fmt.Errorf("open postgres: %w", err)
+		}
+		defer pg.Close()
+		st = pg
+	} else {
+		path := c.db
+		if path == "" {
+			path = filepath.Join(c.dir, "hatchery.db")
+		}
+		sq, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		defer sq.Close()
+		st = sq
+	}
+
+	// The control plane's identity, kept across restarts (and shared by
+	// replicas): Resume must be able to log in to servers created before.
+	signer, err := loadOrCreateSSHKey(filepath.Join(c.dir, "id_ed25519"))
+	if err != nil {
+		return err
+	}
+	key, err := loadOrCreateCallbackKey(filepath.Join(c.dir, "callback.key"))
+	if err != nil {
+		return err
+	}
+
+	var secrets inject.SecretSource = demoSecrets{}
+	if c.secrets == "env" {
+		secrets = rachel8.EnvSource{}
+	}
+
+	// The provider.
+	var cloud provider.Provider
+	switch c.provider {
+	case "fake":
+		f := fake.New(fake.Options{BootDelay: c.bootDelay, PhoneHomeInterval: 500 * time.Millisecond, Logger: log.With("component", "fake")})
+		defer f.Close()
+		cloud = f
+	case "hetzner":
+		h := hetzner.New(hetzner.NewClient(c.hcloudToken), hetzner.Options{
+			ServerType: c.serverType, Image: c.image, Location: c.location,
+			SSHKeys: c.sshKeys, Logger: log.With("component", "hetzner"),
+		})
+		if err := h.Init(ctx); err != nil {
+			return fmt.Errorf("hetzner: %w", err)
+		}
+		cloud = h
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	base := c.callback
+	if base == "" {
+		base = "http://" + reachable(ln.Addr())
+	}
+
+	cfg := provision.Config{
+		Provider:       cloud,
+		Store:          st,
+		Secrets:        secrets,
+		Signer:         signer,
+		CallbackBase:   base + CallbackPath,
+		CallbackKey:    key,
+		ResumeInterval: c.resumeEvery,
+		Logger:         log,
+	}
+	rachel8.Apply(&cfg, rachel8.Options{Settle: c.settle})
+	p, err := provision.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	a := &api{p: p, store: st, log: log, provisionTimeout: 2 * time.Minute}
+	srv := &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	// Resume at start, then every ResumeInterval: work a crashed replica
+	// left, retries, phone_home deadlines.
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(ctx) }()
+
+	fmt.Fprintf(stdout, "controlplane: listening on http://%s (callback %s/)\n", ln.Addr(), base+CallbackPath)
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		log.Warn("the tenants API has no authentication and listens beyond loopback: put it behind your own auth, expose only " + CallbackPath + "/")
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "callback", base+CallbackPath, "provider", c.provider, "secrets", c.secrets)
+
+	var broke error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		broke = fmt.Errorf("serve: %w", err)
+	}
+
+	// Graceful shutdown: stop taking requests and finish those in flight,
+	// then let the injections in flight end. Whatever is cut short is left
+	// in the store for the next start's (or another replica's) Resume.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	if err := p.Shutdown(sctx); err != nil {
+		log.Warn("provisioner shutdown: work cut short is left to Resume", "err", err)
+	}
+	<-runDone
+	log.Info("stopped")
+	return broke
+}
+
+// reachable is the listen address as a URL host: an unspecified IP
+// (":8080", "0.0.0.0:8080") is replaced by loopback, which is where the
+// simulated servers phone home from.
+func reachable(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+}
+
+// loadOrCreateSSHKey reads the control plane's SSH private key (OpenSSH
+// format) from path, creating an ed25519 key there (0600) the first time.
+func loadOrCreateSSHKey(path string) (ssh.Signer, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return nil, gerr
+		}
+		block, merr := ssh.MarshalPrivateKey(priv, "hatchery control plane")
+		if merr != nil {
+			return nil, merr
+		}
+		data = pem.EncodeToMemory(block)
+		if err := writeNew(path, data); errors.Is(err, fs.ErrExist) {
+			return loadOrCreateSSHKey(path) // another process was first
+		} else if err != nil {
+			return nil, fmt.Errorf("ssh key: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("ssh key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("ssh key %s: %w", path, err)
+	}
+	return signer, nil
+}
+
+// loadOrCreateCallbackKey reads the HMAC key of the phone_home URLs (hex)
+// from path, creating 32 random bytes there (0600) the first time.
+func loadOrCreateCallbackKey(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		if err := writeNew(path, []byte(hex.EncodeToString(key)+"\n")); errors.Is(err, fs.ErrExist) {
+			return loadOrCreateCallbackKey(path) // another process was first
+		} else if err != nil {
+			return nil, fmt.Errorf("callback key: %w", err)
+		}
+		return key, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("callback key: %w", err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil || len(key) < 16 {
+		return nil, fmt.Errorf("callback key %s: want at least 16 bytes in hex", path)
+	}
+	return key, nil
+}
+
+// writeNew creates path with mode 0600 holding data, atomically (a temp
+// file linked into place). It fails with fs.ErrExist when path exists, so
+// two processes starting together cannot each keep a key of their own.
+func writeNew(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp, path)
+}
