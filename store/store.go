@@ -1,29 +1,10 @@
-// Package store defines where Hatchery keeps each tenant's provisioning
-// state: the Record, its lifecycle Status, the Store interface that every
-// driver implements, and the errors drivers translate their native errors to.
-//
-// # Drivers
-//
-//   - store/memory: a map and a mutex, for tests and single-process tools.
-//   - store/sqlite: modernc.org/sqlite (pure Go), the embedded default.
-//   - store/postgres: pgx/v5, for several control-plane replicas.
-//
-// Every driver passes the conformance suite in store/storetest.
-//
-// # Lifecycle
-//
-//	pending -> creating -> cloud_init --(phone_home)--> injecting_secrets -> ready
-//
-// Any status can move to failed; failed can be retried; Deprovision moves any
-// status to deleted. Every move goes through [Transition], a compare-and-set
-// on top of [Store.Update], so two callbacks, two replicas or a retry never
-// run the same step twice.
 package store
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -211,9 +192,9 @@ func Transition(ctx context.Context, s Store, id string, from []Status, to Statu
 	if len(from) == 0 {
 		return Record{}, fmt.Errorf("%w: transition to %s from no status", ErrInvalid, to)
 	}
-	var current Status
+	var conflict *ConflictError
+	var current Record
 	r, err := s.Update(ctx, id, func(r *Record) error {
-		current = r.Status
 		for _, f := range from {
 			if r.Status == f {
 				r.Status = to
@@ -223,15 +204,15 @@ func Transition(ctx context.Context, s Store, id string, from []Status, to Statu
 				return nil
 			}
 		}
-		return &ConflictError{ID: id, Status: r.Status, Want: from, To: to}
+		// The record as it stood when the store checked it: no second read
+		// that another writer could overtake.
+		current = r.Clone()
+		conflict = &ConflictError{ID: id, Status: r.Status, Want: slices.Clone(from), To: to}
+		return conflict
 	})
 	if err != nil {
-		var ce *ConflictError
-		if errors.As(err, &ce) && current != "" {
-			got, gerr := s.Get(ctx, id)
-			if gerr == nil {
-				return got, err
-			}
+		if ce := (*ConflictError)(nil); errors.As(err, &ce) && ce == conflict {
+			return current, err
 		}
 		return Record{}, err
 	}

@@ -1,10 +1,3 @@
-// Package memory is a store.Store kept in a map behind a mutex: for tests,
-// examples and single-process tools. Nothing survives the process.
-//
-// Records are copied on the way in and on the way out, so a caller that
-// changes a returned record (its HostKeys slice included) changes nothing
-// stored. Times are kept in UTC at microsecond precision, like the SQL
-// drivers, so records compare equal whichever driver produced them.
 package memory
 
 import (

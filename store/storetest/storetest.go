@@ -1,33 +1,3 @@
-// Package storetest is the conformance suite that every store.Store driver
-// runs: one call to [Run] from the driver's test file checks the semantics
-// the rest of Hatchery relies on.
-//
-// # What it checks
-//
-//   - Create, Get, Update and List round-trip every Record field; the store
-//     sets CreatedAt and UpdatedAt, in UTC at microsecond precision.
-//   - The sentinel errors: store.ErrNotFound, store.ErrExists,
-//     store.ErrInvalid (bad input changes nothing) and store.ErrConflict
-//     through store.Transition.
-//   - Update is an atomic read-modify-write: fn's error is returned as is
-//     with nothing written.
-//   - Records are copied in and out: no caller can change a stored record
-//     through a slice it holds.
-//   - List filters by status and orders by CreatedAt then ID.
-//   - A cancelled or expired context stops every method, also while an
-//     Update waits for another one.
-//   - Contention: many goroutines incrementing one record and many records,
-//     with the exact final counts; with [Replicas], through two separately
-//     opened stores on one database, as two control-plane replicas would.
-//
-// # Usage
-//
-//	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) store.Store { return memory.New() })
-//	}
-//
-// open must return a store on a fresh, empty database each time it is
-// called (subtests run in parallel), and arrange with t.Cleanup to close it.
 package storetest
 
 import (
@@ -842,12 +812,12 @@ func testContendMany(t *testing.T, h *harness) {
 					return
 				}
 				if err != nil {
-					errs <- fmt.Errorf("List during contention: %w", err)
+					errs <- fmt.Errorf("list during contention: %w", err)
 					return
 				}
 				for _, r := range list {
 					if r.Attempts < 0 || r.Attempts > g*n || r.Status != store.StatusPending {
-						errs <- fmt.Errorf("List during contention saw %s with Attempts %d, Status %q", r.ID, r.Attempts, r.Status)
+						errs <- fmt.Errorf("list during contention saw %s with Attempts %d, Status %q", r.ID, r.Attempts, r.Status)
 						return
 					}
 				}
@@ -949,6 +919,13 @@ func testTransitionFuncError(t *testing.T, h *harness) {
 		func(rec *store.Record) error { rec.ServerID = "x"; return errNo })
 	require.Equal(t, errNo, err, "fn's error is returned as is")
 	require.Equal(t, r, get(t, s, r.ID), "the status does not move when fn fails")
+
+	// fn's own ConflictError is fn's error like any other.
+	own := &store.ConflictError{ID: r.ID, Status: store.StatusReady, To: store.StatusCreating}
+	_, err = store.Transition(t.Context(), s, r.ID, []store.Status{store.StatusPending}, store.StatusCreating,
+		func(*store.Record) error { return own })
+	require.Equal(t, error(own), err)
+	require.Equal(t, r, get(t, s, r.ID))
 }
 
 func testTransitionInvalid(t *testing.T, h *harness) {

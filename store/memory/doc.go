@@ -1,0 +1,18 @@
+// Package memory is a store.Store kept in a map: for tests, examples and
+// single-process tools. Nothing survives the process.
+//
+// # Semantics
+//
+// It behaves like the SQL drivers, as the conformance suite in
+// store/storetest checks: records are copied on the way in and on the way
+// out, so a caller that changes a returned record (its HostKeys slice
+// included) changes nothing stored, and times are kept in UTC at microsecond
+// precision, so records compare equal whichever driver produced them.
+//
+// # Concurrency
+//
+// Writers (Create, Update) take turns through one writer lock; an Update
+// holds it while fn runs. A writer waiting for the lock gives up when its
+// context ends. Get and List never wait for fn: fn may read the Store, but
+// must not write to it.
+package memory
