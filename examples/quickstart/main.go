@@ -371,6 +371,9 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 			if res.Record.Status == "" {
 				res.Record, _ = st.Get(context.WithoutCancel(ctx), id)
 			}
+			if res.Err != nil && ctx.Err() != nil {
+				res.Err = fmt.Errorf("stopped while %s: %w", res.Record.Status, context.Cause(ctx))
+			}
 			res.Took = time.Since(start)
 			if d, ok := prog.took(id); ok && res.Record.Status != "" && res.Err == nil {
 				res.Took = d // when the status changed, not when Wait's poll saw it

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -148,6 +149,64 @@ func TestRunFailure(t *testing.T) {
 	assert.Contains(t, out, "1 of 2 tenants ready.")
 	id := failedRow.FindStringSubmatch(out)[1]
 	assert.Regexp(t, regexp.MustCompile(`(?m)^`+id+`: .*rachel8\.service`), out, "the reason follows the table")
+}
+
+// Interrupted (SIGINT in main) while the servers boot: the table shows
+// where each tenant stopped, the exit status is 1, and nothing hangs.
+func TestRunInterrupted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"-tenants", "2", "-boot-delay", "1h"}, &stdout, &stderr) }()
+	require.Eventually(t, func() bool { return strings.Count(stdout.String(), " cloud_init ") == 2 }, 30*time.Second, 10*time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, exitFailed, code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after the interrupt")
+	}
+	out := stdout.String()
+	assert.Regexp(t, `(?m)^[0-9a-f-]{36}  cloud_init  hatchery-`, out)
+	assert.Regexp(t, `(?m)^[0-9a-f-]{36}: stopped while cloud_init: context canceled$`, out)
+	assert.Contains(t, out, "0 of 2 tenants ready.")
+	assert.Contains(t, stderr.String(), "quickstart: stopped: context canceled")
+}
+
+// On a terminal: the board, redrawn in place, then the same final table.
+func TestRunBoard(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o, err := parseFlags(append([]string{"-tenants", "1"}, fast...), noEnv, io.Discard)
+	require.NoError(t, err)
+	o.tty, o.color = true, true
+	var stdout, stderr syncBuffer
+	require.Equal(t, exitOK, o.run(ctx, &stdout, &stderr), stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, ansiClear+ansiBold+"  TENANT    STATUS")
+	assert.Contains(t, out, "\x1b[3A", "redrawn over itself (header, one tenant, summary)")
+	assert.Contains(t, out, "1/1 ready")
+	assert.Len(t, readyRow.FindAllString(out, -1), 1)
+}
+
+func TestIsTerminal(t *testing.T) {
+	t.Parallel()
+	assert.False(t, isTerminal(&bytes.Buffer{}))
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	assert.False(t, isTerminal(w), "a pipe gets plain lines")
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, isTerminal(f), "a file gets plain lines")
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	assert.True(t, isTerminal(null), "a character device (what a terminal is) gets the board")
 }
 
 func noEnv(string) string { return "" }
