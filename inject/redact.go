@@ -30,8 +30,8 @@ type redactor struct {
 }
 
 // newRedactor builds a redactor for the explicit values and every step's
-// stdin: the whole value, the value without surrounding white space, and,
-// for multi-line values, each line of at least minLineLen bytes.
+// stdin: each value without surrounding white space and, for multi-line
+// values, each line of at least minLineLen bytes.
 func newRedactor(values []string, steps []Step) *redactor {
 	set := map[string]bool{}
 	rd := &redactor{}
@@ -43,7 +43,9 @@ func newRedactor(values []string, steps []Step) *redactor {
 			rd.skipped++
 			return
 		}
-		set[v] = true
+		// The value without surrounding white space: a substring of the
+		// value, so this hides the value too, and leaves the line breaks
+		// around it in place.
 		set[strings.TrimSpace(v)] = true
 	}
 	for _, v := range values {

@@ -185,7 +185,7 @@ func TestRunRedacts(t *testing.T) {
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, 1, se.Index)
 			assert.Equal(t, "leak [REDACTED]", se.Step)
-			assert.Equal(t, "[REDACTED]token=[REDACTED] short=abc\n[REDACTED]", se.Stderr,
+			assert.Equal(t, "[REDACTED]\ntoken=[REDACTED] short=abc\n[REDACTED]\n", se.Stderr,
 				"the whole file, the extra value and each line are redacted; a value under MinRedactLen is not")
 
 			for name, text := range map[string]string{

@@ -322,9 +322,19 @@ func Script(fn func(cmd string, stdin []byte) (stdout, stderr string, code int))
 // group. A signal request from the client is delivered to the whole group;
 // closing the server kills it. When the connection drops, the command
 // sees EOF on stdin and a broken pipe on output, as under OpenSSH.
-func Exec(env ...string) Handler {
+func Exec(env ...string) Handler { return ExecWith(nil, env...) }
+
+// ExecWith is Exec with the command text passed through rewrite first
+// (nil: unchanged), e.g. to move absolute paths into a sandbox the way
+// provider/fake's simulated servers do. Commands() still records the
+// command as received.
+func ExecWith(rewrite func(cmd string) string, env ...string) Handler {
 	return func(sess gliderssh.Session) {
-		cmd := exec.Command("/bin/sh", "-c", sess.RawCommand())
+		line := sess.RawCommand()
+		if rewrite != nil {
+			line = rewrite(line)
+		}
+		cmd := exec.Command("/bin/sh", "-c", line)
 		cmd.Env = append(os.Environ(), env...)
 		cmd.Stdin = sess
 		cmd.Stdout = sess

@@ -1,0 +1,177 @@
+package inject_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/internal/latency"
+	"github.com/hatchery-dev/hatchery/internal/opensshd"
+	"github.com/hatchery-dev/hatchery/internal/sshtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// TestOpenSSH runs the injection against a real OpenSSH sshd started on
+// 127.0.0.1 with a generated host key, logging every command line it is
+// asked to run (where `ps` on a server would show it).
+func TestOpenSSH(t *testing.T) {
+	t.Parallel()
+	key := sshtest.NewKey(t)
+	bin, _ := standins(t)
+	srv := opensshd.Start(t, opensshd.Options{
+		AuthorizedKeys: []ssh.PublicKey{key.PublicKey()},
+		// Nothing but the programs the steps may use.
+		Env: []string{"PATH=" + bin},
+	})
+	pinned, err := inject.PinnedHostKeys([]string{srv.HostKeyLine() + "\n"})
+	require.NoError(t, err)
+	algos, err := inject.PinnedHostKeyAlgorithms([]string{srv.HostKeyLine()})
+	require.NoError(t, err)
+	cfg := inject.SSHConfig{User: srv.User, Signer: key, HostKeyCallback: pinned, HostKeyAlgorithms: algos, Timeout: 10 * time.Second}
+	ctx := context.Background()
+
+	const secretA, secretB = "sk-live-AAAAAAAAAAAAAAAA", "ghp_BBBBBBBBBBBBBBBBBBBB"
+	secrets := []string{secretA, secretB}
+
+	t.Run("pinned key accepted, any other refused", func(t *testing.T) {
+		c, err := inject.Dial(ctx, srv.Addr, cfg)
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+
+		other := cfg
+		other.HostKeyCallback, err = inject.PinnedHostKeys([]string{sshtest.AuthorizedLine(sshtest.Key("impostor").PublicKey())})
+		require.NoError(t, err)
+		other.HostKeyAlgorithms = nil
+		_, err = inject.Dial(ctx, srv.Addr, other)
+		require.ErrorIs(t, err, inject.ErrHostKey)
+
+		stranger := cfg
+		stranger.Signer = sshtest.Key("stranger")
+		_, err = inject.Dial(ctx, srv.Addr, stranger)
+		require.ErrorIs(t, err, inject.ErrAuth)
+	})
+
+	c, err := inject.Dial(ctx, srv.Addr, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+
+	for _, m := range modes {
+		t.Run(m.name+"/secret files", func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(dir+"/b.env", []byte("old\n"), 0o644))
+			before := len(srv.Commands())
+			steps := []inject.Step{
+				inject.Mkdir(dir+"/app", 0o700),
+				inject.WriteFile(dir+"/app/a.env", []byte("KEY="+secretA+"\n"), 0o600),
+				inject.WriteFile(dir+"/b.env", []byte("TOKEN="+secretB+"\n"), 0o600),
+			}
+			require.NoError(t, inject.Run(ctx, c, steps, inject.WithPipelining(m.pipelined), inject.WithRedact(secrets...)))
+			for path, want := range map[string]string{dir + "/app/a.env": "KEY=" + secretA + "\n", dir + "/b.env": "TOKEN=" + secretB + "\n"} {
+				got, err := os.ReadFile(path)
+				require.NoError(t, err)
+				assert.Equal(t, want, string(got))
+				fi, err := os.Stat(path)
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), path)
+			}
+			assert.Empty(t, leftovers(t, dir, "app", "b.env"), "nothing beside the files")
+			assert.Empty(t, leftovers(t, dir+"/app", "a.env"))
+			n := len(srv.Commands()) - before
+			if m.pipelined {
+				assert.Equal(t, 1, n, "one session for the whole list")
+			} else {
+				assert.Equal(t, len(steps), n)
+			}
+		})
+
+		t.Run(m.name+"/failing step named, stderr redacted", func(t *testing.T) {
+			dir := t.TempDir()
+			steps := []inject.Step{
+				inject.WriteFile(dir+"/a.env", []byte("KEY="+secretA+"\n"), 0o600),
+				{Name: "start app", Cmd: "printf 'loading %s\\n' \"$(cat " + dir + "/a.env)\" >&2; cat >&2; exit 4", Stdin: []byte(secretB)},
+				{Name: "never", Cmd: "touch " + dir + "/never"},
+			}
+			err := inject.Run(ctx, c, steps, inject.WithPipelining(m.pipelined), inject.WithRedact(secrets...))
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, "start app", se.Step)
+			assert.Equal(t, 1, se.Index)
+			assert.Equal(t, 4, se.ExitCode)
+			assert.Equal(t, "loading [REDACTED]\n[REDACTED]", se.Stderr)
+			for _, s := range secrets {
+				assert.NotContains(t, err.Error(), s)
+			}
+			assert.NoFileExists(t, dir+"/never")
+		})
+	}
+
+	t.Run("connection cut mid-run, then the run converges", func(t *testing.T) {
+		for _, m := range modes {
+			p, err := latency.New(srv.Addr, 0)
+			require.NoError(t, err)
+			defer p.Close()
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(dir+"/big.env", []byte("old\n"), 0o600))
+			big := bytes.Repeat([]byte(secretB+"\n"), 40000) // about 1 MiB
+			steps := []inject.Step{
+				inject.WriteFile(dir+"/small.env", []byte(secretA), 0o600),
+				inject.WriteFile(dir+"/big.env", big, 0o600),
+			}
+
+			// The link drops while big.env's bytes are on their way.
+			p.CutAfter(300 << 10)
+			cc, err := inject.Dial(ctx, p.Addr(), cfg)
+			require.NoError(t, err)
+			err = inject.Run(ctx, cc, steps, inject.WithPipelining(m.pipelined), inject.WithRedact(secrets...))
+			cc.Close()
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se, m.name)
+			// Stepwise, step 0's session is over before the cut. Pipelined,
+			// the cut may come before step 0's end marker reaches us: the
+			// client cannot know it finished.
+			assert.LessOrEqual(t, se.Index, 1, m.name)
+			assert.Equal(t, -1, se.ExitCode, m.name)
+			for _, s := range secrets {
+				assert.NotContains(t, err.Error(), s)
+			}
+			// The server notices the EOF and cleans up its temp file; the
+			// target is never partial.
+			require.Eventually(t, func() bool {
+				return len(leftovers(t, dir, "small.env", "big.env")) == 0
+			}, 10*time.Second, 20*time.Millisecond, "temp files left: %v", leftovers(t, dir, "small.env", "big.env"))
+			got, err := os.ReadFile(dir + "/big.env")
+			require.NoError(t, err)
+			assert.Equal(t, "old\n", string(got), "%s: the old file, not a partial one", m.name)
+
+			// The same run again, on a good link, converges.
+			p.CutAfter(0)
+			cc, err = inject.Dial(ctx, p.Addr(), cfg)
+			require.NoError(t, err)
+			require.NoError(t, inject.Run(ctx, cc, steps, inject.WithPipelining(m.pipelined)))
+			cc.Close()
+			got, err = os.ReadFile(dir + "/big.env")
+			require.NoError(t, err)
+			assert.Equal(t, big, got)
+			got, err = os.ReadFile(dir + "/small.env")
+			require.NoError(t, err)
+			assert.Equal(t, secretA, string(got))
+			assert.Empty(t, leftovers(t, dir, "small.env", "big.env"))
+		}
+	})
+
+	t.Run("no secret in any command line", func(t *testing.T) {
+		cmds := srv.Commands()
+		require.NotEmpty(t, cmds)
+		for _, cmd := range cmds {
+			for _, s := range secrets {
+				assert.False(t, strings.Contains(cmd, s), "secret in command line %q", cmd)
+			}
+		}
+	})
+}
