@@ -86,7 +86,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	assert.True(t, noReload, "the page refreshed its table without reloading")
 	require.NotEmpty(t, seen)
 	assert.Equal(t, "ready", seen[len(seen)-1])
-	assert.Contains(t, seen, "cloud_init", "the second tenant's status changed in place: %v", seen)
+	// 3 s of cloud_init span at least one refresh; a loaded machine may
+	// show injecting_secrets instead. Either way, not ready at first.
+	assert.GreaterOrEqual(t, len(seen), 2, "the second tenant's status changed in place: %v", seen)
+	assert.Contains(t, []string{"cloud_init", "injecting_secrets"}, seen[0], "seen: %v", seen)
 	assert.Len(t, ids, 3)
 	assert.Contains(t, ids, first)
 	assert.Contains(t, ids, second)
