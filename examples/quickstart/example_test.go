@@ -102,8 +102,7 @@ func Example_embed() {
 }
 
 // The README's "how to embed" snippet is newProvisioner, verbatim, so it
-// compiles and runs (Example_embed). The README (once merged) or
-// README-snippet.md must hold it as it is here.
+// compiles and runs (Example_embed). The README must hold it as it is here.
 func TestEmbedSnippetInSync(t *testing.T) {
 	t.Parallel()
 	src, err := os.ReadFile("example_test.go")
@@ -123,7 +122,7 @@ func TestEmbedSnippetInSync(t *testing.T) {
 
 	block := regexp.MustCompile("(?s)```go\n(.*?)```")
 	found := 0
-	for _, doc := range []string{"../../README.md", "README-snippet.md"} {
+	for _, doc := range []string{"../../README.md"} {
 		data, err := os.ReadFile(doc)
 		if os.IsNotExist(err) {
 			continue
