@@ -194,27 +194,35 @@ func WriteFile(p string, data []byte, mode fs.FileMode, opts ...FileOption) Step
 	return Step{Name: name, Cmd: cmd, Stdin: stdin}
 }
 
-// Command runs argv (argv[0] is the program) with every argument
-// shell-quoted; name is the step's name.
-func Command(name string, argv ...string) Step {
-	if len(argv) == 0 || argv[0] == "" {
-		return invalid(name, "command %q: no program", name)
+// Command runs the program name with args, like exec.Command: name and
+// every argument are shell-quoted, so nothing in them is expanded. The
+// step's Name is the command line (cut at 100 bytes); set Step.Name for
+// another.
+func Command(name string, args ...string) Step {
+	if name == "" {
+		return invalid("command", "command: no program")
 	}
-	q := make([]string, len(argv))
-	for i, a := range argv {
+	q := make([]string, 0, 1+len(args))
+	for i, a := range append([]string{name}, args...) {
 		if strings.ContainsRune(a, 0) {
-			return invalid(name, "command %q: argument %d holds a NUL byte", name, i)
+			return invalid(name, "command %s: argument %d holds a NUL byte", name, i)
 		}
-		q[i] = Quote(a)
+		q = append(q, Quote(a))
 	}
-	return Step{Name: name, Cmd: strings.Join(q, " ")}
+	cmd := strings.Join(q, " ")
+	title := cmd
+	if len(title) > 100 {
+		title = title[:97] + "..."
+	}
+	return Step{Name: title, Cmd: cmd}
 }
 
 // RootCommand is Command run as root through `sudo -n`.
-func RootCommand(name string, argv ...string) Step {
-	s := Command(name, argv...)
+func RootCommand(name string, args ...string) Step {
+	s := Command(name, args...)
 	if s.err == nil {
 		s.Cmd = "sudo -n " + s.Cmd
+		s.Name = "sudo " + s.Name
 	}
 	return s
 }

@@ -27,14 +27,14 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 		"setuid mode":           inject.WriteFile("/a", nil, 0o600|os.ModeSetuid),
 		"dir mode":              inject.Mkdir("/a", os.ModeDir|0o755),
 		"bad owner":             inject.WriteFile("/a", nil, 0o600, inject.Owner("root; rm -rf /")),
-		"empty command":         inject.Command("nothing"),
-		"NUL in argv":           inject.Command("nul", "printf", "a\x00b"),
+		"empty command":         inject.Command(""),
+		"NUL in args":           inject.Command("printf", "a\x00b"),
 		"unit with slash":       inject.InstallUnit("../evil.service", nil),
 		"unit without type":     inject.InstallUnit("rachel8", nil),
 		"bad unit for enable":   inject.EnableUnit("-rf"),
 		"bad unit for check":    inject.CheckActive("a b", time.Second),
 		"negative settle":       inject.CheckActive("a.service", -time.Second),
-		"root command, no argv": inject.RootCommand("x"),
+		"root command, no name": inject.RootCommand(""),
 	}
 	for name, s := range tests {
 		assert.ErrorIs(t, s.Err(), inject.ErrInvalid, name)
@@ -46,7 +46,7 @@ func TestConstructorsRejectBadInput(t *testing.T) {
 		inject.InstallUnit("app@1.service", []byte("x")),
 		inject.EnableUnit("app"), inject.StartUnit("app.service"), inject.RestartUnit("app.service"),
 		inject.DaemonReload(), inject.WaitCloudInit(true), inject.CheckActive("app.service", 0),
-		inject.Command("echo", "printf", "%s", "x"), inject.RootCommand("id", "id"),
+		inject.Command("printf", "%s", "x"), inject.RootCommand("id"),
 	} {
 		assert.NoError(t, s.Err(), s.Name)
 		assert.NotEmpty(t, s.Cmd, s.Name)
@@ -85,8 +85,11 @@ func TestCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"a b", "it's", "$HOME", "`id`", "*", "FOO=bar", "", "line\nbreak"}
-	s := inject.Command("write args", append([]string{"/bin/sh", "-c", `for a; do printf '[%s]' "$a"; done > "$0"`, dir + "/out"}, args...)...)
+	s := inject.Command("/bin/sh", append([]string{"-c", `for a; do printf '[%s]' "$a"; done > "$0"`, dir + "/out"}, args...)...)
 	require.NoError(t, s.Err())
+	assert.True(t, strings.HasPrefix(s.Name, "/bin/sh -c "), s.Name)
+	assert.Equal(t, "sleep 0.5", inject.Command("sleep", "0.5").Name)
+	assert.Equal(t, "sudo -n systemctl daemon-reload", inject.RootCommand("systemctl", "daemon-reload").Cmd)
 	require.NoError(t, inject.Run(context.Background(), &localRunner{}, []inject.Step{s}))
 	got, err := os.ReadFile(dir + "/out")
 	require.NoError(t, err)
