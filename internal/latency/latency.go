@@ -168,6 +168,7 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, up bool) {
 		}
 	}()
 	buf := make([]byte, 32<<10)
+read:
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -178,7 +179,11 @@ func (p *Proxy) pipe(l *link, src, dst net.Conn, up bool) {
 					break
 				}
 			}
-			q <- chunk{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(p.delay.Load()))}
+			select {
+			case q <- chunk{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(p.delay.Load()))}:
+			case <-wdone: // the writer gave up: the link is closed
+				break read
+			}
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
