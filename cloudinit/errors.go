@@ -27,6 +27,7 @@ type SizeError struct {
 	Limit int // the limit in force
 }
 
+// Error says how large the user-data is and what the limit is.
 func (e *SizeError) Error() string {
 	return fmt.Sprintf("cloudinit: user-data is %d bytes, over the %d-byte limit", e.Size, e.Limit)
 }
@@ -44,6 +45,7 @@ type FieldError struct {
 	Reason string
 }
 
+// Error names the field and why it was refused; never its value.
 func (e *FieldError) Error() string {
 	return "cloudinit: invalid config: " + e.Field + ": " + e.Reason
 }
@@ -63,6 +65,7 @@ type SecretError struct {
 	Line  int
 }
 
+// Error names the kind of secret and where it is; never the value.
 func (e *SecretError) Error() string {
 	where := e.Field
 	if where == "" {

@@ -228,6 +228,7 @@ type ConflictError struct {
 	To     Status   // where the transition would have moved it
 }
 
+// Error says where the record is and where the transition expected it.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("store: record %s is %s, not %v: cannot move to %s", e.ID, e.Status, e.Want, e.To)
 }

@@ -52,6 +52,7 @@ type SecretError struct {
 	Reason string // e.g. "is missing", "contains a newline"
 }
 
+// Error names the secret and why it was refused; never its value.
 func (e *SecretError) Error() string { return "rachel8: secret " + e.Name + " " + e.Reason }
 
 // Is reports whether target is ErrInvalidSecret.

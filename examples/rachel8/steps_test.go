@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 )
 
 var wantOrder = []string{
@@ -115,12 +116,7 @@ func TestUnitCustomUser(t *testing.T) {
 // prints. The bun binary is swapped for /bin/true, which exists here.
 func TestUnitSystemdVerify(t *testing.T) {
 	t.Parallel()
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		// An extra referee beyond the issue's: skipped, not failed, where
-		// systemd is not installed (.ci/run does not install it).
-		t.Skip("systemd-analyze is not installed")
-	}
+	sa := testenv.LookPath(t, "systemd-analyze")
 	unit, err := rachel8.Unit(rachel8.Options{})
 	require.NoError(t, err)
 	unit = bytes.ReplaceAll(unit, []byte("/home/rachel/.bun/bin/bun"), []byte("/bin/true"))

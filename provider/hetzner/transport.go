@@ -54,6 +54,7 @@ type RateLimitError struct {
 	Until time.Time // when the budget allows the next request
 }
 
+// Error says until when the API is rate limited.
 func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("hetzner: rate limited until %s, after the context deadline",
 		e.Until.UTC().Format(time.RFC3339))
