@@ -27,9 +27,10 @@ type Handler struct {
 	// Store holds the tenants' records. Required: with a nil Store every
 	// request is answered 500.
 	Store store.Store
-	// Key is the HMAC-SHA256 key for the per-tenant URL token. Required:
-	// with an empty Key every request is answered 500. Use 32 random bytes
-	// and keep them as secret as any other credential.
+	// Key is the HMAC-SHA256 key for the per-tenant URL token. Required,
+	// at least MinKeySize bytes: with a shorter (or empty) Key every
+	// request is answered 500. Use 32 random bytes and keep them as secret
+	// as any other credential.
 	Key []byte
 	// OnReady, when set, is called once for every cloud_init (or creating)
 	// -> injecting_secrets transition the handler makes, with the record as
@@ -63,24 +64,34 @@ type Handler struct {
 	// http.Server's ReadTimeout, which is the embedding server's to set.
 	StoreTimeout time.Duration
 
-	misconfigOnce sync.Once // logs an empty Key or a nil Store once
+	misconfigOnce sync.Once // logs a short Key or a nil Store once
 }
 
 // DefaultStoreTimeout is the StoreTimeout of a Handler that sets none.
 const DefaultStoreTimeout = 10 * time.Second
 
+// MinKeySize is the shortest Key a Handler accepts, in bytes. A shorter
+// Key is a misconfiguration, handled like an empty one.
+const MinKeySize = 16
+
+// tokenDomain prefixes the tenant ID in the HMAC input, so that a token
+// is never also a valid MAC for another use of the same key.
+const tokenDomain = "hatchery/callback/v1\x00"
+
 // URL returns the phone_home URL for tenant id: base (the URL the handler
 // is mounted at, e.g. "https://cp.example.com/api/provision/callback",
 // trailing slashes ignored), then "/" + id, then "?token=" and the
-// lowercase hex HMAC-SHA256 of id under Key. The URL contains no "$", so
-// cloud-init's template substitution leaves it alone. It is only as
-// useful as Key: with an empty Key the handler refuses every request.
+// lowercase hex HMAC-SHA256 under Key of "hatchery/callback/v1", a NUL
+// byte and id. The URL contains no "$", so cloud-init's template
+// substitution leaves it alone. It is only as useful as Key: with a Key
+// shorter than MinKeySize the handler refuses every request.
 func (h *Handler) URL(base, id string) string {
 	return strings.TrimRight(base, "/") + "/" + id + "?token=" + h.token(id)
 }
 
 func (h *Handler) token(id string) string {
 	m := hmac.New(sha256.New, h.Key)
+	m.Write([]byte(tokenDomain))
 	m.Write([]byte(id))
 	return hex.EncodeToString(m.Sum(nil))
 }
@@ -114,7 +125,8 @@ var errSource = errors.New("callback: request does not come from the server's ad
 // ServeHTTP answers one phone_home callback. The checks run in this order
 // and the first that fails decides the answer:
 //
-//	500 the handler has no Key or no Store (a misconfiguration; logged once)
+//	500 the Key is shorter than MinKeySize or there is no Store (a
+//	    misconfiguration; logged once)
 //	405 not a POST (Allow: POST); cloud-init sends a GET only when its
 //	    post list is empty, which leaves no host key to pin
 //	400 the ID is not a canonical UUID
@@ -136,10 +148,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log = log.With("remote", r.RemoteAddr)
 
-	if len(h.Key) == 0 || h.Store == nil {
+	if len(h.Key) < MinKeySize || h.Store == nil {
 		h.misconfigOnce.Do(func() {
-			what := "Handler.Key is empty"
-			if len(h.Key) != 0 {
+			var what string
+			switch {
+			case len(h.Key) == 0:
+				what = "Handler.Key is empty"
+			case len(h.Key) < MinKeySize:
+				what = fmt.Sprintf("Handler.Key is %d bytes, want at least %d", len(h.Key), MinKeySize)
+			default:
 				what = "Handler.Store is nil"
 			}
 			log.Error("callback: " + what + ": refusing every phone_home callback with 500 until it is set")

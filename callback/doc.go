@@ -22,13 +22,20 @@
 //
 // # Authentication
 //
-// The token is the lowercase hex HMAC-SHA256 of the tenant ID under
-// [Handler.Key], passed as the "token" query parameter. It is checked in
-// constant time before the body is read or the store is touched, so
-// knowing a tenant ID is not enough to move its status. A Handler with an
-// empty Key answers every request with 500 and logs the misconfiguration
-// once. The token is never logged. Optionally ([Handler.CheckSource]) a
-// callback must also come from the server's recorded address.
+// The token is the lowercase hex HMAC-SHA256, under [Handler.Key], of the
+// domain string "hatchery/callback/v1", a NUL byte and the tenant ID:
+//
+//	token = hex(HMAC-SHA256(Key, "hatchery/callback/v1\x00" + id))
+//
+// passed as the "token" query parameter. The domain string keeps a token
+// from ever being a valid MAC for any other use of the same key (and a
+// future v2 from accepting v1 tokens). It is checked in constant time
+// before the body is read or the store is touched, so knowing a tenant ID
+// is not enough to move its status. A Handler whose Key is shorter than
+// [MinKeySize] (16 bytes), or empty, answers every request with 500 and
+// logs the misconfiguration once. The token is never logged. Optionally
+// ([Handler.CheckSource]) a callback must also come from the server's
+// recorded address.
 //
 // # What cloud-init sends
 //

@@ -53,7 +53,7 @@ func Example() {
 	fmt.Println(r.Status, r.Hostname, r.InstanceID)
 	fmt.Println(r.HostKeys[0])
 	// Output:
-	// https://cp.example.com/api/provision/callback/4b3f1c2e-8d1a-4c5b-9e2f-0a1b2c3d4e5f?token=406be1910c7e70a38b2b1feb11d0adffd25c39181177180ef04c6b67a7a7e04f
+	// https://cp.example.com/api/provision/callback/4b3f1c2e-8d1a-4c5b-9e2f-0a1b2c3d4e5f?token=6c0e21484ef93e2e656a95590389a70588481580214662a603cce52773624057
 	// 200
 	// injecting_secrets tenant-a 12345678
 	// ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO8OAwe6RMyFXnzHx8bVdo55w1mGeWHQMBItKIJqRJTU
@@ -68,5 +68,5 @@ func ExampleHandler_URL() {
 
 	fmt.Println(h.URL("http://127.0.0.1:8080/hooks/phone-home/", "0f0e0d0c-0b0a-4999-8888-777766665555"))
 	// Output:
-	// http://127.0.0.1:8080/hooks/phone-home/0f0e0d0c-0b0a-4999-8888-777766665555?token=d15ed50d568bf40ec18f75a832a8cd1bb8fbbd7c6ce7bc982c9c1d84ea502860
+	// http://127.0.0.1:8080/hooks/phone-home/0f0e0d0c-0b0a-4999-8888-777766665555?token=eae43d0d5446cb30d5f62f941f067ce3f5a4003aee701eca077160416e07bccc
 }

@@ -25,21 +25,35 @@ import (
 
 func TestURL(t *testing.T) {
 	t.Parallel()
-	h := &callback.Handler{Key: []byte("k")}
-	// HMAC-SHA256 under "k" of the tenant ID, computed independently with
-	//   printf %s "$id" | openssl dgst -sha256 -hmac k
-	const tok = "848465feb1137a48d6dad30a3e33fc3fd75a328285b8794fd846229ab655ff02"
+	h := &callback.Handler{Key: []byte("0123456789abcdef")}
+	// HMAC-SHA256 under the key of the domain string, a NUL and the tenant
+	// ID, computed independently with
+	//   printf 'hatchery/callback/v1\0%s' "$id" | openssl dgst -sha256 -hmac 0123456789abcdef
+	const tok = "fffdc7906c68de14b4faf6f48f7de9818a4576512ae27e2acbffb80fb44ad39c"
+	// The same without the domain string: what the token must not be.
+	//   printf %s "$id" | openssl dgst -sha256 -hmac 0123456789abcdef
+	const plain = "cc8b0f88bd2c5326231c307d71b1b4808372e94f1898cb388ed9442e6dde4916"
 	want := "http://127.0.0.1:8080/api/provision/callback/" + tenant + "?token=" + tok
 	assert.Equal(t, want, h.URL("http://127.0.0.1:8080/api/provision/callback", tenant))
 	assert.Equal(t, want, h.URL("http://127.0.0.1:8080/api/provision/callback//", tenant), "trailing slashes ignored")
 	assert.Equal(t, "/"+tenant+"?token="+tok, h.URL("", tenant))
 	assert.Equal(t, tokenFor(testKey, other), tokenOf(t, (&callback.Handler{Key: testKey}).URL("http://x", other)))
+
+	// A bare HMAC of the ID (the pre-v1 token) is refused.
+	b := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	b.h.Key = []byte("0123456789abcdef")
+	require.NotEqual(t, plain, tok)
+	w := serve(b.h, request(http.MethodPost, "http://cp.test/cb/"+tenant+"?token="+plain, formCT, goodForm))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	w = serve(b.h, request(http.MethodPost, "http://cp.test/cb/"+tenant+"?token="+tok, formCT, goodForm))
+	assert.Equal(t, http.StatusOK, w.Code)
+	b.waitReady(t)
 }
 
 // tokenFor computes a URL token independently of the handler.
 func tokenFor(key []byte, id string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id))
+	m.Write([]byte("hatchery/callback/v1\x00" + id))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -80,7 +94,7 @@ func TestServeHTTP(t *testing.T) {
 		target      string        // default h.URL for tenant
 		contentType string        // default form
 		body        string        // default goodForm
-		noKey       bool
+		key         []byte        // nil: testKey
 		store       func(store.Store) store.Store
 		source      bool   // CheckSource
 		remote      string // default 192.0.2.1:1234 (httptest)
@@ -108,7 +122,10 @@ func TestServeHTTP(t *testing.T) {
 			body: strings.Replace(goodForm, "pub_key_dsa=N%2FA", "pub_key_dsa=ssh-dsa+AAAAFAKEDSAKEY+root%40tenant-a%0A", 1)},
 		{name: "trailing slash", rec: rec(base(store.StatusCloudInit)), target: url(tenant+"/", validTok), code: 200, transition: true},
 
-		{name: "empty key", rec: rec(base(store.StatusCloudInit)), noKey: true, code: 500, bodyHas: "not configured"},
+		{name: "empty key", rec: rec(base(store.StatusCloudInit)), key: []byte{}, code: 500, bodyHas: "not configured"},
+		{name: "1-byte key", rec: rec(base(store.StatusCloudInit)), key: []byte("k"), code: 500, bodyHas: "not configured"},
+		{name: "15-byte key", rec: rec(base(store.StatusCloudInit)), key: []byte("0123456789abcde"), code: 500, bodyHas: "not configured"},
+		{name: "16-byte key", rec: rec(base(store.StatusCloudInit)), key: []byte("0123456789abcdef"), code: 200, transition: true},
 		{name: "GET", rec: rec(base(store.StatusCloudInit)), method: "GET", body: "-", code: 405},
 		{name: "PUT", rec: rec(base(store.StatusCloudInit)), method: "PUT", code: 405},
 		{name: "HEAD", rec: rec(base(store.StatusCloudInit)), method: "HEAD", code: 405},
@@ -197,8 +214,8 @@ func TestServeHTTP(t *testing.T) {
 			} else {
 				b = setup(t)
 			}
-			if c.noKey {
-				b.h.Key = nil
+			if c.key != nil {
+				b.h.Key = c.key
 			}
 			if c.store != nil {
 				b.h.Store = c.store(b.st)
@@ -271,8 +288,8 @@ func TestServeHTTP(t *testing.T) {
 				b.noReady(t)
 			}
 			logs := b.logs.String()
-			assert.NotContains(t, logs, tokenFor(testKey, tenant), "token logged")
-			if c.code != 500 || !c.noKey {
+			assert.NotContains(t, logs, tokenFor(b.h.Key, tenant), "token logged")
+			if c.code != 500 || len(b.h.Key) >= callback.MinKeySize {
 				assert.Contains(t, logs, `"tenant":"`+tenant+`"`)
 			}
 		})
@@ -328,6 +345,19 @@ func TestLogs(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(nb.logs.String(), "\n"), nb.logs.String())
 	assert.Contains(t, nb.logs.String(), "Handler.Key is empty")
 	assert.Equal(t, store.StatusCloudInit, nb.get(t, tenant).Status)
+
+	// A key under MinKeySize: the same, and the line says why.
+	kb := setup(t, store.Record{ID: tenant, Status: store.StatusCloudInit})
+	kb.h.Key = []byte("0123456789abcde")
+	for range 5 {
+		assert.Equal(t, 500, kb.post(t, tenant, formCT, goodForm).Code)
+	}
+	assert.Equal(t, 1, strings.Count(kb.logs.String(), "\n"), kb.logs.String())
+	assert.Contains(t, kb.logs.String(), `"level":"ERROR"`)
+	assert.Contains(t, kb.logs.String(), "Handler.Key is 15 bytes, want at least 16")
+	assert.NotContains(t, kb.logs.String(), "0123456789abcde", "the key is never logged")
+	assert.Equal(t, store.StatusCloudInit, kb.get(t, tenant).Status)
+	kb.noReady(t)
 
 	// A nil Store: the same.
 	sb := setup(t)
