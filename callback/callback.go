@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -36,7 +38,15 @@ type Handler struct {
 	// -> injecting_secrets transition the handler makes, with the record as
 	// written. It runs on its own goroutine, after the answer is decided,
 	// with a context that is not cancelled when the request ends; the
-	// handler never waits for it.
+	// handler never waits for it ([Handler.Wait] does).
+	//
+	// A panic in OnReady is recovered: it would otherwise kill the process,
+	// triggered by a network request. It is logged at Error level as
+	// "OnReady panicked" with the tenant, the panic value's type
+	// (panic_type) and the function and line that panicked (site), never
+	// the value itself nor a stack trace, which could hold a secret. The
+	// record stays where OnReady left it (usually injecting_secrets): the
+	// caller's own recovery (provision's Resume) must pick it up.
 	OnReady func(ctx context.Context, r store.Record)
 	// IDFunc returns the tenant ID of a request, e.g. r.PathValue("id")
 	// under a "POST /callback/{id}" ServeMux pattern, or chi.URLParam.
@@ -65,6 +75,10 @@ type Handler struct {
 	StoreTimeout time.Duration
 
 	misconfigOnce sync.Once // logs a short Key or a nil Store once
+
+	readyMu sync.Mutex
+	running int           // OnReady calls not yet returned
+	idle    chan struct{} // closed when running drops to 0
 }
 
 // DefaultStoreTimeout is the StoreTimeout of a Handler that sets none.
@@ -117,6 +131,7 @@ const (
 	outcomeConflict   = "conflict"
 	outcomeDifferent  = "different_data"
 	outcomeStoreError = "store_error"
+	outcomePanic      = "on_ready_panicked"
 )
 
 // errSource aborts the transition when the source address is wrong.
@@ -257,7 +272,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeOK(w)
 		log.Info("phone_home accepted", "outcome", outcomeReady, "instance_id", rec.InstanceID)
 		if h.OnReady != nil {
-			go h.OnReady(context.WithoutCancel(r.Context()), rec.Clone())
+			h.goReady(context.WithoutCancel(r.Context()), rec.Clone(), log)
 		}
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, "unknown tenant", http.StatusNotFound)
@@ -306,6 +321,78 @@ func (h *Handler) repeat(w http.ResponseWriter, log *slog.Logger, rec store.Reco
 	}
 	writeOK(w)
 	log.Info("phone_home repeated", "outcome", outcomeRepeat)
+}
+
+// goReady runs OnReady on its own goroutine, counted for Wait, with a
+// panic recovered and logged (see Handler.OnReady).
+func (h *Handler) goReady(ctx context.Context, rec store.Record, log *slog.Logger) {
+	h.readyMu.Lock()
+	if h.running == 0 {
+		h.idle = make(chan struct{})
+	}
+	h.running++
+	h.readyMu.Unlock()
+	go func() {
+		defer h.readyDone()
+		defer func() {
+			if v := recover(); v != nil {
+				log.Error("OnReady panicked", "outcome", outcomePanic,
+					"panic_type", fmt.Sprintf("%T", v), "site", panicSite())
+			}
+		}()
+		h.OnReady(ctx, rec)
+	}()
+}
+
+func (h *Handler) readyDone() {
+	h.readyMu.Lock()
+	defer h.readyMu.Unlock()
+	h.running--
+	if h.running == 0 {
+		close(h.idle)
+	}
+}
+
+// Wait blocks until no OnReady call is running (those started before and
+// while it waits, which includes ones that panicked), or until ctx ends,
+// returning ctx.Err() then. Use it on shutdown, after the http.Server
+// has stopped taking requests, so that no injection is cut off halfway;
+// a Handler with no OnReady running returns nil at once.
+func (h *Handler) Wait(ctx context.Context) error {
+	h.readyMu.Lock()
+	if h.running == 0 {
+		h.readyMu.Unlock()
+		return nil
+	}
+	idle := h.idle
+	h.readyMu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// panicSite returns the function and file:line that panicked, called from
+// the deferred function that recovered: the first frame past
+// runtime.gopanic that is not in the runtime. "" when it cannot tell.
+func panicSite() string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	past := false
+	for {
+		f, more := frames.Next()
+		switch {
+		case f.Function == "runtime.gopanic":
+			past = true
+		case past && !strings.HasPrefix(f.Function, "runtime."):
+			return fmt.Sprintf("%s (%s:%d)", f.Function, filepath.Base(f.File), f.Line)
+		}
+		if !more {
+			return ""
+		}
+	}
 }
 
 func (h *Handler) tooLarge(w http.ResponseWriter, log *slog.Logger) {

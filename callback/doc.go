@@ -73,7 +73,10 @@
 // call has been recorded) to injecting_secrets. Of any number of
 // concurrent or repeated callbacks exactly one makes the transition, and
 // [Handler.OnReady] runs once for it, on its own goroutine, after the
-// answer is decided. A callback that repeats the recorded data after the
+// answer is decided. A panic in OnReady is recovered and logged (the
+// tenant and the panic value's type, never the value), so a request
+// cannot crash the process through it; [Handler.Wait] waits for the
+// OnReady calls in flight, e.g. on shutdown. A callback that repeats the recorded data after the
 // transition gets 200 and changes nothing, so cloud-init stops retrying; a
 // callback with different data (a rebuilt server, a replay) gets 409 and
 // a warning in the log, as does a callback for a failed or deleted tenant.

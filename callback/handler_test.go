@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -412,6 +413,105 @@ func TestOnReady(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnReady not called")
 	}
+}
+
+// TestOnReadyPanic checks that a panicking OnReady does not take the
+// process down: the answer stays 200, the panic is logged with the tenant
+// and the value's type but not the value, and the handler keeps working.
+func TestOnReadyPanic(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-from-the-vault"
+	b := setup(t,
+		store.Record{ID: tenant, Status: store.StatusCloudInit},
+		store.Record{ID: other, Status: store.StatusCloudInit})
+	b.h.OnReady = func(_ context.Context, r store.Record) {
+		if r.ID == tenant {
+			panic(errors.New("injecting " + secret))
+		}
+		b.ready <- r
+	}
+	assert.Equal(t, 200, b.post(t, tenant, formCT, goodForm).Code)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, b.h.Wait(ctx), "a panicked OnReady counts as returned")
+
+	type line struct {
+		Level, Msg, Tenant, Outcome string
+		PanicType                   string `json:"panic_type"`
+		Site                        string
+	}
+	var got []line
+	for _, l := range strings.Split(strings.TrimSpace(b.logs.String()), "\n") {
+		var v line
+		require.NoError(t, json.Unmarshal([]byte(l), &v), l)
+		if v.Msg == "OnReady panicked" {
+			got = append(got, v)
+		}
+	}
+	require.Len(t, got, 1, b.logs.String())
+	assert.Equal(t, "ERROR", got[0].Level)
+	assert.Equal(t, tenant, got[0].Tenant)
+	assert.Equal(t, "on_ready_panicked", got[0].Outcome)
+	assert.Equal(t, "*errors.errorString", got[0].PanicType)
+	assert.Contains(t, got[0].Site, "TestOnReadyPanic.func1 (handler_test.go:")
+	assert.NotContains(t, b.logs.String(), secret, "the panic value is never logged")
+	assert.Equal(t, store.StatusInjectingSecrets, b.get(t, tenant).Status)
+
+	// A runtime panic (nil map write) is recovered the same way.
+	b.h.OnReady = func(_ context.Context, r store.Record) {
+		counts := map[string]map[string]int{}
+		counts[r.ID][secret]++ // the inner map is nil
+	}
+	assert.Equal(t, 200, b.post(t, other, formCT, goodForm).Code)
+	require.NoError(t, b.h.Wait(ctx))
+	assert.Contains(t, b.logs.String(), `"panic_type":"runtime.`)
+	assert.NotContains(t, b.logs.String(), secret)
+
+	// The handler still works, and repeats stay repeats.
+	assert.Equal(t, 200, b.post(t, tenant, formCT, goodForm).Code)
+	b.noReady(t)
+}
+
+// TestWait checks that Wait returns at once with nothing running, waits
+// for the OnReady calls in flight, and gives up when its context ends.
+func TestWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t,
+		store.Record{ID: tenant, Status: store.StatusCloudInit},
+		store.Record{ID: other, Status: store.StatusCloudInit})
+	require.NoError(t, b.h.Wait(context.Background()), "nothing running")
+
+	release := make(chan struct{})
+	started := make(chan string, 2)
+	b.h.OnReady = func(_ context.Context, r store.Record) {
+		started <- r.ID
+		<-release
+	}
+	require.Equal(t, 200, b.post(t, tenant, formCT, goodForm).Code)
+	require.Equal(t, 200, b.post(t, other, formCT, goodForm).Code)
+	for range 2 {
+		<-started
+	}
+
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, b.h.Wait(short), context.DeadlineExceeded)
+
+	waited := make(chan error, 1)
+	go func() { waited <- b.h.Wait(context.Background()) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned %v with OnReady still running", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-waited:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return after OnReady did")
+	}
+	require.NoError(t, b.h.Wait(context.Background()), "idle again")
 }
 
 // TestConcurrent sends 100 identical callbacks at once: all 2xx, one
