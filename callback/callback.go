@@ -67,6 +67,19 @@ type Handler struct {
 	// taken from X-Forwarded-For: the rightmost hop that is not a trusted
 	// proxy. Used only with CheckSource.
 	TrustedProxies []netip.Prefix
+	// InstanceIDFunc, when set, returns the instance ID that the server of
+	// record r posts at phone_home, e.g. r.ServerID on Hetzner (its
+	// cloud-init instance ID is the numeric server ID) or "i-" + r.ServerID
+	// for provider/fake; "" when it cannot tell. A callback that would
+	// move a record with a ServerID out of creating or cloud_init must
+	// then post exactly that instance_id (posting none is a mismatch too),
+	// or it is answered 409 with a warning: it comes from another server
+	// of the tenant (an earlier attempt's) or replays one's callback. nil:
+	// no such check. It is called only for a record with a ServerID,
+	// inside the store's update (the record as stored, except that Status
+	// already reads injecting_secrets): it must be quick, safe for
+	// concurrent use, and must not use the Store.
+	InstanceIDFunc func(r store.Record) string
 	// StoreTimeout bounds the store work of one request; 0 means
 	// DefaultStoreTimeout. cloud-init waits for an answer without a timeout
 	// of its own, so a stuck store must end in a 500 (which cloud-init
@@ -132,10 +145,41 @@ const (
 	outcomeDifferent  = "different_data"
 	outcomeStoreError = "store_error"
 	outcomePanic      = "on_ready_panicked"
+	outcomeInstance   = "wrong_instance"
 )
 
 // errSource aborts the transition when the source address is wrong.
 var errSource = errors.New("callback: request does not come from the server's address")
+
+// instanceError aborts the transition when the posted instance ID is not
+// the one expected for the record.
+type instanceError struct {
+	want, from string // the expected instance ID, and where it came from
+	server     string // the record's ServerID
+}
+
+func (e *instanceError) Error() string {
+	return fmt.Sprintf("callback: instance_id is not %q (from %s)", e.want, e.from)
+}
+
+// checkInstance returns an *instanceError when posted is not the instance
+// ID expected for rec, a record still in creating or cloud_init: the one
+// already recorded, if any, else the one InstanceIDFunc gives.
+func (h *Handler) checkInstance(rec store.Record, posted string) error {
+	if rec.InstanceID != "" {
+		if posted != rec.InstanceID {
+			return &instanceError{want: rec.InstanceID, from: "record", server: rec.ServerID}
+		}
+		return nil
+	}
+	if h.InstanceIDFunc == nil || rec.ServerID == "" {
+		return nil
+	}
+	if want := h.InstanceIDFunc(rec); want != "" && posted != want {
+		return &instanceError{want: want, from: "InstanceIDFunc", server: rec.ServerID}
+	}
+	return nil
+}
 
 // ServeHTTP answers one phone_home callback. The checks run in this order
 // and the first that fails decides the answer:
@@ -152,7 +196,8 @@ var errSource = errors.New("callback: request does not come from the server's ad
 //	404 no such tenant
 //	403 CheckSource is on and the client is not the server
 //	409 the tenant is failed, deleted or not yet creating, or it has
-//	    already phoned home with different data
+//	    already phoned home with different data, or instance_id is not
+//	    the one recorded or given by InstanceIDFunc
 //	500 the store failed or took over StoreTimeout (generic body; the
 //	    cause is logged)
 //	200 the transition happened, or the same data was posted again
@@ -261,12 +306,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err := checkSource(*rec); err != nil {
 				return err
 			}
+			if err := h.checkInstance(*rec, p.InstanceID); err != nil {
+				return err
+			}
 			rec.Hostname = p.Hostname
 			rec.InstanceID = p.InstanceID
 			rec.HostKeys = slices.Clone(p.HostKeys)
 			return nil
 		})
 	var conflict *store.ConflictError
+	var wrongInstance *instanceError
 	switch {
 	case err == nil:
 		writeOK(w)
@@ -279,6 +328,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Warn("callback refused", "outcome", outcomeNotFound)
 	case errors.Is(err, errSource):
 		h.badSource(w, log, client)
+	case errors.As(err, &wrongInstance):
+		http.Error(w, "instance_id is not the tenant's server's", http.StatusConflict)
+		log.Warn("phone_home from another instance than the tenant's server: a stray server or a replay",
+			"outcome", outcomeInstance, "instance_id", p.InstanceID,
+			"expected_instance_id", wrongInstance.want, "expected_from", wrongInstance.from,
+			"server_id", wrongInstance.server)
 	case errors.As(err, &conflict) && rec.ID == id:
 		h.repeat(w, log, rec, p, checkSource, client)
 	default:

@@ -81,6 +81,47 @@
 // callback with different data (a rebuilt server, a replay) gets 409 and
 // a warning in the log, as does a callback for a failed or deleted tenant.
 //
+// # Replays and stray servers
+//
+// What the handler refuses:
+//
+//   - Anything without the tenant's token: 401, before the store is read.
+//   - After the transition (injecting_secrets, ready), a callback whose
+//     host keys, hostname or instance_id differ from the recorded ones,
+//     including one that posts no instance_id when one is recorded: 409
+//     and a warning. A failed or deleted tenant: 409.
+//   - Before the transition (creating, cloud_init), an instance_id other
+//     than the one already on the record, when it has one: 409.
+//   - With [Handler.InstanceIDFunc], before the transition, an instance_id
+//     other than the one expected for the record's ServerID (posting none
+//     counts as other): 409 and a warning. This turns away a server of an
+//     earlier attempt of the same tenant that phones home late, and the
+//     replay of such a server's captured callback.
+//   - With [Handler.CheckSource], a callback that does not come from the
+//     recorded address of the server: 403.
+//
+// What it does not cover:
+//
+//   - The token is per tenant, not per server or attempt, and does not
+//     expire: every server the tenant ever had was given the same URL.
+//     Changing Key is the only revocation, and it invalidates every URL
+//     in flight. The token travels in the URL: serve the handler over
+//     HTTPS, and keep proxies from logging query strings. On the server
+//     it is in the user-data (readable through the metadata service) and
+//     in cloud-init's log.
+//   - Instance IDs are not secrets (Hetzner's is the server ID). Whoever
+//     holds the token and knows the instance ID can phone home before the
+//     real server does, and the SSH injection is then pinned to their host
+//     keys. InstanceIDFunc does not stop that; CheckSource narrows it to
+//     the server's address, and only the first callback wins: the real
+//     server's then gets 409 and a warning, which is the signal to act on.
+//   - A record without a ServerID (a server that phoned home before its
+//     create call was recorded) is checked by neither InstanceIDFunc nor
+//     CheckSource.
+//   - A replay of the exact recorded data after the transition is
+//     answered 200, like cloud-init's own retries: it changes nothing and
+//     is logged as a repeat, but is not told apart from one.
+//
 // # Answers
 //
 // See [Handler.ServeHTTP] for the full list, in the order the checks run.

@@ -184,6 +184,9 @@ func TestServeHTTP(t *testing.T) {
 			body: form(field{"pub_key_ed25519", pubED25519}, field{"hostname", "tenant-a"}, field{"instance_id", "12345678"})},
 		{name: "repeat with another hostname", rec: rec(done(store.StatusInjectingSecrets)), code: 409, body: cloudInitForm("tenant-b", "12345678")},
 		{name: "repeat with another instance", rec: rec(done(store.StatusInjectingSecrets)), code: 409, body: cloudInitForm("tenant-a", "87654321")},
+		{name: "repeat with another instance when ready", rec: rec(done(store.StatusReady)), code: 409, body: cloudInitForm("tenant-a", "87654321")},
+		{name: "repeat without the instance", rec: rec(done(store.StatusReady)), code: 409,
+			body: form(field{"pub_key_rsa", pubRSA}, field{"pub_key_ecdsa", pubECDSA}, field{"pub_key_ed25519", pubED25519}, field{"hostname", "tenant-a"})},
 		{name: "failed", rec: rec(base(store.StatusFailed)), code: 409},
 		{name: "deleted", rec: rec(base(store.StatusDeleted)), code: 409},
 		{name: "pending", rec: rec(base(store.StatusPending)), code: 409},
@@ -307,6 +310,80 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// TestInstanceID checks the instance ID a callback may post before the
+// transition: the one already on the record, if any, else the one
+// InstanceIDFunc gives for a record with a ServerID.
+func TestInstanceID(t *testing.T) {
+	t.Parallel()
+	hetzner := func(r store.Record) string { return r.ServerID } // the numeric server ID
+	fake := func(r store.Record) string { return "i-" + r.ServerID }
+	cases := []struct {
+		name     string
+		status   store.Status
+		serverID string
+		recorded string // InstanceID already on the record
+		fn       func(store.Record) string
+		posted   string // "-": not posted
+
+		code   int
+		expect string // expected_instance_id in the warning
+	}{
+		{name: "no func, any instance", status: store.StatusCloudInit, serverID: "42", posted: "99", code: 200},
+		{name: "hetzner match", status: store.StatusCloudInit, serverID: "12345678", fn: hetzner, posted: "12345678", code: 200},
+		{name: "hetzner match from creating", status: store.StatusCreating, serverID: "12345678", fn: hetzner, posted: "12345678", code: 200},
+		{name: "hetzner mismatch", status: store.StatusCloudInit, serverID: "42", fn: hetzner, posted: "12345678", code: 409, expect: "42"},
+		{name: "hetzner mismatch from creating", status: store.StatusCreating, serverID: "42", fn: hetzner, posted: "43", code: 409, expect: "42"},
+		{name: "hetzner, instance_id not posted", status: store.StatusCloudInit, serverID: "42", fn: hetzner, posted: "-", code: 409, expect: "42"},
+		{name: "fake match", status: store.StatusCloudInit, serverID: "7", fn: fake, posted: "i-7", code: 200},
+		{name: "fake given the bare server ID", status: store.StatusCloudInit, serverID: "7", fn: fake, posted: "7", code: 409, expect: "i-7"},
+		{name: "no server ID yet: not checked", status: store.StatusCreating, fn: fake, posted: "i-999", code: 200},
+		{name: "func cannot tell", status: store.StatusCloudInit, serverID: "42", fn: func(store.Record) string { return "" }, posted: "99", code: 200},
+		{name: "recorded instance, same", status: store.StatusCloudInit, serverID: "42", recorded: "42", posted: "42", code: 200},
+		{name: "recorded instance, other", status: store.StatusCloudInit, serverID: "42", recorded: "42", posted: "43", code: 409, expect: "42"},
+		{name: "recorded instance, not posted", status: store.StatusCreating, recorded: "42", posted: "-", code: 409, expect: "42"},
+		{name: "recorded instance wins over func", status: store.StatusCloudInit, serverID: "42", recorded: "i-42", fn: hetzner, posted: "i-42", code: 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, store.Record{ID: tenant, Status: c.status, ServerID: c.serverID, InstanceID: c.recorded})
+			var calls []store.Record
+			if c.fn != nil {
+				b.h.InstanceIDFunc = func(r store.Record) string { calls = append(calls, r); return c.fn(r) }
+			}
+			fields := []field{{"pub_key_ed25519", pubED25519}, {"hostname", "tenant-a"}}
+			if c.posted != "-" {
+				fields = append(fields, field{"instance_id", c.posted})
+			}
+			before := b.get(t, tenant)
+
+			w := b.post(t, tenant, formCT, form(fields...))
+
+			require.Equal(t, c.code, w.Code, w.Body.String())
+			after := b.get(t, tenant)
+			if c.code == 200 {
+				assert.Equal(t, store.StatusInjectingSecrets, after.Status)
+				assert.Equal(t, c.posted, after.InstanceID)
+				assert.Equal(t, tenant, b.waitReady(t).ID)
+			} else {
+				assert.Equal(t, before, after, "a refused callback changes nothing")
+				b.noReady(t)
+				logs := b.logs.String()
+				assert.Contains(t, logs, `"level":"WARN"`)
+				assert.Contains(t, logs, `"outcome":"wrong_instance"`)
+				assert.Contains(t, logs, `"expected_instance_id":"`+c.expect+`"`)
+			}
+			for _, r := range calls {
+				assert.Equal(t, c.serverID, r.ServerID, "InstanceIDFunc gets the stored record")
+				assert.NotEmpty(t, r.ServerID, "InstanceIDFunc is only called with a ServerID")
+			}
+			if c.fn != nil && c.serverID != "" && c.recorded == "" {
+				assert.NotEmpty(t, calls, "InstanceIDFunc consulted")
+			}
+		})
+	}
 }
 
 // TestLogs checks the structured log: tenant, hostname, outcome on every
