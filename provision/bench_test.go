@@ -2,15 +2,19 @@ package provision_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
@@ -33,12 +37,28 @@ func BenchmarkFleet(b *testing.B) {
 		}
 	}
 	raiseFileLimit(b, 8*n+1024)
-	for b.Loop() {
-		fleet(b, n)
+	// full: the tests' seven steps (mkdir, .env, unit, daemon-reload,
+	// enable, start, is-active), about 70 processes on each simulated
+	// server. env: only the .env, written as the SSH user, about 10: the
+	// orchestration with less of the simulation's cost.
+	for _, bc := range []struct {
+		name  string
+		steps func(context.Context, provision.StepsInput) ([]inject.Step, error)
+	}{
+		{"steps=full", steps},
+		{"steps=env", func(_ context.Context, in provision.StepsInput) ([]inject.Step, error) {
+			return []inject.Step{inject.WriteFile("/home/"+sshUser+"/.env", []byte("API_TOKEN="+in.Secrets["API_TOKEN"]+"\n"), 0o600)}, nil
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				fleet(b, n, bc.steps)
+			}
+		})
 	}
 }
 
-func fleet(b *testing.B, n int) {
+func fleet(b *testing.B, n int, stepsFunc func(context.Context, provision.StepsInput) ([]inject.Step, error)) {
 	b.StopTimer()
 	runtime.GC()
 	baseline := runtime.NumGoroutine()
@@ -48,7 +68,18 @@ func fleet(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cloud := fake.New(fake.Options{BootDelay: 10 * time.Millisecond, PhoneHomeInterval: 50 * time.Millisecond, Dir: filepath.Join(dir, "servers")})
+	// The simulated servers' file systems are simulation, not what is
+	// measured: on tmpfs when there is one, so that the disk of a shared
+	// machine does not dominate. The store stays on disk.
+	sandboxes := filepath.Join(dir, "servers")
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "hatchery-fleet-"); err == nil {
+			sandboxes = d
+			defer os.RemoveAll(d)
+		}
+	}
+	cloud := fake.New(fake.Options{BootDelay: 10 * time.Millisecond, PhoneHomeInterval: 50 * time.Millisecond, Dir: sandboxes,
+		Logger: slog.New(slog.NewTextHandler(benchLog{b}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	secrets := &secretBox{}
 	var ready, failed atomic.Int64
 	done := make(chan struct{})
@@ -59,14 +90,16 @@ func fleet(b *testing.B, n int) {
 		}
 	}
 	var p *provision.Provisioner
+	phases := newPhaseClock()
 	front := newFront(b)
 	p, err = provision.New(provision.Config{
 		Provider: cloud, Store: st, Secrets: secrets,
-		BootstrapFunc: bootstrap, StepsFunc: steps,
+		BootstrapFunc: bootstrap, StepsFunc: stepsFunc,
 		SSHUser: sshUser, Signer: newSigner(b),
 		CallbackBase: front.base(), CallbackKey: []byte(randHex(32)),
 		Replica: "bench", MaxAttempts: 1,
 		OnEvent: func(e provision.Event) {
+			phases.add(e)
 			switch e.To {
 			case store.StatusReady:
 				ready.Add(1)
@@ -107,6 +140,7 @@ func fleet(b *testing.B, n int) {
 
 	b.StartTimer()
 	start := time.Now()
+	self0, children0 := cpuTimes()
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range 64 {
@@ -123,12 +157,27 @@ func fleet(b *testing.B, n int) {
 	}
 	close(work)
 	wg.Wait()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Minute):
-		b.Fatalf("fleet not settled after 5 minutes: %d ready, %d failed of %d", ready.Load(), failed.Load(), n)
+	progress := time.NewTicker(5 * time.Second)
+	defer progress.Stop()
+	timeout := time.After(5 * time.Minute)
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-progress.C:
+			b.Logf("%v: %d ready, %d failed", time.Since(start).Round(time.Second), ready.Load(), failed.Load())
+		case <-timeout:
+			left := map[store.Status]int{}
+			recs, _ := st.List(ctx)
+			for _, r := range recs {
+				left[r.Status]++
+			}
+			b.Fatalf("fleet not settled after 5 minutes: %d ready, %d failed of %d; statuses %v", ready.Load(), failed.Load(), n, left)
+		}
 	}
 	wall := time.Since(start)
+	self1, children1 := cpuTimes()
 	b.StopTimer()
 	close(stopSampling)
 	sampled.Wait()
@@ -155,6 +204,11 @@ func fleet(b *testing.B, n int) {
 		buf := make([]byte, 1<<20)
 		b.Errorf("%d goroutines left:\n%s", left, buf[:runtime.Stack(buf, true)])
 	}
+	b.Logf("phases (median, p99): %s", phases)
+	b.Logf("CPU: this process %v (provision, SQLite, and the fake's SSH and HTTP), the simulated servers' shell processes %v",
+		(self1 - self0).Round(time.Millisecond), (children1 - children0).Round(time.Millisecond))
+	b.ReportMetric((self1 - self0).Seconds(), "cpu-s-self")
+	b.ReportMetric((children1 - children0).Seconds(), "cpu-s-children")
 	b.ReportMetric(wall.Seconds(), "s/fleet")
 	b.ReportMetric(float64(n)/wall.Seconds(), "tenants/s")
 	b.ReportMetric(float64(peakSys)/(1<<20), "peak-sys-MiB")
@@ -163,4 +217,52 @@ func fleet(b *testing.B, n int) {
 	b.ReportMetric(float64(max(left, 0)), "goroutines-left")
 	b.Logf("%d tenants ready in %v; peak %0.f MiB from the OS, %.0f MiB heap, %d goroutines; %d left",
 		n, wall.Round(time.Millisecond), float64(peakSys)/(1<<20), float64(peakHeap)/(1<<20), peakG, max(left, 0))
+}
+
+// benchLog passes the fake's warnings (a phone_home that gave up) to the
+// benchmark's log.
+type benchLog struct{ b *testing.B }
+
+func (l benchLog) Write(p []byte) (int, error) {
+	l.b.Log(string(p))
+	return len(p), nil
+}
+
+// phaseClock measures how long tenants spend in each status.
+type phaseClock struct {
+	mu    sync.Mutex
+	enter map[string]time.Time    // tenant -> when it entered its current status
+	cur   map[string]store.Status // tenant -> current status
+	spent map[store.Status][]time.Duration
+}
+
+func newPhaseClock() *phaseClock {
+	return &phaseClock{enter: map[string]time.Time{}, cur: map[string]store.Status{}, spent: map[store.Status][]time.Duration{}}
+}
+
+func (c *phaseClock) add(e provision.Event) {
+	if e.Step != "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.cur[e.Tenant]; ok {
+		c.spent[s] = append(c.spent[s], e.Time.Sub(c.enter[e.Tenant]))
+	}
+	c.cur[e.Tenant], c.enter[e.Tenant] = e.To, e.Time
+}
+
+func (c *phaseClock) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out string
+	for _, s := range store.Statuses() {
+		d := c.spent[s]
+		if len(d) == 0 {
+			continue
+		}
+		slices.Sort(d)
+		out += fmt.Sprintf("%s %v/%v; ", s, d[len(d)/2].Round(time.Millisecond), d[len(d)*99/100].Round(time.Millisecond))
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/provider"
@@ -29,6 +30,8 @@ const (
 	DefaultMaxBackoff       = 5 * time.Minute
 	DefaultSSHTimeout       = 30 * time.Second
 	DefaultPhoneHomeTries   = 10
+	DefaultCreateTimeout    = 5 * time.Minute
+	DefaultInjectTimeout    = 15 * time.Minute
 )
 
 // LabelTenant is the label every server carries, set to the tenant ID, so
@@ -79,7 +82,7 @@ type Config struct {
 	// "https://cp.example.com/api/provision/callback". Servers must reach it.
 	CallbackBase string
 	// CallbackKey is the HMAC key of the phone_home URL tokens; at least 16
-	// bytes, the same on every replica.
+	// bytes (callback.MinKeySize), the same on every replica.
 	CallbackKey []byte
 
 	// Replica names this process in leases; unique per running replica.
@@ -98,6 +101,14 @@ type Config struct {
 	// PhoneHomeTries is cloud-init's phone_home tries when the Provisioner
 	// sets the phone_home module; 0 means DefaultPhoneHomeTries.
 	PhoneHomeTries int
+	// CreateTimeout bounds one attempt at creating a server (bootstrap,
+	// secrets, the provider's Create); 0 means DefaultCreateTimeout.
+	CreateTimeout time.Duration
+	// InjectTimeout bounds one injection attempt (connecting, waiting for
+	// cloud-init, the steps), so that a hung server cannot hold its lease
+	// forever; 0 means DefaultInjectTimeout. An attempt that runs out
+	// fails and is retried.
+	InjectTimeout time.Duration
 	// LeaseDuration is how long a replica's claim on a creating or
 	// injecting record lasts without renewal; it is renewed every third of
 	// it while the work runs, and another replica takes over once it has
@@ -208,8 +219,8 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("SSHUser %q is not a valid user name", c.SSHUser)
 	case c.Signer == nil:
 		return bad("Signer is nil")
-	case len(c.CallbackKey) < 16:
-		return bad("CallbackKey is %d bytes, want at least 16", len(c.CallbackKey))
+	case len(c.CallbackKey) < callback.MinKeySize:
+		return bad("CallbackKey is %d bytes, want at least %d", len(c.CallbackKey), callback.MinKeySize)
 	}
 	u, err := url.Parse(c.CallbackBase)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -219,6 +230,7 @@ func (c Config) withDefaults() (Config, error) {
 		"SSHTimeout": c.SSHTimeout, "PhoneHomeTimeout": c.PhoneHomeTimeout,
 		"LeaseDuration": c.LeaseDuration, "RetryBackoff": c.RetryBackoff,
 		"MaxBackoff": c.MaxBackoff, "ResumeInterval": c.ResumeInterval,
+		"CreateTimeout": c.CreateTimeout, "InjectTimeout": c.InjectTimeout,
 	} {
 		if d < 0 {
 			return bad("%s is negative", name)
@@ -232,6 +244,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PhoneHomeTimeout == 0 {
 		c.PhoneHomeTimeout = DefaultPhoneHomeTimeout
+	}
+	if c.CreateTimeout == 0 {
+		c.CreateTimeout = DefaultCreateTimeout
+	}
+	if c.InjectTimeout == 0 {
+		c.InjectTimeout = DefaultInjectTimeout
 	}
 	if c.PhoneHomeTries == 0 {
 		c.PhoneHomeTries = DefaultPhoneHomeTries

@@ -315,7 +315,7 @@ func (p *Provisioner) scheduleRetry(id string, d time.Duration) {
 		case <-p.closing:
 			return
 		}
-		if err := p.retryDue(p.base, id); err != nil {
+		if err := p.retryDue(p.base, id); err != nil && !errors.Is(err, errBusy) {
 			p.log.Warn("retry failed to start; left to Resume", "tenant", id, "err", err)
 		}
 	}()

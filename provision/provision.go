@@ -20,8 +20,9 @@ var (
 	ErrClosed = errors.New("provision: provisioner closed")
 	// ErrNotReady is returned by Rotate for a tenant that is not ready.
 	ErrNotReady = errors.New("provision: tenant is not ready")
-	// ErrBusy is returned by Rotate and Retry when this process or another
-	// replica is already working on the tenant.
+	// ErrBusy is returned by Rotate and Retry when another replica holds
+	// the tenant's lease, or when ctx ends while this process finishes
+	// other work on it.
 	ErrBusy = errors.New("provision: tenant is being worked on")
 )
 
@@ -49,6 +50,7 @@ type Provisioner struct {
 	closing chan struct{} // closed when Shutdown or Close begins
 	wg      sync.WaitGroup
 	busy    map[string]struct{} // tenants with work in flight in this process
+	again   map[string]bool     // tenants that phoned home while busy here
 	addrs   map[string]string   // SSH addresses learned from Create, by tenant
 	swept   atomic.Bool         // a Resume has swept the deleted records
 
@@ -70,6 +72,7 @@ func New(cfg Config) (*Provisioner, error) {
 		pubKey:  authorizedKey(c.Signer.PublicKey()),
 		closing: make(chan struct{}),
 		busy:    make(map[string]struct{}),
+		again:   make(map[string]bool),
 		addrs:   make(map[string]string),
 		now:     time.Now,
 	}
@@ -150,10 +153,8 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
-	done, err := p.begin(id)
-	if errors.Is(err, errBusy) {
-		return fmt.Errorf("%w: %s", ErrBusy, id)
-	} else if err != nil {
+	done, err := p.beginWait(ctx, id)
+	if err != nil {
 		return err
 	}
 	defer done()
@@ -248,10 +249,8 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
-	done, err := p.begin(id)
-	if errors.Is(err, errBusy) {
-		return fmt.Errorf("%w: %s", ErrBusy, id)
-	} else if err != nil {
+	done, err := p.beginWait(ctx, id)
+	if err != nil {
 		return err
 	}
 	defer done()
@@ -358,13 +357,45 @@ func (p *Provisioner) begin(id string) (done func(), err error) {
 	return func() {
 		once.Do(func() {
 			p.mu.Lock()
+			followUp := false
 			if id != "" {
 				delete(p.busy, id)
+				if p.again[id] {
+					delete(p.again, id)
+					followUp = !p.closed
+				}
+			}
+			if followUp {
+				p.wg.Add(1)
 			}
 			p.mu.Unlock()
+			if followUp {
+				go func() {
+					defer p.wg.Done()
+					p.onReady(context.Background(), store.Record{ID: id})
+				}()
+			}
 			p.wg.Done()
 		})
 	}, nil
+}
+
+// beginWait is begin for a caller's request: while this process is
+// finishing other work on the tenant, it waits (until ctx ends).
+func (p *Provisioner) beginWait(ctx context.Context, id string) (func(), error) {
+	for {
+		done, err := p.begin(id)
+		if !errors.Is(err, errBusy) {
+			return done, err
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w: %s: %w", ErrBusy, id, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // workContext returns ctx, also cancelled when the Provisioner is closed.
@@ -377,12 +408,10 @@ func (p *Provisioner) workContext(ctx context.Context) (context.Context, context
 // background runs work for tenant id on its own goroutine, with a context
 // cancelled by Close. claim runs first, synchronously, with ctx: work
 // starts only when it succeeds. It returns claim's error, nil when the
-// tenant is busy here or held elsewhere.
+// tenant is held elsewhere, errBusy when this process works on it.
 func (p *Provisioner) background(ctx context.Context, id string, claim func(ctx context.Context) (store.Record, error), work func(ctx context.Context, r store.Record) error) error {
 	done, err := p.begin(id)
-	if errors.Is(err, errBusy) {
-		return nil
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	ctx, cancel := p.workContext(ctx)
@@ -407,14 +436,33 @@ func (p *Provisioner) background(ctx context.Context, id string, claim func(ctx 
 }
 
 // onReady is the callback handler's OnReady: the server phoned home, the
-// record is injecting_secrets; take the lease and inject.
+// record is injecting_secrets; take the lease and inject. When this
+// process is busy with the tenant (its create is just finishing), the
+// injection is tried again as soon as that work ends.
 func (p *Provisioner) onReady(_ context.Context, r store.Record) {
-	p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets})
-	err := p.background(context.Background(), r.ID,
-		func(ctx context.Context) (store.Record, error) {
-			return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
-		},
-		func(ctx context.Context, r store.Record) error { return p.inject(ctx, r, false, phaseInject) })
+	if r.Status != "" {
+		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets})
+	}
+	var err error
+	for {
+		err = p.background(context.Background(), r.ID,
+			func(ctx context.Context) (store.Record, error) {
+				return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
+			},
+			func(ctx context.Context, r store.Record) error { return p.inject(ctx, r, false, phaseInject) })
+		if !errors.Is(err, errBusy) {
+			break
+		}
+		p.mu.Lock()
+		_, busy := p.busy[r.ID]
+		if busy {
+			p.again[r.ID] = true
+		}
+		p.mu.Unlock()
+		if busy {
+			return
+		}
+	}
 	if err != nil {
 		// The record stays injecting_secrets without a lease: any
 		// replica's Resume takes it over.

@@ -100,7 +100,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 				err = p.deleteServer(ctx, r)
 			}
 		}
-		if err != nil && !errors.Is(err, ErrClosed) {
+		if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errBusy) {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", r.ID, r.Status, err))
 		}
 	}

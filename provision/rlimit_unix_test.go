@@ -5,6 +5,7 @@ package provision_test
 import (
 	"syscall"
 	"testing"
+	"time"
 )
 
 // raiseFileLimit raises the soft limit on open files to at least want (up
@@ -26,4 +27,18 @@ func raiseFileLimit(tb testing.TB, want int) {
 	if lim.Cur < uint64(want) {
 		tb.Logf("open files limited to %d (want %d)", lim.Cur, want)
 	}
+}
+
+// cpuTimes returns the CPU time (user plus system) used so far by this
+// process and by its waited-for children (the simulated servers' shells).
+func cpuTimes() (self, children time.Duration) {
+	var ru syscall.Rusage
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		self = tv(ru.Utime) + tv(ru.Stime)
+	}
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
+		children = tv(ru.Utime) + tv(ru.Stime)
+	}
+	return self, children
 }

@@ -49,9 +49,11 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 		}
 		p.forgetAddr(r.ID)
 	}
-	srv, secrets, err := p.createServer(ctx, r)
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
+	srv, secrets, err := p.createServer(cctx, r)
+	cancel()
 	if err != nil {
-		return p.fail(ctx, r, phaseCreate, err, secrets)
+		return p.fail(ctx, r, phaseCreate, overdue(ctx, cctx, "creating the server", p.cfg.CreateTimeout, err), secrets)
 	}
 	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusCreating}, store.StatusCloudInit,
 		func(cur *store.Record) error {
@@ -260,42 +262,93 @@ func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, p
 	if len(r.HostKeys) == 0 {
 		return p.fail(ctx, r, phase, errNoHostKeys, nil)
 	}
+	ictx, cancel := context.WithTimeout(ctx, p.cfg.InjectTimeout)
+	defer cancel()
+	err := p.injectSteps(ictx, r, rotate)
+	if err != nil {
+		var vs []string
+		var fe *injectError
+		if errors.As(err, &fe) {
+			err, vs = fe.err, fe.secrets
+		}
+		return p.fail(ctx, r, phase, overdue(ctx, ictx, "the injection", p.cfg.InjectTimeout, err), vs)
+	}
+	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusInjectingSecrets}, store.StatusReady,
+		func(cur *store.Record) error {
+			if cur.LeaseOwner != p.cfg.Replica {
+				return errLeaseLost
+			}
+			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
+			cur.Error = ""
+			return nil
+		})
+	if err != nil {
+		return p.stopped(ctx, r, phase, err)
+	}
+	p.forgetAddr(r.ID)
+	p.emit(Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady})
+	return nil
+}
+
+// injectError carries an injection failure and the secret values to
+// redact from it.
+type injectError struct {
+	err     error
+	secrets []string
+}
+
+func (e *injectError) Error() string { return e.err.Error() }
+
+// overdue explains an error that came from tctx's deadline (a timeout of
+// the attempt) rather than from ctx.
+func overdue(ctx, tctx context.Context, what string, d time.Duration, err error) error {
+	if ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s took longer than %v: %w", what, d, err)
+	}
+	return err
+}
+
+// injectSteps connects to r's server and runs the cloud-init wait and the
+// caller's steps. Its errors are *injectError or store errors from
+// adopting the server.
+func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bool) error {
+	fail := func(err error, values []string) error { return &injectError{err: err, secrets: values} }
 	secrets, err := p.secretsOf(ctx, r.ID)
 	values := secretValues(secrets)
 	if err != nil {
-		return p.fail(ctx, r, phase, err, values)
+		return fail(err, values)
 	}
 	if r.ServerID == "" {
 		// Phoned home, but the replica that created the server died
 		// before recording it: adopt it by name.
 		srv, vs, err := p.createServer(ctx, r)
 		if err != nil {
-			return p.fail(ctx, r, phase, fmt.Errorf("adopt server: %w", err), append(values, vs...))
+			return fail(fmt.Errorf("adopt server: %w", err), append(values, vs...))
 		}
 		r, err = p.own(ctx, r.ID, []store.Status{store.StatusInjectingSecrets}, func(cur *store.Record) error {
 			setServer(cur, srv)
 			return nil
 		})
 		if err != nil {
-			return p.stopped(ctx, r, phase, err)
+			return fail(fmt.Errorf("record adopted server: %w", err), values)
 		}
 	}
 	addr, err := p.sshAddr(ctx, r)
 	if err != nil {
-		return p.fail(ctx, r, phase, err, values)
+		return fail(err, values)
 	}
 	steps, err := p.cfg.StepsFunc(ctx, StepsInput{Record: r.Clone(), Secrets: maps.Clone(secrets), Rotate: rotate})
 	if err != nil {
-		return p.fail(ctx, r, phase, fmt.Errorf("steps: %w", err), values)
+		return fail(fmt.Errorf("steps: %w", err), values)
 	}
 	wait, steps := p.splitCloudInitWait(steps)
 	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
 	if err != nil {
-		return p.fail(ctx, r, phase, fmt.Errorf("%w: %w", errNoHostKeys, err), values)
+		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
 	}
 	algos, err := inject.PinnedHostKeyAlgorithms(r.HostKeys)
 	if err != nil {
-		return p.fail(ctx, r, phase, fmt.Errorf("%w: %w", errNoHostKeys, err), values)
+		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
 	}
 	dialCtx, cancelDial := context.WithTimeout(ctx, dialBudget*p.cfg.SSHTimeout)
 	conn, err := inject.Dial(dialCtx, addr, inject.SSHConfig{
@@ -308,7 +361,7 @@ func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, p
 	})
 	cancelDial()
 	if err != nil {
-		return p.fail(ctx, r, phase, fmt.Errorf("ssh %s: %w", addr, err), values)
+		return fail(fmt.Errorf("ssh %s: %w", addr, err), values)
 	}
 	defer conn.Close()
 	// Two runs on one connection: cloud-init first, alone, so that no
@@ -327,23 +380,9 @@ func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, p
 			if errors.As(err, &se) {
 				se.Index += offset
 			}
-			return p.fail(ctx, r, phase, err, values)
+			return fail(err, values)
 		}
 	}
-	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusInjectingSecrets}, store.StatusReady,
-		func(cur *store.Record) error {
-			if cur.LeaseOwner != p.cfg.Replica {
-				return errLeaseLost
-			}
-			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
-			cur.Error = ""
-			return nil
-		})
-	if err != nil {
-		return p.stopped(ctx, r, phase, err)
-	}
-	p.forgetAddr(r.ID)
-	p.emit(Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady})
 	return nil
 }
 
