@@ -8,9 +8,10 @@
 // Secret values travel only in a Step's Stdin, on the SSH channel: never in
 // a command line (visible in `ps` on the server), never in a temp file
 // outside the target's directory. WriteFile sends the file's bytes on stdin
-// into a temp file created under umask 077 beside the target, sets its mode
-// (and owner), and renames it over the target, so a dropped connection
-// leaves the old file or the new one, never a partial one.
+// (followed by a trailer, see WriteFile) into a private temp directory
+// created under umask 077 beside the target, sets the new file's mode (and
+// owner), and renames it over the target, so a dropped connection leaves
+// the old file or the new one, never a partial one.
 //
 // Run replaces every Stdin value, and every value given with WithRedact, by
 // [REDACTED] in every error, log line, event and StepError field. Values
@@ -41,6 +42,18 @@
 // computed on the server (no $HOME). Steps that need root run through
 // `sudo -n`, which fails at once instead of waiting for a password.
 // Step.Cmd is a POSIX sh command line.
+//
+// # Symbolic links
+//
+// Mkdir and WriteFile often run as root in a directory the tenant's user
+// owns, and that user could plant a symbolic link there to turn a root
+// chmod, chown or write onto /etc. So they refuse a target that is a
+// symbolic link, and a path with a symbolic link in any directory below
+// the top level (/home itself may be a link: only root can put one in /);
+// they work relative to the directory they entered and checked (cd -P,
+// then `[ . -ef DIR ]`), never follow a link with chown (-h), and write,
+// chmod and chown a new file only inside a private temp directory. The
+// one race left is described at WriteFile.
 //
 // # SSH
 //

@@ -165,6 +165,28 @@ func TestOpenSSH(t *testing.T) {
 		}
 	})
 
+	t.Run("symlinks planted in the directory are refused", func(t *testing.T) {
+		for _, m := range modes {
+			dir, v := t.TempDir(), newVictim(t)
+			require.NoError(t, os.Symlink(v.dir, dir+"/app"))
+			require.NoError(t, os.Symlink(v.dir+"/file", dir+"/f.env"))
+			before := v.snapshot(t)
+			for _, st := range []inject.Step{
+				inject.Mkdir(dir+"/app", 0o700, inject.AsRoot(), inject.Owner(srv.User)),
+				inject.WriteFile(dir+"/app/a.env", []byte("KEY="+secretA+"\n"), 0o600, inject.AsRoot(), inject.Owner(srv.User)),
+				inject.WriteFile(dir+"/f.env", []byte("KEY="+secretA+"\n"), 0o644, inject.AsRoot(), inject.Owner(srv.User)),
+			} {
+				err := inject.Run(ctx, c, []inject.Step{{Name: "first", Cmd: "true"}, st}, inject.WithPipelining(m.pipelined))
+				var se *inject.StepError
+				require.ErrorAs(t, err, &se, "%s: %s", m.name, st.Name)
+				assert.Equal(t, 1, se.Index)
+				assert.Contains(t, se.Stderr, "is a symbolic link; refusing to follow it", "%s: %s", m.name, st.Name)
+			}
+			assert.Equal(t, before, v.snapshot(t), m.name)
+			assert.Empty(t, leftovers(t, dir, "app", "f.env"), m.name)
+		}
+	})
+
 	t.Run("no secret in any command line", func(t *testing.T) {
 		cmds := srv.Commands()
 		require.NotEmpty(t, cmds)

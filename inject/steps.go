@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,8 +119,43 @@ func asRoot(cmd string) string {
 	return "sudo -n /bin/sh -c " + Quote(cmd)
 }
 
+// noLinkFunc defines hatchery_nolink, which fails (printing which one)
+// when any of its arguments is a symbolic link.
+const noLinkFunc = `hatchery_nolink() { for a; do [ ! -L "$a" ] || { printf "hatchery: %s is a symbolic link; refusing to follow it\n" "$a" >&2; return 1; }; done; }; `
+
+// guarded returns the directories on the path to dir (dir included) that
+// must not be symbolic links: all but the top level. A top-level directory
+// such as /home sits in /, where only root creates links, so a link there
+// is the system's own (/home -> /var/home); a link below it may have been
+// planted by the user who owns its directory.
+func guarded(dir string) []string {
+	var out []string
+	for d := dir; strings.Count(d, "/") >= 2; d = path.Dir(d) {
+		out = append(out, d)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// quoteAll quotes each word and joins them with spaces.
+func quoteAll(words []string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = Quote(w)
+	}
+	return strings.Join(q, " ")
+}
+
 // Mkdir creates path and its parents, then sets mode (and owner with
 // Owner) on path itself.
+//
+// Mkdir refuses (exit code 1, and says why on stderr) when path, or a
+// directory on the way to it below the top level, is a symbolic link, so
+// a link planted by the owner of a directory on the path can never turn a
+// root chmod or chown onto another file. It changes the mode through the
+// directory it entered after checking it (cd -P, then the checks again and
+// `[ . -ef path ]`), and the owner with chown -h, so swapping path for a
+// link in the middle of the step changes nothing but that link.
 func Mkdir(p string, mode fs.FileMode, opts ...FileOption) Step {
 	name := "mkdir " + p
 	o, err := fileOpts(opts)
@@ -134,22 +170,53 @@ func Mkdir(p string, mode fs.FileMode, opts ...FileOption) Step {
 		return invalid(name, "mkdir %s: %v", p, err)
 	}
 	q := Quote(p)
-	cmd := "mkdir -p " + q + " && chmod " + m + " " + q
+	links := quoteAll(append(guarded(path.Dir(p)), p))
+	var b strings.Builder
+	b.WriteString(noLinkFunc)
+	b.WriteString("hatchery_nolink " + links + " || exit 1; ")
+	b.WriteString("mkdir -p " + q + " && cd -P " + q + " || exit 1; ")
+	b.WriteString("hatchery_nolink " + links + " || exit 1; ")
+	b.WriteString("[ . -ef " + q + ` ] || { printf "hatchery: %s changed while it was being created; refusing to follow it\n" ` + q + " >&2; exit 1; }; ")
+	b.WriteString("chmod " + m + " .")
 	if o.owner != "" {
-		cmd += " && chown " + Quote(o.owner) + " " + q
+		b.WriteString(" && chown -h " + Quote(o.owner) + " " + q)
 	}
+	cmd := b.String()
 	if o.root {
 		cmd = asRoot(cmd)
 	}
 	return Step{Name: name, Cmd: cmd}
 }
 
+// newName is the name WriteFile's data gets in its private temp directory.
+// Dotted and ending in ~, it is a name that run-parts, cron, sudo, apt and
+// systemd all skip, should a race move the file somewhere else (see
+// WriteFile).
+const newName = ".hatchery-new~"
+
 // WriteFile replaces path with data, atomically: data travels on stdin
-// (never in the command line), into a temp file in path's own directory
-// created under umask 077, which gets mode (and owner with Owner) and is
-// then renamed over path. A dropped connection leaves the old file or the
-// new one, never a partial one, and no temp file when the shell lives to
-// clean up (it traps HUP, INT, PIPE and TERM). The directory must exist.
+// (never in the command line), into a file in a private temp directory
+// (mode 0700) created under umask 077 in path's own directory; the file
+// gets mode (and owner with Owner) and is then renamed over path. A
+// dropped connection leaves the old file or the new one, never a partial
+// one, and no temp directory when the shell lives to clean up (it traps
+// HUP, INT, PIPE and TERM). The directory must exist.
+//
+// Stdin carries the data followed by a fixed trailer (#hatchery-eof#): the
+// step renames its temp file only after reading the trailer, so input cut
+// short by a dropped connection (an early EOF that looks like the end of
+// the data) never replaces path. A custom Runner must pass Stdin through
+// whole, trailer included.
+//
+// Like Mkdir, WriteFile refuses (exit code 1, saying why on stderr) when
+// path is a symbolic link or a directory, or when a directory on the way to
+// it below the top level is a symbolic link; it works in the directory it
+// entered after checking it, and writes, chmods and chowns (chown -h) the
+// new file only inside its private temp directory, which no other user can
+// change. One race is left to the owner of path's directory: swapping path
+// for a link to a directory just before the rename makes mv move the file
+// into that directory, as ".hatchery-new~" (a name system directories
+// ignore); the step then fails.
 func WriteFile(p string, data []byte, mode fs.FileMode, opts ...FileOption) Step {
 	name := "write " + p
 	o, err := fileOpts(opts)
@@ -167,24 +234,45 @@ func WriteFile(p string, data []byte, mode fs.FileMode, opts ...FileOption) Step
 		return invalid(name, "write %s: %v", p, err)
 	}
 	dir, base := path.Split(p)
-	if len(base) > 200 {
-		base = base[:200]
+	dir = path.Clean(dir)
+	tbase := base
+	if len(tbase) > 200 {
+		tbase = tbase[:200]
 	}
-	tmpl := Quote(dir + "." + base + ".hatchery-XXXXXX")
-	q := Quote(p)
+	q, qd, qb := Quote(p), Quote(dir), Quote("./"+base)
+	dirs := quoteAll(guarded(dir))
+	if dirs != "" {
+		dirs += " "
+	}
 	// Double quotes only (and Quote for caller-given words), so the
 	// command nests in sudo's sh -c and in the pipelined script without
 	// layers of escaping.
 	var b strings.Builder
-	b.WriteString("umask 077; t=$(mktemp " + tmpl + ") || exit 1; ")
-	b.WriteString(`hatchery_rm() { rm -f "$t"; }; trap hatchery_rm 0; trap "exit 129" 1; trap "exit 130" 2; trap "exit 141" 13; trap "exit 143" 15; `)
-	b.WriteString("head -c " + strconv.Itoa(len(data)) + ` >"$t" && [ "$(head -c ` + strconv.Itoa(len(eofMark)) + `)" = "` + eofMark + `" ] || `)
-	b.WriteString(`{ printf "hatchery: input for %s ended early, left unchanged\n" ` + q + " >&2; exit 1; }; ")
-	b.WriteString(`chmod ` + m + ` "$t"`)
-	if o.owner != "" {
-		b.WriteString(` && chown ` + Quote(o.owner) + ` "$t"`)
+	b.WriteString("umask 077; " + noLinkFunc)
+	// Check the path, enter its directory, check again: from here on,
+	// relative names are in the directory that passed the checks, however
+	// its path changes.
+	b.WriteString("hatchery_nolink " + dirs + q + " || exit 1; ")
+	b.WriteString("cd -P " + qd + " || exit 1; ")
+	if dirs != "" {
+		b.WriteString("hatchery_nolink " + dirs + "|| exit 1; ")
 	}
-	b.WriteString(` && mv -f "$t" ` + q)
+	b.WriteString("[ . -ef " + qd + ` ] || { printf "hatchery: %s changed while %s was being written; refusing to follow it\n" ` + qd + " " + q + " >&2; exit 1; }; ")
+	b.WriteString("[ ! -d " + qb + ` ] || { printf "hatchery: %s is a directory\n" ` + q + " >&2; exit 1; }; ")
+	b.WriteString("t=$(mktemp -d " + Quote("./."+tbase+".hatchery-XXXXXXXXXX") + `) || exit 1; t=${t#./}; `)
+	b.WriteString(`hatchery_rm() { rm -rf "./$t"; }; trap hatchery_rm 0; trap "exit 129" 1; trap "exit 130" 2; trap "exit 141" 13; trap "exit 143" 15; `)
+	// In a subshell that enters the temp directory, once it is sure it
+	// is the one mktemp made: ours, and still at its name.
+	b.WriteString(`( cd -P "$t" && [ -O . ] && [ ! -L "../$t" ] && [ . -ef "../$t" ] || `)
+	b.WriteString(`{ printf "hatchery: the temp directory for %s changed; refusing to follow it\n" ` + q + " >&2; exit 1; }; ")
+	b.WriteString("head -c " + strconv.Itoa(len(data)) + " >" + newName + ` && [ "$(head -c ` + strconv.Itoa(len(eofMark)) + `)" = "` + eofMark + `" ] || `)
+	b.WriteString(`{ printf "hatchery: input for %s ended early, left unchanged\n" ` + q + " >&2; exit 1; }; ")
+	b.WriteString("chmod " + m + " " + newName)
+	if o.owner != "" {
+		b.WriteString(" && chown -h " + Quote(o.owner) + " " + newName)
+	}
+	b.WriteString(" && mv -f " + newName + " ../" + Quote(base) + " ) || exit $?; ")
+	b.WriteString("[ -f " + qb + " ] && [ ! -L " + qb + ` ] || { printf "hatchery: %s was replaced while it was being written\n" ` + q + " >&2; exit 1; }")
 	cmd := b.String()
 	if o.root {
 		cmd = asRoot(cmd)
