@@ -24,6 +24,13 @@ var (
 	// ErrPassphrase reports a private key that is encrypted when no
 	// passphrase was given.
 	ErrPassphrase = errors.New("inject: private key is encrypted and no passphrase was given")
+	// ErrSecretInCommand reports a step whose command line or name holds
+	// a value that is to be redacted: one that travels in a step's Stdin
+	// (or, for multi-line values, one of its lines) or was given with
+	// WithRedact. Command lines show in `ps` on the server and names in
+	// logs, so Run refuses the list before running anything. The error
+	// names the step, never the value.
+	ErrSecretInCommand = errors.New("inject: secret value in a step's command line or name")
 	// ErrProtocol reports output of the step script that Run could not
 	// attribute to steps: the script did not run as written.
 	ErrProtocol = errors.New("inject: step script output out of order")

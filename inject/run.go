@@ -84,8 +84,9 @@ type run struct {
 
 // Run runs steps on r in order and stops at the first failure, which it
 // returns as a *StepError naming the step. Before anything runs it checks
-// every step (a constructor's error, an empty command) and fails with
-// ErrInvalid. Every value that travels in a step's Stdin, and every value
+// every step: a constructor's error or an empty command fails with
+// ErrInvalid; a command line or name that holds a value to redact (see
+// below) fails with ErrSecretInCommand. Every value that travels in a step's Stdin, and every value
 // given with WithRedact, is replaced by [REDACTED] in every error, log
 // line, event and StepError field.
 //
@@ -115,6 +116,19 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 		if err != nil {
 			return &StepError{Step: ru.rd.String(s.Name), Index: i, ExitCode: -1, Err: ru.rd.Error(err)}
 		}
+	}
+	for i, s := range steps {
+		var where string
+		switch {
+		case ru.rd.String(s.Cmd) != s.Cmd:
+			where = "command line"
+		case ru.rd.String(s.Name) != s.Name:
+			where = "name"
+		default:
+			continue
+		}
+		return &StepError{Step: ru.rd.String(s.Name), Index: i, ExitCode: -1,
+			Err: fmt.Errorf("%w: the step's %s holds a value from a Stdin or WithRedact (pass it on stdin)", ErrSecretInCommand, where)}
 	}
 	if len(steps) == 0 {
 		return nil

@@ -168,7 +168,7 @@ func TestRunRedacts(t *testing.T) {
 			steps := []inject.Step{
 				inject.WriteFile(dir+"/.env", []byte("API_KEY="+fileSecret+"\n"), 0o600),
 				{
-					Name: "leak " + extraSecret,
+					Name: "leak",
 					Cmd:  "cat " + dir + "/.env >&2; cat " + dir + "/other >&2; cat >&2; exit 3",
 					// A multi-line value: each long line is redacted too.
 					Stdin: []byte("line one of a pem block ABCDEFGH\nline two of a pem block IJKLMNOP\n"),
@@ -184,7 +184,7 @@ func TestRunRedacts(t *testing.T) {
 			var se *inject.StepError
 			require.ErrorAs(t, err, &se)
 			assert.Equal(t, 1, se.Index)
-			assert.Equal(t, "leak [REDACTED]", se.Step)
+			assert.Equal(t, "leak", se.Step)
 			assert.Equal(t, "[REDACTED]\ntoken=[REDACTED] short=abc\n[REDACTED]\n", se.Stderr,
 				"the whole file, the extra value and each line are redacted; a value under MinRedactLen is not")
 
@@ -297,4 +297,56 @@ func TestWriteFileCut(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestRunRefusesSecretInCommand: a value that travels in a Stdin, or is
+// given with WithRedact, must not be in any step's command line or name.
+// Run fails before the Runner sees anything, without the value.
+func TestRunRefusesSecretInCommand(t *testing.T) {
+	t.Parallel()
+	const (
+		fileSecret  = "sk-file-secret-0123456789"
+		extraSecret = "hunter2-extra-secret"
+		lineSecret  = "line two of a pem block IJKLMNOP"
+	)
+	dir := t.TempDir()
+	write := inject.WriteFile(dir+"/.env", []byte("API_KEY="+fileSecret+"\n"), 0o600)
+	pem := inject.WriteFile(dir+"/key", []byte("line one of a pem block ABCDEFGH\n"+lineSecret+"\n"), 0o600)
+	tests := []struct {
+		name  string
+		steps []inject.Step
+		index int
+	}{
+		{"stdin value in a later command", []inject.Step{write, inject.Command("printf", "%s", "API_KEY="+fileSecret)}, 1},
+		{"stdin value in an earlier command", []inject.Step{{Name: "echo", Cmd: "echo API_KEY=" + fileSecret}, write}, 0},
+		{"WithRedact value in a command", []inject.Step{write, {Name: "login", Cmd: "login --token " + extraSecret}}, 1},
+		{"WithRedact value in a name", []inject.Step{write, {Name: "login as " + extraSecret, Cmd: "true"}}, 1},
+		{"one line of a multi-line stdin", []inject.Step{pem, {Name: "check", Cmd: "grep '" + lineSecret + "' " + dir + "/key"}}, 1},
+		{"stdin of the step itself", []inject.Step{{Name: "self", Cmd: "cat; : " + fileSecret, Stdin: []byte(fileSecret)}}, 0},
+	}
+	for _, m := range modes {
+		for _, tt := range tests {
+			r := &localRunner{}
+			err := inject.Run(context.Background(), r, tt.steps, inject.WithPipelining(m.pipelined), inject.WithRedact(extraSecret))
+			require.ErrorIs(t, err, inject.ErrSecretInCommand, "%s: %s", m.name, tt.name)
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, tt.index, se.Index, tt.name)
+			assert.Equal(t, -1, se.ExitCode, tt.name)
+			assert.Empty(t, r.Calls(), "%s: nothing was sent", tt.name)
+			for _, s := range []string{fileSecret, extraSecret, lineSecret} {
+				assert.NotContains(t, err.Error(), s, tt.name)
+				assert.NotContains(t, se.Step, s, tt.name)
+			}
+			assert.NoFileExists(t, dir+"/.env", tt.name)
+		}
+	}
+
+	// A value too short to redact, or in no step's stdin, is no secret.
+	r := &localRunner{}
+	require.NoError(t, inject.Run(context.Background(), r, []inject.Step{
+		inject.WriteFile(dir+"/port", []byte("80"), 0o600),
+		inject.Command("printf", "80 %s", "sk-file-secret"),
+	}))
+	assert.Len(t, r.Calls(), 1)
 }
