@@ -43,7 +43,7 @@ type StepError struct {
 	Index    int    // the step's index in the list
 	ExitCode int    // the remote exit code; -1 when the step did not finish (cancelled, connection lost, not started)
 	Stderr   string // the step's standard error, redacted, at most the last 16 KiB
-	Err      error  // the cause; its message is redacted, errors.Is/As reach the original
+	Err      error  // the cause: its message, and that of every error Unwrap reaches from it, is redacted; errors.Is/As reach the original
 }
 
 // Error describes the step, the cause and the last lines of stderr.
@@ -71,12 +71,61 @@ func (e *StepError) Error() string {
 // Unwrap returns Err.
 func (e *StepError) Unwrap() error { return e.Err }
 
-// redactedError carries a redacted message for an error whose own message
-// might hold a secret; Unwrap still reaches the original for errors.Is/As.
+// redactedError carries the redacted message of an error whose own
+// message might hold a secret. Unwrap returns only redacted errors (the
+// link the original wraps, redacted the same way), so no walk down the
+// chain reaches an unredacted message; errors.Is and errors.As still reach
+// the original chain through the Is and As methods (a typed error found
+// with errors.As is the original: its fields are not redacted).
 type redactedError struct {
-	msg string
-	err error
+	msg  string
+	orig error
+	next error
 }
 
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) Error() string        { return e.msg }
+func (e *redactedError) Unwrap() error        { return e.next }
+func (e *redactedError) Is(target error) bool { return errors.Is(e.orig, target) }
+func (e *redactedError) As(target any) bool   { return errors.As(e.orig, target) }
+
+// redactedJoin is redactedError for an original that wraps several errors
+// (errors.Join, fmt.Errorf with several %w).
+type redactedJoin struct {
+	msg  string
+	orig error
+	next []error
+}
+
+func (e *redactedJoin) Error() string        { return e.msg }
+func (e *redactedJoin) Unwrap() []error      { return e.next }
+func (e *redactedJoin) Is(target error) bool { return errors.Is(e.orig, target) }
+func (e *redactedJoin) As(target any) bool   { return errors.As(e.orig, target) }
+
+// maxRedactDepth bounds how deep redact copies a chain; below it, Unwrap
+// returns nil (errors.Is and errors.As still see the whole original).
+const maxRedactDepth = 64
+
+// redactChain returns err with its message, and the message of every
+// error it wraps, passed through redact.
+func redactChain(err error, redact func(string) string, depth int) error {
+	if err == nil {
+		return nil
+	}
+	msg := redact(err.Error())
+	if depth >= maxRedactDepth {
+		return &redactedError{msg: msg, orig: err}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return &redactedError{msg: msg, orig: err, next: redactChain(u.Unwrap(), redact, depth+1)}
+	case interface{ Unwrap() []error }:
+		var next []error
+		for _, e := range u.Unwrap() {
+			if e != nil {
+				next = append(next, redactChain(e, redact, depth+1))
+			}
+		}
+		return &redactedJoin{msg: msg, orig: err, next: next}
+	}
+	return &redactedError{msg: msg, orig: err}
+}

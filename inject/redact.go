@@ -95,12 +95,10 @@ func (rd *redactor) String(s string) string {
 	return rd.r.Replace(s)
 }
 
-// Error returns err with a redacted message (nil stays nil).
+// Error returns err with a redacted message, and redacted messages all
+// the way down its Unwrap chain (nil stays nil); see redactedError.
 func (rd *redactor) Error(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &redactedError{msg: rd.String(err.Error()), err: err}
+	return redactChain(err, rd.String, 0)
 }
 
 // tail redacts b and keeps at most the last n bytes of the result;

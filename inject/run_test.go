@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -349,4 +350,59 @@ func TestRunRefusesSecretInCommand(t *testing.T) {
 		inject.Command("printf", "80 %s", "sk-file-secret"),
 	}))
 	assert.Len(t, r.Calls(), 1)
+}
+
+// leakyError is a typed error whose message holds whatever it was given.
+type leakyError struct{ detail string }
+
+func (e *leakyError) Error() string { return "leaky: " + e.detail }
+
+// TestErrorChainRedacted walks every error reachable from Run's error
+// through Unwrap (both forms): each one's message is redacted, while
+// errors.Is and errors.As still find the original sentinel and type.
+func TestErrorChainRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-chain-secret-0123456789"
+	sentinel := errors.New("transport sentinel")
+	r := inject.RunnerFunc(func(context.Context, string, io.Reader) ([]byte, []byte, error) {
+		return nil, nil, fmt.Errorf("run failed near %s: %w", secret,
+			errors.Join(&leakyError{secret}, fmt.Errorf("wrapped %s: %w", secret, sentinel)))
+	})
+	for _, m := range modes {
+		var events []inject.Event
+		err := inject.Run(context.Background(), r, []inject.Step{{Name: "a", Cmd: "true"}, {Name: "b", Cmd: "true"}},
+			inject.WithPipelining(m.pipelined), inject.WithRedact(secret),
+			inject.WithEvents(func(e inject.Event) { events = append(events, e) }))
+		require.ErrorIs(t, err, sentinel, m.name)
+		var le *leakyError
+		require.ErrorAs(t, err, &le, m.name)
+		var se *inject.StepError
+		require.ErrorAs(t, err, &se, m.name)
+		require.NotEmpty(t, events)
+
+		for _, root := range []error{err, se.Err, events[len(events)-1].Err} {
+			n := 0
+			walkErrors(root, func(e error) {
+				n++
+				assert.NotContains(t, e.Error(), secret, "%s: %T in the chain", m.name, e)
+			})
+			assert.GreaterOrEqual(t, n, 4, "%s: the chain keeps its links", m.name)
+		}
+	}
+}
+
+// walkErrors calls fn on err and on every error it wraps, depth first.
+func walkErrors(err error, fn func(error)) {
+	if err == nil {
+		return
+	}
+	fn(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walkErrors(u.Unwrap(), fn)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			walkErrors(e, fn)
+		}
+	}
 }
