@@ -24,23 +24,26 @@
 //
 // Every SSH exec command runs as `/bin/sh -c COMMAND`, as the OS user
 // running the test, in the user's sandbox home, with a minimal environment
-// (PATH, HOME, USER, LOGNAME, SHELL, LANG, TMPDIR). Stdin, stdout, stderr
-// and the exit status travel as with sshd; signals the client sends go to
-// the command's process group; the command is killed when its connection
-// ends or the server stops. Before it runs, absolute
-// paths under /home/, /root/, /etc/, /var/lib/, /opt/ and /srv/ in the
-// command text are rewritten into the sandbox (only where a path starts:
-// after a space, quote, =, (, ;, and the like); stdin is passed through
-// untouched, so file contents keep their server paths. Server.Path maps a
-// server path to its real file. A bin directory first on PATH holds
-// shell stand-ins (a command naming one by absolute path, such as
-// /usr/bin/systemctl, gets the stand-in too):
+// (PATH, HOME, USER, LOGNAME, SHELL, LANG, TMPDIR, the last the sandbox's
+// /tmp). Stdin, stdout, stderr and the exit status travel as with sshd;
+// signals the client sends go to the command's process group; the command
+// is killed when its connection ends or the server stops. Before it runs,
+// the command text is checked and rewritten (see Keeping commands in the
+// sandbox); stdin is passed through untouched, so file contents keep their
+// server paths. Server.Path maps a server path to its real file. A bin
+// directory first on PATH holds shell stand-ins (a command naming one by
+// absolute path, such as /usr/bin/systemctl, gets the stand-in too):
 //
 //   - sudo: runs the rest as root when the caller's cloud-config sudo rule
 //     has NOPASSWD, else fails like sudo -n ("a password is required");
 //   - chown: checks user[:group] against root and the cloud-config users and
 //     groups and that the files exist, and records the owner (Server.Owner)
-//     without changing real ownership;
+//     without changing real ownership; like GNU chown it records the file
+//     a symbolic link points to, or the link itself with -h (or -R without
+//     -H or -L);
+//   - mv: the real mv, after which recorded owners follow the files moved:
+//     a temp file chowned and renamed over its target, as inject.WriteFile
+//     does, leaves the target with that owner;
 //   - systemctl: daemon-reload, enable, disable, start, stop, restart,
 //     is-active, is-enabled, is-failed, status, over unit files in
 //     /etc/systemd/system; state kept in files (Server.Unit). Units are
@@ -56,8 +59,68 @@
 //   - cloud-init: status [--wait] [--long], as cloud-init 22.4 prints it.
 //
 // Nothing else is simulated: file permissions and ownership are the test
-// user's, commands such as id or whoami tell the truth, and paths outside
-// the rewritten prefixes (/tmp, /usr, ...) are the real machine's.
+// user's, and commands such as id or whoami tell the truth.
+//
+// # Keeping commands in the sandbox
+//
+// The commands run as the test's OS user, which is root in CI, so the
+// server keeps them off the real machine in up to three ways.
+//
+// Rewriting. Absolute paths under /home/, /root/, /etc/, /var/lib/, /opt/
+// and /srv/ in the command text are rewritten into the sandbox where a
+// path starts: after a space, quote, =, :, (, ;, |, &, <, >, `, { or a
+// comma, or glued to a short option (-t/etc/x). ~NAME becomes NAME's
+// sandbox home (~ and ~/ need nothing: HOME is the sandbox home, and the
+// sudo stand-in sets the target's).
+//
+// Refusal. A command is not run, and exits with RefusedExit (126) and a
+// "fake: refusing ... outside the sandbox" message on stderr, when it names
+// at a path start an absolute path that is neither rewritten nor allowed
+// (the allowed ones are /bin/, /usr/bin/, /sbin/, /usr/sbin/, the
+// stand-ins' absolute paths, and /dev/null, /dev/zero, /dev/stdin,
+// /dev/stdout, /dev/stderr, /dev/random, /dev/urandom; /tmp is not: use
+// $TMPDIR), an absolute path with a .. component, or one built at run time
+// (a / followed by $, ` or a backslash, as in /$f/passwd). So cd /,
+// /usr/local/bin/x, /var/tmp/x and rm -rf /* are refused. A lone /, as
+// in $((a / b)), is refused too; the URL of scheme://host/... is not a
+// path. Words are found lexically, quotes and all, so a path inside an
+// sh -c '...' argument is rewritten and checked like any other.
+//
+// A read-only mount namespace, where the machine allows it: on Linux with
+// util-linux's unshare and nsenter and user namespaces permitted (as root
+// or not), each server sets up, on its first command, a user and mount
+// namespace in which every mount is remounted read-only except the
+// server's sandbox directory, and /proc/sys is covered read-only; the
+// read-only flags are locked by a nested user namespace mapped back to
+// the test's user, so even root there cannot remount them writable.
+// Commands join it with nsenter (a few milliseconds each; the setup costs
+// tens of milliseconds once per server). Server.Isolated reports whether a
+// server has it; Options.NoNamespace turns it off. Where it cannot be set
+// up, commands run with rewriting and refusal only (logged once, as a
+// warning).
+//
+// What this gives: commands of the shapes inject builds, and the mistakes
+// the checks list, stay in the sandbox with or without the namespace;
+// with the namespace, a command cannot write a file or directory outside
+// its sandbox through any path but /proc (below), however it builds the
+// path.
+//
+// What it does not give. Rewriting and refusal read text: they are not a
+// security boundary. Without the namespace, a relative path (cd .. or
+// $HOME/.., which inject itself uses from a temp directory), a path built
+// in a variable after its first component (/home/$x with x=../..), a
+// symbolic link, a script read from stdin or from a file, or a program
+// that writes where it likes can reach the real machine with the test
+// user's rights. Even with the namespace: files outside the sandbox stay
+// readable; device nodes stay writable where the user may write them
+// (mounts being read-only does not cover devices; the checks refuse
+// /dev/ paths but the allowed ones), and so do Unix sockets (a daemon
+// listening on one still answers); /proc is not read-only, and through
+// /proc/PID/root a deliberate command reaches the writable mounts of other
+// processes it may trace (as root, most); the network, signals to other
+// processes of the same user, and the system's other resources are
+// shared. It is a guard against accidents in tests,
+// not a sandbox for untrusted commands.
 //
 // # Phone home
 //

@@ -38,6 +38,10 @@ type Options struct {
 	Dir string
 	// Keep leaves the sandboxes in place after Delete and Close.
 	Keep bool
+	// NoNamespace runs commands without the read-only mount namespace
+	// even where it could be set up (see the package documentation): the
+	// command text is still rewritten and checked.
+	NoNamespace bool
 }
 
 // Faults are failures injected into one simulated server.
@@ -73,6 +77,7 @@ type Provider struct {
 	log    *slog.Logger
 	client *http.Client
 	own    *http.Transport // the client's transport when it is ours
+	iso    *isolation
 
 	mu      sync.Mutex
 	closed  bool
@@ -97,6 +102,7 @@ func New(opts Options) *Provider {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.iso = newIsolation(opts.NoNamespace, p.log)
 	if p.opts.PhoneHomeInterval <= 0 {
 		p.opts.PhoneHomeInterval = DefaultPhoneHomeInterval
 	}
@@ -171,6 +177,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		delay:    p.opts.BootDelay,
 		interval: p.opts.PhoneHomeInterval,
 		client:   p.client,
+		iso:      p.iso,
 		log:      p.log.With("server", req.Name, "id", id),
 	})
 	if err != nil {

@@ -70,6 +70,8 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 		return err == nil
 	}, 10*time.Second, 10*time.Millisecond)
 
+	holder := fake.HolderPID(busy) // 0 where there is no namespace
+
 	start := time.Now()
 	require.NoError(t, p.Delete(context.Background(), hanging.ID()))
 	assert.Less(t, time.Since(start), 5*time.Second, "Delete does not wait for a hanging phone_home")
@@ -77,6 +79,9 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	require.NoError(t, p.Close())
 	assert.Less(t, time.Since(start), 5*time.Second, "Close does not wait for commands or tries")
 
+	if holder != 0 {
+		assert.True(t, gone(holder), "the namespace holder outlived Close")
+	}
 	_ = c.Close()
 	close(hang)
 	cb.Close()

@@ -2,6 +2,7 @@ package fake
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,10 +27,12 @@ var templateVar = regexp.MustCompile(`\$\{([A-Za-z0-9_.]+)\}|\$([A-Za-z0-9_.]+)`
 func (s *Server) cloudInit() {
 	defer s.wg.Done()
 	defer close(s.booted)
+	ctx, cancel := s.untilStop(context.Background())
+	defer cancel()
 	t := time.NewTimer(s.delay)
 	defer t.Stop()
 	select {
-	case <-s.ctx.Done():
+	case <-ctx.Done():
 		return
 	case <-t.C:
 	}
@@ -40,10 +43,10 @@ func (s *Server) cloudInit() {
 	}
 	if s.faults.NoPhoneHome {
 		s.log.Info("fake: fault NoPhoneHome: not phoning home")
-	} else if err := s.phoneHome(); err != nil {
+	} else if err := s.phoneHome(ctx); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if s.ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return
 	}
 	s.finishCloudInit(errs, time.Now().UTC().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
@@ -52,7 +55,7 @@ func (s *Server) cloudInit() {
 // phoneHome posts as cloud-init 22.4's cc_phone_home does. It returns an
 // error only where cloud-init's module itself fails (a URL template it
 // cannot render); requests that fail are logged, as cloud-init does.
-func (s *Server) phoneHome() error {
+func (s *Server) phoneHome(ctx context.Context) error {
 	ph := s.spec.cfg.PhoneHome
 	target, err := renderURL(ph.URL, s.InstanceID())
 	if err != nil {
@@ -75,7 +78,7 @@ func (s *Server) phoneHome() error {
 		if i > 0 {
 			t := time.NewTimer(s.interval)
 			select {
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 				t.Stop()
 				return nil
 			case <-t.C:
@@ -84,9 +87,9 @@ func (s *Server) phoneHome() error {
 		s.mu.Lock()
 		s.phoneHomes++
 		s.mu.Unlock()
-		code, err := s.postOnce(method, target, body)
+		code, err := s.postOnce(ctx, method, target, body)
 		switch {
-		case s.ctx.Err() != nil:
+		case ctx.Err() != nil:
 			return nil
 		case err != nil:
 			s.log.Info("fake: phone_home failed", "try", i+1, "tries", tries, "err", err)
@@ -101,12 +104,12 @@ func (s *Server) phoneHome() error {
 	return nil
 }
 
-func (s *Server) postOnce(method, target, body string) (int, error) {
+func (s *Server) postOnce(ctx context.Context, method, target, body string) (int, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(s.ctx, method, target, rd)
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return 0, err
 	}

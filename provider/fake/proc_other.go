@@ -11,6 +11,9 @@ import (
 // shell is killed on cancellation.
 func processGroup(*exec.Cmd) {}
 
+// ownGroup does nothing where process groups do not exist.
+func ownGroup(*exec.Cmd) {}
+
 // exitCode returns the exit status, 255 when there is none.
 func exitCode(ps *os.ProcessState) int {
 	if ps == nil || ps.ExitCode() < 0 {

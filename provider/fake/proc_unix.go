@@ -11,7 +11,7 @@ import (
 // processGroup runs cmd in its own process group and makes cancellation
 // kill the whole group, so a command's children do not outlive it.
 func processGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	cmd.Cancel = func() error {
 		if cmd.Process == nil {
 			return nil
@@ -21,6 +21,11 @@ func processGroup(cmd *exec.Cmd) {
 		}
 		return nil
 	}
+}
+
+// ownGroup runs cmd in its own process group.
+func ownGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 }
 
 // exitCode returns the exit status as a shell reports it: 128+N for a

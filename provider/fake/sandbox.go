@@ -19,74 +19,6 @@ import (
 //go:embed standin/*.sh
 var standins embed.FS
 
-// rewritten are the server directories whose absolute paths in a command
-// are rewritten into the sandbox.
-var rewritten = []string{"/home", "/root", "/etc", "/var/lib", "/opt", "/srv"}
-
-// standinNames are the programs the sandbox stands in; their absolute
-// paths in a command (/usr/bin/systemctl, ...) are rewritten to the
-// stand-ins too.
-var standinNames = []string{"sudo", "chown", "systemctl", "journalctl", "cloud-init"}
-
-// programDirs are where the real programs live.
-var programDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
-
-// rewritePaths inserts root before every absolute path under one of the
-// rewritten directories that starts a word of cmd: at the start, or after
-// a blank, quote, =, (, ;, |, &, <, >, `, :, { or comma. "/etc" itself and
-// "/etc/..." are rewritten, "/etcetera" and "x/etc" are not. The absolute
-// path of a stood-in program (e.g. /usr/bin/systemctl) becomes the
-// stand-in's in bin. One pass: what is inserted is not rewritten again.
-func rewritePaths(cmd, root, bin string) string {
-	var b strings.Builder
-	b.Grow(len(cmd) + 4*len(root))
-	for i := 0; i < len(cmd); i++ {
-		if cmd[i] == '/' && (i == 0 || pathStart(cmd[i-1])) {
-			if n := programAt(cmd[i:]); n > 0 {
-				prog := cmd[i : i+n]
-				b.WriteString(bin + prog[strings.LastIndexByte(prog, '/'):])
-				i += n - 1
-				continue
-			}
-			for _, p := range rewritten {
-				if !strings.HasPrefix(cmd[i:], p) {
-					continue
-				}
-				if j := i + len(p); j == len(cmd) || cmd[j] == '/' || pathEnd(cmd[j]) {
-					b.WriteString(root)
-					break
-				}
-			}
-		}
-		b.WriteByte(cmd[i])
-	}
-	return b.String()
-}
-
-// programAt returns the length of the stood-in program's absolute path s
-// starts with (followed by the end or a word end), or 0.
-func programAt(s string) int {
-	for _, d := range programDirs {
-		if !strings.HasPrefix(s, d+"/") {
-			continue
-		}
-		for _, n := range standinNames {
-			l := len(d) + 1 + len(n)
-			if strings.HasPrefix(s[len(d)+1:], n) && (l == len(s) || pathEnd(s[l])) {
-				return l
-			}
-		}
-	}
-	return 0
-}
-
-func pathStart(c byte) bool { return strings.IndexByte(" \t\n'\"=(;|&<>`:{,", c) >= 0 }
-
-func pathEnd(c byte) bool { return strings.IndexByte(" \t\n'\";|&<>`:}),", c) >= 0 }
-
-// shellQuote quotes s for /bin/sh.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // setup builds the sandbox: the server's file system, the stand-ins and
 // the simulation's state.
 func (s *Server) setup() error {
@@ -103,10 +35,16 @@ func (s *Server) setup() error {
 	if err := os.Chmod(filepath.Join(s.fs, "root"), 0o700); err != nil {
 		return err
 	}
+	// The stand-ins record physical paths (pwd -P): so does Owner.
+	phys, err := filepath.EvalSymlinks(s.fs)
+	if err != nil {
+		return err
+	}
+	s.fsReal = phys
 	var owners strings.Builder
 	own := func(path, owner string) {
 		u, g, _ := strings.Cut(owner, ":")
-		fmt.Fprintf(&owners, "%s\t%s\t%s\t0\n", s.Path(path), u, g)
+		fmt.Fprintf(&owners, "%s\t%s\t%s\t0\n", s.realPath(path), u, g)
 	}
 
 	// users, groups and the users' homes with their authorized keys
@@ -119,7 +57,7 @@ func (s *Server) setup() error {
 		if u.name != "root" {
 			fmt.Fprintf(&users, "%s:%d:%s\n", u.name, btoi(u.nopasswd), strings.Join(u.groups, ","))
 		}
-		home := s.homeOf(u.name)
+		home := homeOf(u.name)
 		if err := os.MkdirAll(filepath.Join(s.Path(home), ".ssh"), 0o700); err != nil {
 			return err
 		}
@@ -175,14 +113,6 @@ func (s *Server) setup() error {
 		}
 	}
 	return s.installStandins()
-}
-
-// homeOf returns a user's home directory on the server.
-func (s *Server) homeOf(name string) string {
-	if name == "root" {
-		return "/root"
-	}
-	return "/home/" + name
 }
 
 // writeFile applies one write_files entry as cloud-init does.

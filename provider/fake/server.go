@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -33,11 +34,12 @@ type Server struct {
 	faults   Faults
 	log      *slog.Logger
 
-	dir   string // the sandbox: fs, bin and state below it
-	fs    string // the server's file system root
-	bin   string // stand-ins, first on PATH
-	state string // the simulation's own state
-	keep  bool
+	dir    string // the sandbox: fs, bin and state below it
+	fs     string // the server's file system root
+	fsReal string // fs with symbolic links resolved, as the stand-ins record paths
+	bin    string // stand-ins, first on PATH
+	state  string // the simulation's own state
+	keep   bool
 
 	hostKey    gossh.Signer
 	postedKey  gossh.PublicKey // what phone_home posts (differs with WrongHostKey)
@@ -47,8 +49,7 @@ type Server struct {
 	delay      time.Duration
 	interval   time.Duration
 	client     *http.Client
-	ctx        context.Context // ends when the server stops
-	cancel     context.CancelFunc
+	done       chan struct{}  // closed when the server starts stopping
 	wg         sync.WaitGroup // every goroutine the server started
 	booted     chan struct{}  // closed when the simulated cloud-init is finished
 	stoppedC   chan struct{}  // closed when stop has finished
@@ -60,6 +61,11 @@ type Server struct {
 	commands   []string
 	dropped    bool
 	phoneHomes int
+
+	iso     *isolation
+	nsMu    sync.Mutex
+	nsTried bool    // the namespace was set up, or found unavailable
+	holder  *holder // keeps the namespace; nil when there is none
 }
 
 type serverConfig struct {
@@ -71,6 +77,7 @@ type serverConfig struct {
 	keep            bool
 	delay, interval time.Duration
 	client          *http.Client
+	iso             *isolation
 	log             *slog.Logger
 }
 
@@ -80,8 +87,9 @@ func boot(c serverConfig) (_ *Server, err error) {
 	seq, _ := strconv.Atoi(c.id)
 	s := &Server{
 		id: c.id, name: c.name, seq: seq, labels: c.labels, spec: c.spec, faults: c.faults, log: c.log,
-		keep: c.keep, delay: c.delay, interval: c.interval, client: c.client,
+		keep: c.keep, delay: c.delay, interval: c.interval, client: c.client, iso: c.iso,
 		status:   "initializing",
+		done:     make(chan struct{}),
 		conns:    map[net.Conn]struct{}{},
 		booted:   make(chan struct{}),
 		stoppedC: make(chan struct{}),
@@ -123,7 +131,6 @@ func boot(c serverConfig) (_ *Server, err error) {
 		return nil, fmt.Errorf("ssh listener: %w", err)
 	}
 	s.addr = s.ln.Addr().String()
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ssh = s.sshServer()
 	s.wg.Add(2)
 	go s.serve()
@@ -141,13 +148,14 @@ func (s *Server) stop() {
 		conns := slices.Collect(maps.Keys(s.conns))
 		s.mu.Unlock()
 
-		s.cancel()
+		close(s.done)
 		_ = s.ln.Close()
 		for _, c := range conns {
 			_ = c.Close()
 		}
 		_ = s.ssh.Close()
 		s.wg.Wait()
+		s.stopNamespace()
 		if !s.keep {
 			if err := os.RemoveAll(s.dir); err != nil {
 				s.log.Warn("fake: remove sandbox", "err", err)
@@ -156,6 +164,26 @@ func (s *Server) stop() {
 		close(s.stoppedC)
 	})
 	<-s.stoppedC
+}
+
+// errStopped is the cause of the contexts a server's stop ends.
+var errStopped = errors.New("fake: server stopped")
+
+// untilStop returns a context derived from parent that also ends, with
+// cause errStopped, when the server stops. The caller must hold a count
+// of s.wg (see enter) and call cancel.
+func (s *Server) untilStop(parent context.Context) (ctx context.Context, cancel context.CancelFunc) {
+	ctx, cancelCause := context.WithCancelCause(parent)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-s.done:
+			cancelCause(errStopped)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { cancelCause(context.Canceled) }
 }
 
 // enter registers one more running goroutine unless the server is
@@ -282,39 +310,105 @@ func (s *Server) Journal(name string) string {
 }
 
 // Owner returns the owner of a server path as the simulation recorded it
-// ("user:group"): set by the chown stand-in (-R applies to what is below),
-// by write_files, or by creating the cloud-config users' homes. It is ""
-// for a path that was never given an owner (every file really belongs to
-// the OS user running the test); a part never set is empty ("rachel:").
+// ("user:group"): set by the chown stand-in (-R applies to what is below,
+// a symbolic link is followed unless -h), by write_files, or by creating
+// the cloud-config users' homes, and carried along by the mv stand-in
+// when a file or directory is renamed (replacing what the destination
+// had). It is "" for a path that was never given an owner (every file
+// really belongs to the OS user running the test); a part never set is
+// empty ("rachel:").
 func (s *Server) Owner(abs string) string {
-	target := s.Path(abs)
-	f, err := os.Open(filepath.Join(s.state, "owners"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
+	target := s.realPath(abs)
 	var user, group string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), "\t")
-		if len(fields) != 4 {
-			continue
-		}
-		p := filepath.Clean(fields[0])
-		if p != target && !(fields[3] == "1" && strings.HasPrefix(target, p+string(filepath.Separator))) {
-			continue
-		}
-		if fields[1] != "" {
-			user = fields[1]
-		}
-		if fields[2] != "" {
-			group = fields[2]
+	for _, r := range s.ownerRules() {
+		if r.path == target || (r.rec && under(target, r.path)) {
+			user, group = override(user, r.user), override(group, r.group)
 		}
 	}
 	if user == "" && group == "" {
 		return ""
 	}
 	return user + ":" + group
+}
+
+// realPath maps a server path to the sandbox file as the stand-ins record
+// it: with symbolic links in the sandbox's own path resolved.
+func (s *Server) realPath(abs string) string {
+	return filepath.Join(s.fsReal, filepath.Clean("/"+abs))
+}
+
+// ownerRule is one chown as recorded: it sets the non-empty parts of the
+// owner of path, and of what is below it when rec.
+type ownerRule struct {
+	path, user, group string
+	rec               bool
+}
+
+// ownerRules replays the owners log the stand-ins append to: a line
+// "PATH\tUSER\tGROUP\tRECURSIVE" is a chown, a line "mv\tSRC\tDST" a
+// rename. The rules for SRC and what is below it move to DST, after the
+// owner SRC had from a recursive chown above it (which it keeps); the
+// rules of what DST was are dropped.
+func (s *Server) ownerRules() []ownerRule {
+	f, err := os.Open(filepath.Join(s.state, "owners"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var rules []ownerRule
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), "\t")
+		switch {
+		case len(fields) == 3 && fields[0] == "mv":
+			rules = moveRules(rules, filepath.Clean(fields[1]), filepath.Clean(fields[2]))
+		case len(fields) == 4:
+			rules = append(rules, ownerRule{filepath.Clean(fields[0]), fields[1], fields[2], fields[3] == "1"})
+		}
+	}
+	return rules
+}
+
+// moveRules applies a rename of src to dst to the rules.
+func moveRules(rules []ownerRule, src, dst string) []ownerRule {
+	if src == dst || under(dst, src) {
+		return rules
+	}
+	inherited := ownerRule{path: dst, rec: true}
+	var kept, moved []ownerRule
+	for _, r := range rules {
+		switch {
+		case under(src, r.path) && r.path != src:
+			if r.rec {
+				inherited.user, inherited.group = override(inherited.user, r.user), override(inherited.group, r.group)
+			}
+			kept = append(kept, r)
+		case under(r.path, src):
+			r.path = dst + strings.TrimPrefix(r.path, src)
+			moved = append(moved, r)
+		case under(r.path, dst):
+			// what dst was is replaced
+		default:
+			kept = append(kept, r)
+		}
+	}
+	if inherited.user != "" || inherited.group != "" {
+		kept = append(kept, inherited)
+	}
+	return append(kept, moved...)
+}
+
+// under reports whether path is dir or below it.
+func under(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+string(filepath.Separator)) || dir == string(filepath.Separator)
+}
+
+// override returns v when it is set, else old.
+func override(old, v string) string {
+	if v != "" {
+		return v
+	}
+	return old
 }
 
 // unitName appends .service to a name without a unit type, as systemctl does.

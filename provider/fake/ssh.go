@@ -1,7 +1,6 @@
 package fake
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -107,15 +106,25 @@ func (s *Server) handle(sess gliderssh.Session) {
 }
 
 // run runs one command with /bin/sh in the sandbox and returns its exit
-// status. It is killed when the connection ends or the server stops.
+// status: the command's paths are checked and rewritten, and it runs in
+// the server's read-only mount namespace when there is one. It is killed
+// when the connection ends or the server stops.
 func (s *Server) run(sess gliderssh.Session, raw string) int {
-	ctx, cancel := context.WithCancel(sess.Context())
+	if err := checkCommand(raw); err != nil {
+		s.log.Warn("fake: command refused", "err", err)
+		fmt.Fprintln(sess.Stderr(), err)
+		return RefusedExit
+	}
+	ctx, cancel := s.untilStop(sess.Context())
 	defer cancel()
-	defer context.AfterFunc(s.ctx, cancel)()
 
 	user := sess.User()
-	home := s.Path(s.homeOf(user))
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", rewritePaths(raw, s.fs, s.bin))
+	home := s.Path(homeOf(user))
+	argv := []string{"/bin/sh", "-c", rewritePaths(raw, s.fs, s.bin)}
+	if pid := s.namespace(); pid > 0 {
+		argv = append(append([]string{s.iso.nsenter}, s.nsenterArgs(pid, home)...), argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = home
 	cmd.Env = []string{
 		"PATH=" + s.bin + ":/usr/local/bin:/usr/bin:/bin",

@@ -53,6 +53,19 @@ unit_name() {
 	esac
 }
 
+# abspath FILE prints FILE's absolute physical path without resolving
+# FILE itself (a symbolic link stays the link): the path of its directory,
+# then its name. It fails when the directory does not exist.
+abspath() {
+	_d=$(cd -- "$(dirname -- "$1")" 2>/dev/null && pwd -P) || return 1
+	_b=$(basename -- "$1")
+	case $_b in
+	/) printf '/\n' ;;
+	.) printf '%s\n' "$_d" ;;
+	*) printf '%s\n' "${_d%/}/$_b" ;;
+	esac
+}
+
 valid_unit() {
 	case $1 in '' | */* | .* | *[!A-Za-z0-9@_.:-]*) return 1 ;; esac
 	return 0
