@@ -495,13 +495,17 @@ func injections(s *fake.Server) int {
 	return n
 }
 
-// whenInjecting calls fn once srv has received an injection script
-// (while its pause runs, with slowSteps), or when ctx ends.
+// whenInjecting calls fn once srv has received an injection script and
+// has been running it for 50ms (inside the pause of slowSteps), or when
+// ctx ends. (The 50ms also keep clear of a race in gliderlabs/ssh v0.3.8:
+// a signal that arrives before the fake server has registered for
+// signals is delivered by an unsynchronized goroutine.)
 func whenInjecting(ctx context.Context, srv func() (*fake.Server, bool), fn func()) {
 	go func() {
 		defer fn()
 		for ctx.Err() == nil {
 			if s, ok := srv(); ok && injections(s) > 0 {
+				time.Sleep(50 * time.Millisecond)
 				return
 			}
 			time.Sleep(2 * time.Millisecond)
