@@ -92,9 +92,8 @@ func TestEndToEnd(t *testing.T) {
 	assert.Equal(t, "API_TOKEN="+b.secrets.token(id)+"\n", string(data))
 	assert.Equal(t, os.FileMode(0o600), fileMode(t, env))
 	assert.Equal(t, os.FileMode(0o750), fileMode(t, srv.Path(appDir)))
-	// The fake records owners by path and inject chowns the temp file
-	// before renaming it, so the directory is where the owner shows.
 	assert.Equal(t, appUser+":"+appUser, srv.Owner(appDir))
+	assert.Equal(t, appUser+":"+appUser, srv.Owner(envPath))
 	assert.Equal(t, os.FileMode(0o644), fileMode(t, srv.Path("/etc/systemd/system/"+unit)))
 	u := srv.Unit(unit)
 	assert.True(t, u.Active, "unit active")
