@@ -39,7 +39,7 @@ type receiver struct {
 	got    chan struct{}
 }
 
-func newReceiver(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request) int) *receiver {
+func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter, r *http.Request) int) *receiver {
 	t.Helper()
 	rc := &receiver{answer: answer, got: make(chan struct{}, 100)}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +161,7 @@ type bundle struct {
 	key key
 }
 
-func setup(t *testing.T, opts fake.Options, answer func(n int, w http.ResponseWriter, r *http.Request) int) *bundle {
+func setup(t testing.TB, opts fake.Options, answer func(n int, w http.ResponseWriter, r *http.Request) int) *bundle {
 	t.Helper()
 	if opts.PhoneHomeInterval == 0 {
 		opts.PhoneHomeInterval = 50 * time.Millisecond
@@ -178,7 +178,7 @@ func (b *bundle) url() string { return b.rc.srv.URL + "/cb/$INSTANCE_ID?token=ab
 
 // create creates a server from d (URL and Key filled in when empty) and
 // returns it.
-func (b *bundle) create(t *testing.T, name string, d doc) (provider.Server, *fake.Server) {
+func (b *bundle) create(t testing.TB, name string, d doc) (provider.Server, *fake.Server) {
 	t.Helper()
 	if d.URL == "" {
 		d.URL = b.url()
@@ -203,7 +203,7 @@ func waitBooted(t *testing.T, s *fake.Server) {
 }
 
 // dial opens an SSH connection as user, pinning the server's host key.
-func dial(t *testing.T, s *fake.Server, user string, k key) *gossh.Client {
+func dial(t testing.TB, s *fake.Server, user string, k key) *gossh.Client {
 	t.Helper()
 	c, err := dialErr(s, user, k)
 	require.NoError(t, err)
