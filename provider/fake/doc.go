@@ -93,8 +93,9 @@
 // server's sandbox directory, and /proc/sys is covered read-only; the
 // read-only flags are locked by a nested user namespace mapped back to
 // the test's user, so even root there cannot remount them writable.
-// Commands join it with nsenter (a few milliseconds each; the setup costs
-// tens of milliseconds once per server). Server.Isolated reports whether a
+// Commands join it with nsenter (about a millisecond more per command;
+// the setup costs about 0.1 s of a loaded machine once per server: see
+// BenchmarkExec and BenchmarkNamespaceSetup). Server.Isolated reports whether a
 // server has it; Options.NoNamespace turns it off. Where it cannot be set
 // up, commands run with rewriting and refusal only (logged once, as a
 // warning).
