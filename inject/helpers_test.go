@@ -65,6 +65,7 @@ var allowed = []string{"cat", "head", "dd", "mkdir", "mktemp", "chmod", "chown",
 // whose behaviour files in state steer:
 //
 //	state/inactive       systemctl is-active reports "failed" (exit 3)
+//	state/fail-after     ... and so does every is-active after the first N
 //	state/journal        what journalctl prints
 //	state/cloud-init     the exit code of cloud-init status --wait
 //	state/calls          every stand-in call is appended here
@@ -89,6 +90,11 @@ printf 'sudo %s\n' "$1" >> STATE/calls
 exec "$@"`,
 		"systemctl": `printf 'systemctl %s\n' "$*" >> STATE/calls
 if [ "$1" = is-active ]; then
+	if [ -e STATE/fail-after ]; then
+		n=$(($(cat STATE/checks 2>/dev/null || echo 0) + 1))
+		echo $n > STATE/checks
+		[ $n -le $(cat STATE/fail-after) ] || : > STATE/inactive
+	fi
 	if [ -e STATE/inactive ]; then printf 'failed\n'; exit 3; fi
 	printf 'active\n'
 fi

@@ -22,10 +22,11 @@ import (
 
 // Defaults for SSHConfig's zero values.
 const (
-	DefaultTimeout    = 30 * time.Second
-	DefaultKeepAlive  = 15 * time.Second
-	DefaultBackoff    = 250 * time.Millisecond
-	DefaultMaxBackoff = 5 * time.Second
+	DefaultTimeout      = 30 * time.Second
+	DefaultKeepAlive    = 15 * time.Second
+	DefaultKeepAliveMax = 3
+	DefaultBackoff      = 250 * time.Millisecond
+	DefaultMaxBackoff   = 5 * time.Second
 )
 
 // cancelGrace is how long Run waits, after ctx ends, for the server to
@@ -56,10 +57,13 @@ type SSHConfig struct {
 	// addr is opened through it (a direct-tcpip channel).
 	Jump *SSH
 	// KeepAlive is the interval of keepalive@openssh.com requests; a
-	// connection that answers none for three intervals is closed, which
-	// fails the running command. 0 means DefaultKeepAlive; negative turns
-	// keepalives off.
+	// connection that leaves one unanswered for KeepAliveMax intervals is
+	// closed, which fails the running command. 0 means DefaultKeepAlive;
+	// negative turns keepalives off.
 	KeepAlive time.Duration
+	// KeepAliveMax is how many intervals a keepalive may go unanswered
+	// (OpenSSH's ServerAliveCountMax); 0 means DefaultKeepAliveMax.
+	KeepAliveMax int
 	// Attempts caps the connection attempts; 0 retries until the context
 	// ends. Only connection refused, reset, unreachable, EOF during the
 	// handshake and timeouts are retried; a host key or authentication
@@ -142,8 +146,12 @@ func Dial(ctx context.Context, addr string, cfg SSHConfig) (*SSH, error) {
 		if err == nil {
 			s := &SSH{client: c, addr: addr, log: log, done: make(chan struct{})}
 			if ka := cmpOr(cfg.KeepAlive, DefaultKeepAlive); ka > 0 {
+				n := cfg.KeepAliveMax
+				if n <= 0 {
+					n = DefaultKeepAliveMax
+				}
 				s.wg.Add(1)
-				go s.keepalive(ka)
+				go s.keepalive(ka, n)
 			}
 			return s, nil
 		}
@@ -277,7 +285,7 @@ func retryable(err error) bool {
 	return errors.As(err, &oce) && oce.Reason == ssh.ConnectionFailed
 }
 
-func (s *SSH) keepalive(every time.Duration) {
+func (s *SSH) keepalive(every time.Duration, unanswered int) {
 	defer s.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -294,7 +302,8 @@ func (s *SSH) keepalive(every time.Duration) {
 			_, _, err := s.client.SendRequest("keepalive@openssh.com", true, nil)
 			reply <- err
 		}()
-		timer := time.NewTimer(3 * every)
+		wait := time.Duration(unanswered) * every
+		timer := time.NewTimer(wait)
 		select {
 		case err := <-reply:
 			timer.Stop()
@@ -304,7 +313,7 @@ func (s *SSH) keepalive(every time.Duration) {
 				return
 			}
 		case <-timer.C:
-			s.log.Warn("inject: ssh keepalive unanswered; closing the connection", "addr", s.addr, "wait", 3*every)
+			s.log.Warn("inject: ssh keepalive unanswered; closing the connection", "addr", s.addr, "wait", wait)
 			s.client.Close()
 			return
 		case <-s.done:
@@ -334,7 +343,8 @@ func (s *SSH) Close() error {
 // the command is sent SIGTERM (OpenSSH delivers it to the command's
 // process group) and the session is closed, which also closes the
 // command's stdin and output; Run then returns an error wrapping
-// ctx.Err().
+// ctx.Err() and, when the command's exit status arrived within a short
+// grace period, the *ssh.ExitError too.
 func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -405,8 +415,13 @@ func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []b
 	}
 	// Nothing reads the caller's stdin after Run returns.
 	src.detach()
-	if cerr := ctx.Err(); cerr != nil {
-		werr = fmt.Errorf("inject: command stopped: %w (%v)", cerr, werr)
+	if cerr := ctx.Err(); cerr != nil && werr == nil {
+		werr = fmt.Errorf("inject: command stopped: %w", cerr)
+	} else if cerr != nil {
+		// %w twice: an exit status that arrived in the grace period
+		// (the command exited on its own, or on SIGTERM) stays in reach
+		// of errors.As, for the step's exit code.
+		werr = fmt.Errorf("inject: command stopped: %w (%w)", cerr, werr)
 	}
 	return stdout.Bytes(), stderr.Bytes(), werr
 }

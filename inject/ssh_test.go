@@ -1,6 +1,7 @@
 package inject_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,10 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -235,7 +238,10 @@ func TestDialTimeoutBoundsHandshake(t *testing.T) {
 	})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 5*time.Second)
-	assert.Len(t, accepted, 2, "a timeout is retried")
+	// The listener's goroutine may not have taken the second connection
+	// from the accept queue yet.
+	require.Eventually(t, func() bool { return len(accepted) >= 2 }, 20*time.Second, 5*time.Millisecond, "a timeout is retried")
+	assert.Len(t, accepted, 2)
 }
 
 func TestJumpHost(t *testing.T) {
@@ -300,11 +306,16 @@ func TestKeepAlive(t *testing.T) {
 	b := setup(t, sshtest.Options{})
 	cfg := b.config(t)
 	cfg.KeepAlive = 20 * time.Millisecond
+	// A loaded machine may take longer than a few intervals to answer:
+	// this test is about sending keepalives, not about giving up.
+	cfg.KeepAliveMax = 1000
 	c := b.dial(t, cfg)
-	require.Eventually(t, func() bool { return b.srv.Keepalives() >= 3 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.srv.Keepalives() >= 3 }, 20*time.Second, 10*time.Millisecond)
 	require.NoError(t, c.Close())
 	n := b.srv.Keepalives()
-	time.Sleep(100 * time.Millisecond)
+	// Once the server has seen the connection go, nothing more can
+	// arrive: at most the one keepalive that was on its way at Close.
+	require.Eventually(t, func() bool { return b.srv.Open() == 0 }, 20*time.Second, 5*time.Millisecond)
 	assert.LessOrEqual(t, b.srv.Keepalives(), n+1, "Close stops keepalives")
 }
 
@@ -319,6 +330,8 @@ func TestKeepAliveDetectsDeadLink(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	cfg := b.config(t)
 	cfg.KeepAlive = 50 * time.Millisecond
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	c, err := inject.Dial(context.Background(), p.Addr(), cfg)
 	require.NoError(t, err)
 	defer c.Close()
@@ -327,29 +340,65 @@ func TestKeepAliveDetectsDeadLink(t *testing.T) {
 		_, _, err := c.Run(context.Background(), "sleep 20", nil)
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// The command has reached the server: the link dies under it.
+	require.Eventually(t, func() bool { return len(b.srv.Commands()) == 1 }, 20*time.Second, 5*time.Millisecond)
 	p.SetDelay(time.Hour)
 	select {
 	case err := <-done:
 		require.Error(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Run hung on a dead link")
 	}
+	assert.Contains(t, logs.String(), "keepalive unanswered; closing the connection")
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// cancelWhenStarted cancels once the remote command has created path
+// (the commands below start with `: >path`): a sync point instead of a
+// sleep. It gives up waiting after a minute, and cancels all the same.
+func cancelWhenStarted(path string, cancel func()) {
+	go func() {
+		defer cancel()
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(path); err == nil {
+				return
+			}
+		}
+	}()
 }
 
 func TestRunCancelStopsCommand(t *testing.T) {
 	t.Parallel()
 	b := setup(t, sshtest.Options{})
 	c := b.dial(t, b.config(t))
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		time.Sleep(200 * time.Millisecond)
-		cancel()
-	}()
+	cancelWhenStarted(dir+"/sleeping", cancel)
 	start := time.Now()
-	_, _, err := c.Run(ctx, "sleep 20", nil)
+	_, _, err := c.Run(ctx, ": >"+dir+"/sleeping; sleep 20", nil)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Less(t, time.Since(start), 20*time.Second)
+	// The server records the signal as its handler delivers it, maybe
+	// after Run has returned.
+	require.Eventually(t, func() bool { return len(b.srv.Signals()) > 0 }, 20*time.Second, 5*time.Millisecond)
 	assert.Equal(t, []string{"TERM"}, b.srv.Signals(), "the remote command got SIGTERM")
 
 	// The connection is still good.
@@ -358,13 +407,58 @@ func TestRunCancelStopsCommand(t *testing.T) {
 	assert.Equal(t, "ok", string(out))
 
 	// And Run as a whole stops with a StepError wrapping the cancellation.
-	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	for _, m := range modes {
+		ctx, cancel = context.WithCancel(context.Background())
+		defer cancel()
+		mark := dir + "/slow-" + m.name
+		cancelWhenStarted(mark, cancel)
+		err = inject.Run(ctx, c, []inject.Step{{Name: "quick", Cmd: "true"}, {Name: "slow", Cmd: ": >" + mark + "; sleep 20"}, {Name: "never", Cmd: "true"}},
+			inject.WithPipelining(m.pipelined))
+		var se *inject.StepError
+		require.ErrorAs(t, err, &se, m.name)
+		assert.Equal(t, "slow", se.Step, m.name)
+		assert.ErrorIs(t, err, context.Canceled, m.name)
+	}
+}
+
+// TestRunCancelKeepsExitCode: the command exits on its own while Run
+// waits out the cancellation's grace period (here nothing the client sends
+// reaches the server any more, neither the signal nor the close). The exit
+// status that arrives is kept, beside the context's error.
+func TestRunCancelKeepsExitCode(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sshtest.Options{})
+	p, err := latency.New(b.srv.Addr(), 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	cfg := b.config(t)
+	cfg.KeepAlive = -1
+	c, err := inject.Dial(context.Background(), p.Addr(), cfg)
+	require.NoError(t, err)
+	defer c.Close()
+
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	err = inject.Run(ctx, c, []inject.Step{{Name: "quick", Cmd: "true"}, {Name: "slow", Cmd: "sleep 20"}, {Name: "never", Cmd: "true"}})
+	done := make(chan error, 1)
+	go func() {
+		// cat first: the server has our EOF on stdin before the link is
+		// held (sshtest's handler waits for it before it exits).
+		done <- inject.Run(ctx, c, []inject.Step{{Name: "slow", Cmd: "cat >/dev/null; : >" + dir + "/started; while [ ! -e " + dir + "/go ]; do sleep 0.01; done; exit 7"}})
+	}()
+	require.Eventually(t, func() bool { _, err := os.Stat(dir + "/started"); return err == nil }, 20*time.Second, 5*time.Millisecond)
+	p.SetDelays(time.Hour, 0)
+	cancel()
+	require.NoError(t, os.WriteFile(dir+"/go", nil, 0o644))
+
+	err = <-done
+	require.ErrorIs(t, err, context.Canceled)
 	var se *inject.StepError
 	require.ErrorAs(t, err, &se)
-	assert.Equal(t, "slow", se.Step)
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, 7, se.ExitCode, "the exit status that arrived in the grace period")
+	var ee *ssh.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 7, ee.ExitStatus())
 }
 
 func TestPinnedHostKeys(t *testing.T) {

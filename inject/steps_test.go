@@ -177,16 +177,21 @@ func TestCheckActiveSettles(t *testing.T) {
 	t.Parallel()
 	bin, state := standins(t)
 	r := &localRunner{env: []string{"PATH=" + bin}}
-	// The unit fails half a second after the check starts: a one-second
-	// settle must catch it.
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		os.WriteFile(state+"/inactive", nil, 0o644)
-	}()
+	// The unit is active at the first check and fails after it: a
+	// one-second settle must catch it.
+	require.NoError(t, os.WriteFile(state+"/fail-after", []byte("1"), 0o644))
 	err := inject.Run(context.Background(), r, []inject.Step{inject.CheckActive("app.service", time.Second)})
 	var se *inject.StepError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 3, se.ExitCode)
+	checks, err := os.ReadFile(state + "/checks")
+	require.NoError(t, err)
+	assert.Equal(t, "2\n", string(checks), "checked at once, then after a second")
+
+	// Without a settle time, one check is all.
+	require.NoError(t, os.Remove(state+"/inactive"))
+	require.NoError(t, os.Remove(state+"/checks"))
+	require.NoError(t, inject.Run(context.Background(), r, []inject.Step{inject.CheckActive("app.service", 0)}))
 }
 
 // TestSimulatedServer runs a whole injection the way provider/fake's

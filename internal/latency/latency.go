@@ -21,7 +21,8 @@ import (
 type Proxy struct {
 	ln     net.Listener
 	target string
-	delay  atomic.Int64 // nanoseconds, each way
+	up     atomic.Int64 // delay client->server, nanoseconds
+	down   atomic.Int64 // delay server->client, nanoseconds
 
 	cutAfter atomic.Int64 // bytes client->server per connection; 0 = never
 	accepted atomic.Int64
@@ -55,7 +56,7 @@ func New(target string, delay time.Duration) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{ln: ln, target: target, conns: map[*link]struct{}{}, done: make(chan struct{})}
-	p.delay.Store(int64(delay))
+	p.SetDelay(delay)
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -65,7 +66,16 @@ func New(target string, delay time.Duration) (*Proxy, error) {
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // SetDelay changes the delay, each way, for chunks read from now on.
-func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+func (p *Proxy) SetDelay(d time.Duration) { p.SetDelays(d, d) }
+
+// SetDelays changes the delay of chunks read from now on, client to server
+// (up) and server to client (down) separately: SetDelays(time.Hour, 0)
+// holds everything the client sends while the server's replies still
+// flow.
+func (p *Proxy) SetDelays(up, down time.Duration) {
+	p.up.Store(int64(up))
+	p.down.Store(int64(down))
+}
 
 // CutAfter makes the proxy drop any connection once it has carried more
 // than n bytes from client to server (counting each connection on its
@@ -179,8 +189,12 @@ read:
 					break
 				}
 			}
+			delay := p.down.Load()
+			if up {
+				delay = p.up.Load()
+			}
 			select {
-			case q <- chunk{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(p.delay.Load()))}:
+			case q <- chunk{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(time.Duration(delay))}:
 			case <-wdone: // the writer gave up: the link is closed
 				break read
 			}

@@ -95,3 +95,42 @@ func TestCutAndClose(t *testing.T) {
 	_, err = net.Dial("tcp", p.Addr())
 	require.Error(t, err, "closed proxy no longer listens")
 }
+
+// TestSetDelays holds what the client sends while what the server sends
+// still flows.
+func TestSetDelays(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "hello\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		got <- line
+	}()
+	p, err := latency.New(ln.Addr().String(), 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Close() })
+	p.SetDelays(time.Hour, 0)
+
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("ping\n"))
+	require.NoError(t, err)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "hello\n", line, "server to client is not delayed")
+	select {
+	case l := <-got:
+		t.Fatalf("the server got %q: client to server is not held", l)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

@@ -252,6 +252,14 @@ func (s *Server) Conns() int {
 	return s.conns
 }
 
+// Open reports how many TCP connections are open now: a test can wait for
+// a client's Close to reach the server.
+func (s *Server) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.raw)
+}
+
 // Keepalives reports how many keepalive@openssh.com requests arrived.
 func (s *Server) Keepalives() int {
 	s.mu.Lock()

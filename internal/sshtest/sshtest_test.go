@@ -103,3 +103,21 @@ func TestExecSignalAndClose(t *testing.T) {
 		t.Fatal("Close did not stop the running command")
 	}
 }
+
+func TestOpenCountsLiveConnections(t *testing.T) {
+	t.Parallel()
+	key := sshtest.NewKey(t)
+	s := sshtest.Start(t, sshtest.Options{AuthorizedKeys: []ssh.PublicKey{key.PublicKey()}})
+	a, err := dial(t, s, key)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := dial(t, s, key)
+	require.NoError(t, err)
+	assert.Equal(t, 2, s.Open(), "the handshake is done: both are counted")
+
+	require.NoError(t, b.Close())
+	require.Eventually(t, func() bool { return s.Open() == 1 }, 10*time.Second, 5*time.Millisecond)
+	s.Drop()
+	require.Eventually(t, func() bool { return s.Open() == 0 }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 2, s.Conns(), "Conns counts every connection ever accepted")
+}
