@@ -135,7 +135,11 @@ type Config struct {
 	Logger *slog.Logger
 	// OnEvent, when set, is called for every status change the
 	// Provisioner makes and every injection step started or finished. It
-	// is called from many goroutines and must return quickly.
+	// is called from many goroutines and must return quickly. A tenant's
+	// events are reported after the writes they describe, by the
+	// goroutines that made them, so two of them can arrive out of order
+	// (a callback's transition before its creator reports cloud_init);
+	// the store is the reference.
 	OnEvent func(Event)
 }
 
