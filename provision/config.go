@@ -10,7 +10,9 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -278,6 +280,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Replica == "" {
 		c.Replica = defaultReplica()
+	}
+	if len(c.Replica) > 200 || !utf8.ValidString(c.Replica) || strings.ContainsRune(c.Replica, 0) {
+		return bad("Replica must be valid UTF-8 text of at most 200 bytes")
 	}
 	if c.ServerNameFunc == nil {
 		c.ServerNameFunc = DefaultServerName

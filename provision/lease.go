@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
@@ -261,7 +262,7 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 		return fmt.Errorf("provision: %s %s stopped: %w", phase, r.ID, c)
 	}
 	final := isFinal(cause)
-	msg := redact(phase+": "+cause.Error(), secrets)
+	msg := storableText(redact(phase+": "+cause.Error(), secrets), maxErrorLen)
 	if final {
 		msg = finalPrefix + msg
 	}
@@ -341,10 +342,34 @@ func (p *Provisioner) work(ctx context.Context, r store.Record) error {
 	return fmt.Errorf("provision: no work for %s in status %s", r.ID, r.Status)
 }
 
+// maxErrorLen caps Record.Error, in bytes: a journal tail is plenty.
+const maxErrorLen = 4 << 10
+
+// storableText makes s storable by every driver: valid UTF-8 without NUL
+// bytes, at most max bytes (the end is kept: it holds the journal tail).
+func storableText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	head := s[:max/4]
+	for !utf8.ValidString(head) {
+		head = head[:len(head)-1]
+	}
+	tail := s[len(s)-(max-len(head)-5):]
+	for !utf8.ValidString(tail) {
+		tail = tail[1:]
+	}
+	return head + " ... " + tail
+}
+
 // redact replaces every secret value in s with [REDACTED], longest first.
+// Like inject, it leaves values shorter than inject.MinRedactLen alone:
+// they would garble every message and are no secrets worth the name.
 func redact(s string, secrets []string) string {
 	for _, v := range secrets { // sorted longest first by secretValues
-		if v != "" {
+		if len(v) >= inject.MinRedactLen {
 			s = strings.ReplaceAll(s, v, "[REDACTED]")
 		}
 	}
