@@ -64,9 +64,11 @@ type Config struct {
 	// after a crash builds the document again.
 	BootstrapFunc func(ctx context.Context, r store.Record) (cloudinit.Config, error)
 	// StepsFunc returns the injection steps for a tenant. The Provisioner
-	// runs inject.WaitCloudInit first unless the steps already begin with
-	// it. Steps must be idempotent: a retry or a takeover by another
-	// replica runs them again.
+	// runs inject.WaitCloudInit first, in an SSH session of its own, then
+	// the steps as one script; when the steps begin with a cloud-init wait
+	// (as inject.WaitCloudInit builds it), that one is used instead. Steps
+	// must be idempotent: a retry or a takeover by another replica runs
+	// them again.
 	StepsFunc func(ctx context.Context, in StepsInput) ([]inject.Step, error)
 
 	// SSHUser is the user the injection logs in as; it needs passwordless

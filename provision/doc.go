@@ -6,26 +6,30 @@
 //
 // # The lifecycle
 //
-//		pending -> creating -> cloud_init --(phone_home)--> injecting_secrets -> ready
-//		any of them -> failed -> (retry) creating or injecting_secrets
-//		any -> deleted
+//	pending -> creating -> cloud_init --(phone_home)--> injecting_secrets -> ready
+//	any of them -> failed -> (retry) creating or injecting_secrets
+//	any -> deleted
 //
-//	  - [Provisioner.Provision] creates the record (pending), claims it
-//	    (creating), renders the tenant's cloud-config (Config.BootstrapFunc,
-//	    plus the phone_home URL with its token, the SSH user and key, and the
-//	    tenant's secret values listed as secrets, so a secret that slipped
-//	    into the bootstrap fails the build), creates the server under a name
-//	    derived from the tenant ID, and records cloud_init with the server's
-//	    ID and addresses.
-//	  - [Provisioner.Handler] receives cloud-init's phone_home: the
-//	    callback.Handler moves the tenant to injecting_secrets with the host
-//	    keys the server posted, and the Provisioner injects: it takes the
-//	    lease, dials SSH pinned to those host keys (never insecure), runs
-//	    `cloud-init status --wait` and then Config.StepsFunc's steps with every
-//	    secret value redacted from errors and logs, and records ready.
-//	  - [Provisioner.Rotate] injects fresh secrets into a ready server and
-//	    restarts the service; [Provisioner.Deprovision] records deleted and
-//	    deletes the server.
+// The steps:
+//
+//   - [Provisioner.Provision] creates the record (pending), claims it
+//     (creating), renders the tenant's cloud-config (Config.BootstrapFunc,
+//     plus the phone_home URL with its token, the SSH user and key, and the
+//     tenant's secret values listed as secrets, so a secret that slipped
+//     into the bootstrap fails the build), creates the server under a name
+//     derived from the tenant ID, and records cloud_init with the server's
+//     ID and addresses.
+//   - [Provisioner.Handler] receives cloud-init's phone_home: the
+//     callback.Handler moves the tenant to injecting_secrets with the host
+//     keys the server posted, and the Provisioner injects: it takes the
+//     lease, dials SSH pinned to those host keys (never insecure), runs
+//     `cloud-init status --wait` in a session of its own (so no secret is
+//     sent to a server whose bootstrap failed), then Config.StepsFunc's
+//     steps as one script, with every secret value redacted from errors and
+//     logs, and records ready.
+//   - [Provisioner.Rotate] injects fresh secrets into a ready server and
+//     restarts the service; [Provisioner.Deprovision] records deleted and
+//     deletes the server.
 //
 // # Exactly once
 //
@@ -75,6 +79,10 @@
 //     phoned home): the same server is injected again;
 //   - creating otherwise. A server that exists but never phoned home is
 //     deleted first, then a new one is created under the same name.
+//
+// An attempt that hangs fails too: Config.CreateTimeout bounds creating a
+// server, Config.InjectTimeout an injection, so a dead server cannot hold a
+// lease forever.
 //
 // Some failures are final and never retried, their Record.Error starting
 // with "final: " (see [Error]): a host key that does not match the pinned
