@@ -768,3 +768,38 @@ func TestSignalReachesCommand(t *testing.T) {
 	// the connection still works
 	assert.Equal(t, "ok\n", run(t, c, "echo ok", "").Stdout)
 }
+
+// TestSignalRightAfterStart cancels commands the moment they start, as
+// inject does when its context ends: the signal often arrives before the
+// server has registered for signals (gliderlabs buffers it and delivers
+// it from a goroutine of its own). Under -race this caught the server
+// unregistering while that goroutine still read the registration. Every
+// command must end (killed by the signal or finished), and the
+// connection must still work.
+func TestSignalRightAfterStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fake.Options{NoNamespace: true}, nil)
+	_, s := b.create(t, "srv", doc{})
+	c := dial(t, s, "rachel", b.key)
+	for i := range 40 {
+		sess, err := c.NewSession()
+		require.NoError(t, err)
+		require.NoError(t, sess.Start("sleep 5"))
+		require.NoError(t, sess.Signal(gossh.SIGTERM))
+		// more while the first is handled; they may find the session closed
+		_ = sess.Signal(gossh.SIGTERM)
+		_ = sess.Signal(gossh.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- sess.Wait() }()
+		select {
+		case err := <-done:
+			var ee *gossh.ExitError
+			require.ErrorAs(t, err, &ee, "iteration %d", i)
+			assert.Equal(t, 143, ee.ExitStatus(), "iteration %d: killed by TERM", i)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("iteration %d: the command did not end", i)
+		}
+		_ = sess.Close()
+	}
+	assert.Equal(t, "ok\n", run(t, c, "echo ok", "").Stdout)
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
@@ -159,27 +160,65 @@ func (s *Server) run(sess gliderssh.Session, raw string) int {
 	}()
 	// Signals the client sends go to the command's process group, as sshd
 	// passes them on (inject sends TERM when its context ends).
-	sigs := make(chan gliderssh.Signal, 8)
+	exited := s.watchSignals(sess, cmd)
+	_ = cmd.Wait()
+	exited()
+	return exitCode(cmd.ProcessState)
+}
+
+// sigBuffer is the capacity of a session's signal channel: more than
+// gliderlabs can still send once the watcher has stopped (the up to 128
+// signals it buffered before registration, plus the requests queued in
+// the channel when the connection ends).
+const sigBuffer = 256
+
+// watchSignals passes the signals the client sends on sess to cmd's
+// process group until the returned function is called (after cmd.Wait);
+// later signals are dropped. The caller must hold a count of s.wg; the
+// watcher takes one more.
+//
+// The channel is registered once and never unregistered, and the watcher
+// drains it until the connection ends, not merely until the command
+// does. gliderlabs/ssh v0.3.8 delivers the signals that arrived before
+// registration from a goroutine that reads the registration without the
+// session's lock, so Signals(nil) would race with it (and could leave it
+// blocked on a nil channel); and it sends later signals under that lock,
+// which Exit needs, so nobody receiving would hang the session.
+func (s *Server) watchSignals(sess gliderssh.Session, cmd *exec.Cmd) (exited func()) {
+	var (
+		mu   sync.Mutex
+		done bool
+	)
+	sigs := make(chan gliderssh.Signal, sigBuffer)
 	sess.Signals(sigs)
-	done, watched := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer s.wg.Done()
-		defer close(watched)
+		ctx := sess.Context()
 		for {
 			select {
 			case sig := <-sigs:
-				s.log.Debug("fake: signal", "signal", sig)
-				signalGroup(cmd, string(sig))
-			case <-done:
-				return
+				mu.Lock()
+				if !done {
+					s.log.Debug("fake: signal", "signal", sig)
+					signalGroup(cmd, string(sig))
+				}
+				mu.Unlock()
+			case <-ctx.Done():
+				// Empty the channel, so that what gliderlabs may still
+				// send fits in it.
+				for {
+					select {
+					case <-sigs:
+					default:
+						return
+					}
+				}
 			}
 		}
 	}()
-	_ = cmd.Wait()
-	// Unregister while the watcher still drains: gliderlabs sends under
-	// the session's lock, which Signals needs.
-	sess.Signals(nil)
-	close(done)
-	<-watched
-	return exitCode(cmd.ProcessState)
+	return func() {
+		mu.Lock()
+		done = true
+		mu.Unlock()
+	}
 }
