@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,15 +27,17 @@ import (
 
 // Defaults for the optional Config fields.
 const (
-	DefaultPhoneHomeTimeout = 15 * time.Minute
-	DefaultLeaseDuration    = 2 * time.Minute
-	DefaultMaxAttempts      = 3
-	DefaultRetryBackoff     = 10 * time.Second
-	DefaultMaxBackoff       = 5 * time.Minute
-	DefaultSSHTimeout       = 30 * time.Second
-	DefaultPhoneHomeTries   = 10
-	DefaultCreateTimeout    = 5 * time.Minute
-	DefaultInjectTimeout    = 15 * time.Minute
+	DefaultPhoneHomeTimeout  = 15 * time.Minute
+	DefaultLeaseDuration     = 2 * time.Minute
+	DefaultMaxAttempts       = 3
+	DefaultRetryBackoff      = 10 * time.Second
+	DefaultMaxBackoff        = 5 * time.Minute
+	DefaultSSHTimeout        = 30 * time.Second
+	DefaultPhoneHomeTries    = 10
+	DefaultCreateTimeout     = 5 * time.Minute
+	DefaultInjectTimeout     = 15 * time.Minute
+	DefaultMaxClockSkew      = 2 * time.Second
+	DefaultResumeConcurrency = 16
 )
 
 // LabelTenant is the label every server carries, set to the tenant ID, so
@@ -52,8 +56,12 @@ type Config struct {
 	Store store.Store
 	// Secrets returns each tenant's secrets, by name. They go into the
 	// injection steps and are listed in the cloud-config's Secrets, so a
-	// secret that slipped into the bootstrap fails the build. A source that
-	// answers inject.ErrNoSecrets gives the steps an empty map.
+	// secret that slipped into the bootstrap fails the build; values
+	// shorter than inject.MinRedactLen, and values that the Provisioner's
+	// own part of the cloud-config holds (a port of CallbackBase, the SSH
+	// user, "true"), are not listed, with a warning naming the secret
+	// once. A source that answers inject.ErrNoSecrets gives the steps an
+	// empty map.
 	Secrets inject.SecretSource
 
 	// BootstrapFunc returns the tenant's cloud-config, without any secret.
@@ -83,11 +91,38 @@ type Config struct {
 	SSHTimeout time.Duration
 
 	// CallbackBase is the absolute URL where Handler is mounted, e.g.
-	// "https://cp.example.com/api/provision/callback". Servers must reach it.
+	// "https://cp.example.com/api/provision/callback". Servers must reach
+	// it. It must be https, since the phone_home request carries the URL's
+	// token and the host keys that injection pins: plain http is accepted
+	// only for a loopback host (127.0.0.0/8, ::1, "localhost"; the
+	// simulated servers of provider/fake) or with AllowInsecureCallback.
 	CallbackBase string
+	// AllowInsecureCallback accepts a plain http CallbackBase on a host
+	// that is not loopback, e.g. a private network the operator trusts.
+	// Anyone on the path can then read the tokens and substitute host
+	// keys: a man in the middle of the callback is a man in the middle of
+	// the injection.
+	AllowInsecureCallback bool
 	// CallbackKey is the HMAC key of the phone_home URL tokens; at least 16
 	// bytes (callback.MinKeySize), the same on every replica.
 	CallbackKey []byte
+	// CallbackCheckSource sets callback.Handler.CheckSource: a callback
+	// must come from the server's own address (its IPv4, or its IPv6 /64).
+	// Leave it off behind a load balancer unless CallbackTrustedProxies
+	// names it.
+	CallbackCheckSource bool
+	// CallbackTrustedProxies sets callback.Handler.TrustedProxies: the
+	// networks of the reverse proxies in front of Handler, whose
+	// X-Forwarded-For is believed when CallbackCheckSource is on.
+	CallbackTrustedProxies []netip.Prefix
+	// InstanceIDFunc sets callback.Handler.InstanceIDFunc: the cloud-init
+	// instance ID that the server of a record posts at phone_home, so that
+	// a callback from another server of the tenant (an earlier attempt's)
+	// or a replayed one is refused. It depends on the provider: on Hetzner
+	// it is the numeric server ID (r.ServerID), with provider/fake it is
+	// "i-" + r.ServerID. It must be quick and must not use the Store; ""
+	// means it cannot tell. nil: no instance ID check.
+	InstanceIDFunc func(r store.Record) string
 
 	// Replica names this process in leases; unique per running replica.
 	// "" means host name, process ID and a random suffix.
@@ -106,7 +141,9 @@ type Config struct {
 	// sets the phone_home module; 0 means DefaultPhoneHomeTries.
 	PhoneHomeTries int
 	// CreateTimeout bounds one attempt at creating a server (bootstrap,
-	// secrets, the provider's Create); 0 means DefaultCreateTimeout.
+	// secrets, the provider's Create) and, on a retry, separately, deleting
+	// the server of the failed attempt and waiting for the provider to
+	// report it gone; 0 means DefaultCreateTimeout.
 	CreateTimeout time.Duration
 	// InjectTimeout bounds one injection attempt (connecting, waiting for
 	// cloud-init, the steps), so that a hung server cannot hold its lease
@@ -118,6 +155,15 @@ type Config struct {
 	// it while the work runs, and another replica takes over once it has
 	// expired. 0 means DefaultLeaseDuration.
 	LeaseDuration time.Duration
+	// MaxClockSkew is the largest difference between the clocks of two
+	// replicas that leases tolerate; 0 means DefaultMaxClockSkew. A lease's
+	// LeaseUntil is written by its holder from its own clock and read by
+	// the others with theirs: the holder stops its work at LeaseUntil by
+	// its clock, and another replica takes the lease over only once its
+	// own clock is MaxClockSkew past LeaseUntil. Keep the replicas' clocks
+	// synchronized (NTP) well within it; the margin also covers the time
+	// the holder's cancelled work takes to stop.
+	MaxClockSkew time.Duration
 	// MaxAttempts is how many times a tenant is tried before it stays
 	// failed; 0 means DefaultMaxAttempts. 1 disables retries.
 	MaxAttempts int
@@ -129,6 +175,13 @@ type Config struct {
 	// ResumeInterval is Run's pause between Resume passes; 0 means a
 	// quarter of LeaseDuration.
 	ResumeInterval time.Duration
+	// ResumeConcurrency is how many pieces of work (creates, injections,
+	// retries) that Resume starts may run at once in this process; 0
+	// means DefaultResumeConcurrency. Resume claims a tenant only when a
+	// slot is free, so a long backlog waits in the store, where other
+	// replicas can take it, and Resume returns when the last of its work
+	// has started.
+	ResumeConcurrency int
 
 	// AllowRecoverableCloudInit lets injection go on when cloud-init ended
 	// with recoverable errors (status exit code 2).
@@ -234,18 +287,22 @@ func (c Config) withDefaults() (Config, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return bad("CallbackBase %q is not an absolute http(s) URL without query", c.CallbackBase)
 	}
+	if u.Scheme == "http" && !c.AllowInsecureCallback && !loopbackHost(u.Hostname()) {
+		return bad("CallbackBase %q is plain http on a host that is not loopback: use https (or set AllowInsecureCallback)", c.CallbackBase)
+	}
 	for name, d := range map[string]time.Duration{
 		"SSHTimeout": c.SSHTimeout, "PhoneHomeTimeout": c.PhoneHomeTimeout,
 		"LeaseDuration": c.LeaseDuration, "RetryBackoff": c.RetryBackoff,
 		"MaxBackoff": c.MaxBackoff, "ResumeInterval": c.ResumeInterval,
 		"CreateTimeout": c.CreateTimeout, "InjectTimeout": c.InjectTimeout,
+		"MaxClockSkew": c.MaxClockSkew,
 	} {
 		if d < 0 {
 			return bad("%s is negative", name)
 		}
 	}
-	if c.MaxAttempts < 0 || c.PhoneHomeTries < 0 {
-		return bad("MaxAttempts and PhoneHomeTries must not be negative")
+	if c.MaxAttempts < 0 || c.PhoneHomeTries < 0 || c.ResumeConcurrency < 0 {
+		return bad("MaxAttempts, PhoneHomeTries and ResumeConcurrency must not be negative")
 	}
 	if c.SSHTimeout == 0 {
 		c.SSHTimeout = DefaultSSHTimeout
@@ -267,6 +324,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if c.ResumeConcurrency == 0 {
+		c.ResumeConcurrency = DefaultResumeConcurrency
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = DefaultRetryBackoff
@@ -298,7 +361,18 @@ func (c Config) withDefaults() (Config, error) {
 		labels[k] = v
 	}
 	c.Labels = labels
+	c.CallbackTrustedProxies = slices.Clone(c.CallbackTrustedProxies)
 	return c, nil
+}
+
+// loopbackHost reports whether host (a URL's Hostname) is a loopback
+// address or "localhost".
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // DefaultServerName is the server name used when Config.ServerNameFunc is

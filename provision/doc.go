@@ -44,6 +44,16 @@
 // another took over, or the tenant was deprovisioned) stops its work at
 // once and writes nothing more.
 //
+// A lease ends by the clock, whatever the store does: the holder stops its
+// work when LeaseUntil passes by its own clock unless a renewal was
+// written before (each renewal must answer before then, so a store that
+// hangs cannot stretch a lease), and another replica takes over only when
+// LeaseUntil is Config.MaxClockSkew past by its clock. LeaseUntil is
+// written by one replica and compared with the clock of another, so the
+// replicas' clocks must agree within MaxClockSkew (NTP does, by far); the
+// margin also covers the moment the holder's cancelled SSH commands take
+// to stop.
+//
 // Within one process a tenant has at most one piece of work in flight, so
 // the creating replica that learns the server phoned home before its create
 // was recorded simply goes on to inject under the lease it already holds.
@@ -78,7 +88,11 @@
 //   - injecting_secrets when the server's host keys are recorded (the server
 //     phoned home): the same server is injected again;
 //   - creating otherwise. A server that exists but never phoned home is
-//     deleted first, then a new one is created under the same name.
+//     deleted first, then a new one is created under the same name. Since
+//     a provider may hold the name of a server it is deleting (Hetzner
+//     does, for some seconds), the retry waits until the provider's Get
+//     reports the old server gone (within Config.CreateTimeout) before it
+//     creates: the wait costs no attempt.
 //
 // An attempt that hangs fails too: Config.CreateTimeout bounds creating a
 // server, Config.InjectTimeout an injection, so a dead server cannot hold a
@@ -105,4 +119,25 @@
 // Replicas share one store (store/postgres), one Config.CallbackKey and one
 // Config.CallbackBase behind a load balancer; each has its own
 // Config.Replica name. A callback can reach any of them.
+//
+// # The callback
+//
+// Config.CallbackBase must be https, unless its host is loopback (the
+// simulated servers of provider/fake) or Config.AllowInsecureCallback is
+// set: the phone_home request carries the host keys that the injection
+// pins. The callback.Handler's checks are set through Config:
+//
+//   - Config.InstanceIDFunc (callback.Handler.InstanceIDFunc): the
+//     cloud-init instance ID the tenant's server posts, so that a callback
+//     from an earlier server of the tenant, or a replayed one, is refused.
+//     It depends on the provider: with provider/hetzner it is the numeric
+//     server ID, r.ServerID; with provider/fake it is "i-" + r.ServerID.
+//     For example:
+//
+//     cfg.InstanceIDFunc = func(r store.Record) string { return r.ServerID } // Hetzner
+//
+//   - Config.CallbackCheckSource (callback.Handler.CheckSource): the
+//     callback must come from the server's own address; with a load
+//     balancer in front, name it in Config.CallbackTrustedProxies so its
+//     X-Forwarded-For is used.
 package provision

@@ -399,8 +399,9 @@ type bundle struct {
 }
 
 type bundleOpts struct {
-	store  store.Store // nil: SQLite in t.TempDir()
-	faults func(name string) fake.Faults
+	store     store.Store // nil: SQLite in t.TempDir()
+	faults    func(name string) fake.Faults
+	bootDelay time.Duration // 0: 20ms
 }
 
 func setup(t testing.TB, o bundleOpts) *bundle {
@@ -414,8 +415,11 @@ func setup(t testing.TB, o bundleOpts) *bundle {
 		b.store = st
 	}
 	b.front = newFront(t)
+	if o.bootDelay == 0 {
+		o.bootDelay = 20 * time.Millisecond
+	}
 	b.fake = fake.New(fake.Options{
-		BootDelay:         20 * time.Millisecond,
+		BootDelay:         o.bootDelay,
 		PhoneHomeInterval: 50 * time.Millisecond,
 		Faults:            o.faults,
 		Dir:               t.TempDir(),
@@ -445,6 +449,7 @@ func (b *bundle) config(replica string, st store.Store) provision.Config {
 		Replica:          replica,
 		PhoneHomeTimeout: 20 * time.Second,
 		LeaseDuration:    3 * time.Second,
+		MaxClockSkew:     200 * time.Millisecond,
 		RetryBackoff:     50 * time.Millisecond,
 		MaxBackoff:       200 * time.Millisecond,
 		ResumeInterval:   100 * time.Millisecond,

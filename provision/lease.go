@@ -33,19 +33,89 @@ type Error struct {
 	Phase  string
 	// Final is true when the failure is not retried: a host key that does
 	// not match the pinned one, an SSH authentication failure, a
-	// cloud-config that does not build, a provider that refuses the
-	// request for good (invalid, quota, name conflict).
+	// cloud-config that does not build, a step that would put a secret on
+	// a command line, a provider that refuses the request for good
+	// (invalid, quota, name conflict).
 	Final bool
 	msg   string
-	err   error
+	err   error // the cause, redacted link by link (see redactChain)
 }
 
 // Error returns the redacted message.
 func (e *Error) Error() string { return e.msg }
 
-// Unwrap returns the cause, for errors.Is and errors.As. The cause's own
-// message is not redacted: log e itself, not what it wraps.
+// Unwrap returns the cause, redacted like e: its message, and that of
+// every error reached by unwrapping it further, has the tenant's secret
+// values replaced. errors.Is and errors.As still reach the original
+// errors (a typed error found with errors.As is the original, whose
+// fields are not redacted by this package).
 func (e *Error) Unwrap() error { return e.err }
+
+// newError returns the *Error of a failure: cause with secrets redacted
+// from its message and from every error it wraps.
+func newError(id, phase string, final bool, msg string, cause error, secrets []string) *Error {
+	return &Error{Tenant: id, Phase: phase, Final: final, msg: msg,
+		err: redactChain(cause, func(s string) string { return redact(s, secrets) }, 0)}
+}
+
+// redactedError carries the redacted message of an error whose own
+// message might hold a secret. Unwrap returns only redacted errors (the
+// link the original wraps, redacted the same way), so that no walk down
+// the chain reaches an unredacted message; errors.Is and errors.As reach
+// the original chain through the Is and As methods. (The same scheme as
+// inject's errors.)
+type redactedError struct {
+	msg  string
+	orig error
+	next error
+}
+
+func (e *redactedError) Error() string        { return e.msg }
+func (e *redactedError) Unwrap() error        { return e.next }
+func (e *redactedError) Is(target error) bool { return errors.Is(e.orig, target) }
+func (e *redactedError) As(target any) bool   { return errors.As(e.orig, target) }
+
+// redactedJoin is redactedError for an original that wraps several errors.
+type redactedJoin struct {
+	msg  string
+	orig error
+	next []error
+}
+
+func (e *redactedJoin) Error() string        { return e.msg }
+func (e *redactedJoin) Unwrap() []error      { return e.next }
+func (e *redactedJoin) Is(target error) bool { return errors.Is(e.orig, target) }
+func (e *redactedJoin) As(target any) bool   { return errors.As(e.orig, target) }
+
+// maxRedactDepth bounds how deep redactChain copies a chain; below it,
+// Unwrap returns nil (errors.Is and errors.As still see the whole
+// original).
+const maxRedactDepth = 64
+
+// redactChain returns err with its message, and the message of every
+// error it wraps, passed through redact.
+func redactChain(err error, redact func(string) string, depth int) error {
+	if err == nil {
+		return nil
+	}
+	msg := redact(err.Error())
+	if depth >= maxRedactDepth {
+		return &redactedError{msg: msg, orig: err}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return &redactedError{msg: msg, orig: err, next: redactChain(u.Unwrap(), redact, depth+1)}
+	case interface{ Unwrap() []error }:
+		var next []error
+		for _, e := range u.Unwrap() {
+			if e != nil {
+				next = append(next, redactChain(e, redact, depth+1))
+			}
+		}
+		return &redactedJoin{msg: msg, orig: err, next: next}
+	}
+	return &redactedError{msg: msg, orig: err}
+}
 
 // errNoHostKeys fails an injection that has nothing to pin.
 var errNoHostKeys = errors.New("no host keys recorded at phone_home: cannot pin the SSH connection")
@@ -53,7 +123,7 @@ var errNoHostKeys = errors.New("no host keys recorded at phone_home: cannot pin 
 // isFinal reports whether a failure must not be retried.
 func isFinal(err error) bool {
 	for _, target := range []error{
-		inject.ErrHostKey, inject.ErrAuth, errNoHostKeys, ErrConfig,
+		inject.ErrHostKey, inject.ErrAuth, inject.ErrSecretInCommand, errNoHostKeys, ErrConfig,
 		cloudinit.ErrInvalid, cloudinit.ErrSecret, cloudinit.ErrTooLarge,
 		provider.ErrInvalid, provider.ErrConflict, provider.ErrQuota,
 	} {
@@ -85,9 +155,12 @@ func (p *Provisioner) backoff(attempts int) time.Duration {
 	return min(d, p.cfg.MaxBackoff)
 }
 
-// leaseFree reports whether r's lease may be taken at now.
-func leaseFree(r store.Record, now time.Time) bool {
-	return r.LeaseOwner == "" || !r.LeaseUntil.After(now)
+// leaseFree reports whether r's lease may be taken at now, by this
+// replica's clock: it has no owner, or it ended more than
+// Config.MaxClockSkew ago (the holder, whose clock may be behind ours by
+// up to that much, has stopped by then; see renew).
+func (p *Provisioner) leaseFree(r store.Record, now time.Time) bool {
+	return r.LeaseOwner == "" || now.After(r.LeaseUntil.Add(p.cfg.MaxClockSkew))
 }
 
 // ignorableClaim reports whether a claim failed only because the tenant is
@@ -103,7 +176,7 @@ func ignorableClaim(err error) bool {
 func (p *Provisioner) claim(ctx context.Context, id string, from, to store.Status, fn func(*store.Record) error) (store.Record, error) {
 	return store.Transition(ctx, p.cfg.Store, id, []store.Status{from}, to, func(r *store.Record) error {
 		now := p.now() // at the write: a write that waited must not shorten the lease
-		if !leaseFree(*r, now) {
+		if !p.leaseFree(*r, now) {
 			return errLeaseHeld
 		}
 		r.LeaseOwner, r.LeaseUntil = p.cfg.Replica, now.Add(p.cfg.LeaseDuration)
@@ -156,8 +229,9 @@ func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (sto
 
 // leased runs fn under r's lease, held by this replica: the lease is
 // renewed every third of Config.LeaseDuration, and fn's context is
-// cancelled (cause errLeaseLost) when it is lost: taken by another replica
-// after expiring, or the tenant deprovisioned.
+// cancelled (cause errLeaseLost) when it is lost: taken by another replica,
+// the tenant deprovisioned or moved on, or simply run out by this
+// replica's clock, whatever the store does (see renew).
 func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -173,8 +247,36 @@ func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx co
 	return err
 }
 
+// renewRetry is how soon a renewal that failed (the store unreachable)
+// is tried again, in LeaseDurations.
+const renewRetry = 12
+
+// renew keeps the lease of tenant id, which lasts until until, while the
+// work runs (until stopped is closed or ctx ends), and calls lost when it
+// is gone.
+//
+// The holder must have stopped before another replica may take over, and
+// a replica takes over once LeaseUntil is MaxClockSkew past by its own
+// clock (see leaseFree). So, whatever the store does:
+//   - a watchdog timer calls lost at until, by this replica's clock, unless
+//     a renewal has moved until further first;
+//   - each renewal must answer before until (less a margin of a tenth of
+//     the lease): a store that hangs cannot extend the lease late, after
+//     the work was stopped;
+//   - a renewal counts (moves until) only when the store says it was
+//     written, and only up to what it wrote.
+//
+// The store must honour its context's deadline for renew to return
+// promptly; the work is stopped by the watchdog either way.
 func (p *Provisioner) renew(ctx context.Context, id string, until time.Time, lost context.CancelCauseFunc, stopped <-chan struct{}) {
-	t := time.NewTicker(p.cfg.LeaseDuration / 3)
+	every := p.cfg.LeaseDuration / 3
+	margin := p.cfg.LeaseDuration / 10
+	watchdog := time.AfterFunc(until.Sub(p.now()), func() {
+		p.log.Warn("lease ran out before it could be renewed; stopping work", "tenant", id)
+		lost(errLeaseLost)
+	})
+	defer watchdog.Stop()
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
@@ -185,7 +287,8 @@ func (p *Provisioner) renew(ctx context.Context, id string, until time.Time, los
 		case <-t.C:
 		}
 		var owner string
-		r, err := p.cfg.Store.Update(ctx, id, func(r *store.Record) error {
+		rctx, cancel := context.WithDeadline(ctx, until.Add(-margin))
+		r, err := p.cfg.Store.Update(rctx, id, func(r *store.Record) error {
 			owner = r.LeaseOwner
 			if r.LeaseOwner != p.cfg.Replica ||
 				r.Status != store.StatusCreating && r.Status != store.StatusInjectingSecrets {
@@ -194,9 +297,15 @@ func (p *Provisioner) renew(ctx context.Context, id string, until time.Time, los
 			r.LeaseUntil = p.now().Add(p.cfg.LeaseDuration)
 			return nil
 		})
+		cancel()
 		switch {
 		case err == nil:
+			if !watchdog.Stop() {
+				return // it fired: the work is being stopped
+			}
 			until = r.LeaseUntil
+			watchdog.Reset(until.Sub(p.now()))
+			t.Reset(every)
 		case errors.Is(err, errLeaseLost), errors.Is(err, store.ErrNotFound):
 			if owner != "" && owner != p.cfg.Replica {
 				p.log.Warn("lease taken over by another replica; stopping work", "tenant", id, "owner", owner)
@@ -208,13 +317,10 @@ func (p *Provisioner) renew(ctx context.Context, id string, until time.Time, los
 		case ctx.Err() != nil:
 			return
 		default:
-			// The store is unreachable: keep trying while the lease lasts.
-			if !p.now().Before(until) {
-				p.log.Warn("lease expired while the store was unreachable; stopping work", "tenant", id, "err", err)
-				lost(errLeaseLost)
-				return
-			}
+			// The store is unreachable or slow: try again soon while the
+			// lease lasts; the watchdog stops the work when it runs out.
 			p.log.Warn("lease renewal failed", "tenant", id, "err", err)
+			t.Reset(p.cfg.LeaseDuration / renewRetry)
 		}
 	}
 }
@@ -266,7 +372,7 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 	if final {
 		msg = finalPrefix + msg
 	}
-	e := &Error{Tenant: r.ID, Phase: phase, Final: final, msg: msg, err: cause}
+	e := newError(r.ID, phase, final, msg, cause, secrets)
 	rec, err := store.Transition(ctx, p.cfg.Store, r.ID,
 		[]store.Status{store.StatusCreating, store.StatusInjectingSecrets}, store.StatusFailed,
 		func(cur *store.Record) error {
@@ -316,16 +422,16 @@ func (p *Provisioner) scheduleRetry(id string, d time.Duration) {
 		case <-p.closing:
 			return
 		}
-		if err := p.retryDue(p.base, id); err != nil && !errors.Is(err, errBusy) {
+		if err := p.retryDue(context.Background(), id, false); err != nil && !errors.Is(err, errBusy) {
 			p.log.Warn("retry failed to start; left to Resume", "tenant", id, "err", err)
 		}
 	}()
 }
 
 // retryDue claims a failed tenant whose retry is due and runs the attempt
-// in the background.
-func (p *Provisioner) retryDue(ctx context.Context, id string) error {
-	return p.background(ctx, id,
+// in the background (in one of Resume's slots with slot set).
+func (p *Provisioner) retryDue(ctx context.Context, id string, slot bool) error {
+	return p.background(ctx, id, slot,
 		func(ctx context.Context) (store.Record, error) { return p.claimRetry(ctx, id, true) },
 		p.work)
 }

@@ -1,11 +1,21 @@
 package provision
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hatchery-dev/hatchery/cloudinit"
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/store"
 )
 
 func TestStorableText(t *testing.T) {
@@ -40,4 +50,65 @@ func TestRedact(t *testing.T) {
 	assert.Equal(t, []string{"token-12", "token-1"}, vs, "longest first, distinct, no empty")
 	assert.Equal(t, "x [REDACTED] y [REDACTED]", redact("x token-12 y token-1", vs))
 	assert.Equal(t, "exit 1", redact("exit 1", []string{"1"}), "too short to redact")
+}
+
+// An *Error's whole Unwrap chain is redacted; errors.Is and errors.As
+// still reach the original errors.
+func TestErrorUnwrapIsRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-token-value"
+	se := &inject.StepError{Step: "write", Index: 2, ExitCode: 1, Err: fmt.Errorf("token %s refused: %w", secret, inject.ErrAuth)}
+	cause := fmt.Errorf("ssh with %s: %w", secret, errors.Join(se, fmt.Errorf("also %s: %w", secret, context.DeadlineExceeded)))
+	e := newError("t", phaseInject, isFinal(cause), "inject: [REDACTED]", cause, []string{secret})
+
+	var walk func(err error, depth int)
+	seen := 0
+	walk = func(err error, depth int) {
+		if err == nil {
+			return
+		}
+		seen++
+		assert.NotContains(t, err.Error(), secret, "depth %d", depth)
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap(), depth+1)
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x, depth+1)
+			}
+		}
+	}
+	walk(e, 0)
+	assert.GreaterOrEqual(t, seen, 5, "the chain was walked")
+
+	assert.ErrorIs(t, e, inject.ErrAuth)
+	assert.ErrorIs(t, e, context.DeadlineExceeded)
+	var got *inject.StepError
+	require.ErrorAs(t, e, &got)
+	assert.Equal(t, 2, got.Index)
+	assert.True(t, e.Final, "an authentication failure is final")
+}
+
+func TestIsFinal(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{inject.ErrHostKey, inject.ErrAuth, inject.ErrSecretInCommand, cloudinit.ErrSecret,
+		provider.ErrQuota, provider.ErrConflict, ErrConfig} {
+		assert.True(t, isFinal(fmt.Errorf("x: %w", err)), "%v", err)
+	}
+	for _, err := range []error{provider.ErrUnavailable, provider.ErrRateLimited, context.DeadlineExceeded, errors.New("exit 1")} {
+		assert.False(t, isFinal(fmt.Errorf("x: %w", err)), "%v", err)
+	}
+}
+
+// Another replica takes a lease over only MaxClockSkew after it ended.
+func TestLeaseFreeAllowsForSkew(t *testing.T) {
+	t.Parallel()
+	p := &Provisioner{cfg: Config{MaxClockSkew: time.Second}}
+	until := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	held := store.Record{LeaseOwner: "a", LeaseUntil: until}
+	assert.False(t, p.leaseFree(held, until.Add(-time.Second)))
+	assert.False(t, p.leaseFree(held, until))
+	assert.False(t, p.leaseFree(held, until.Add(time.Second)), "within the skew")
+	assert.True(t, p.leaseFree(held, until.Add(time.Second+time.Nanosecond)))
+	assert.True(t, p.leaseFree(store.Record{}, until), "no owner")
 }

@@ -42,17 +42,27 @@ type Provisioner struct {
 	handler *callback.Handler
 	pubKey  string // the Signer's public key, authorized_keys format without comment
 
-	base   context.Context // cancelled by Close, or by Shutdown when its context ends
-	cancel context.CancelCauseFunc
+	// resumeSlots holds a token for every piece of work that Resume
+	// started and that is still running (Config.ResumeConcurrency).
+	resumeSlots chan struct{}
 
 	mu      sync.Mutex
 	closed  bool
 	closing chan struct{} // closed when Shutdown or Close begins
+	// The work in flight is cancelled when Close begins, or when
+	// Shutdown's context ends: stop is closed then, and every work
+	// context registered in cancels is cancelled (see workContext). No
+	// context is kept in the struct.
+	stop    chan struct{}
+	cancels map[uint64]context.CancelCauseFunc
+	nextKey uint64
 	wg      sync.WaitGroup
 	busy    map[string]struct{} // tenants with work in flight in this process
 	again   map[string]bool     // tenants that phoned home while busy here
 	addrs   map[string]string   // SSH addresses learned from Create, by tenant
 	swept   atomic.Bool         // a Resume has swept the deleted records
+	warned  sync.Map            // secret warnings already logged (warnOnce)
+	vocab   []byte              // see newVocabulary
 
 	now func() time.Time
 }
@@ -71,17 +81,26 @@ func New(cfg Config) (*Provisioner, error) {
 		log:     c.Logger.With("replica", c.Replica),
 		pubKey:  authorizedKey(c.Signer.PublicKey()),
 		closing: make(chan struct{}),
+		stop:    make(chan struct{}),
+		cancels: make(map[uint64]context.CancelCauseFunc),
 		busy:    make(map[string]struct{}),
 		again:   make(map[string]bool),
 		addrs:   make(map[string]string),
 		now:     time.Now,
+
+		resumeSlots: make(chan struct{}, c.ResumeConcurrency),
 	}
-	p.base, p.cancel = context.WithCancelCause(context.Background())
 	p.handler = &callback.Handler{
-		Store:   c.Store,
-		Key:     c.CallbackKey,
-		OnReady: p.onReady,
-		Logger:  c.Logger,
+		Store:          c.Store,
+		Key:            c.CallbackKey,
+		OnReady:        p.onReady,
+		Logger:         c.Logger,
+		CheckSource:    c.CallbackCheckSource,
+		TrustedProxies: c.CallbackTrustedProxies,
+		InstanceIDFunc: c.InstanceIDFunc,
+	}
+	if p.vocab, err = p.newVocabulary(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return p, nil
 }
@@ -310,12 +329,28 @@ func (p *Provisioner) Shutdown(ctx context.Context) error {
 	go func() { p.wg.Wait(); close(idle) }()
 	select {
 	case <-idle:
-		p.cancel(ErrClosed)
+		p.stopWork()
 		return nil
 	case <-ctx.Done():
-		p.cancel(ErrClosed)
+		p.stopWork()
 		<-idle
 		return ctx.Err()
+	}
+}
+
+// stopWork cancels the work in flight and any work that starts later.
+func (p *Provisioner) stopWork() {
+	p.mu.Lock()
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	cancels := p.cancels
+	p.cancels = map[uint64]context.CancelCauseFunc{}
+	p.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel(ErrClosed)
 	}
 }
 
@@ -398,20 +433,51 @@ func (p *Provisioner) beginWait(ctx context.Context, id string) (func(), error) 
 	}
 }
 
-// workContext returns ctx, also cancelled when the Provisioner is closed.
+// workContext returns ctx, also cancelled (cause ErrClosed) when the
+// work in flight is stopped (stopWork).
 func (p *Provisioner) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(p.base, func() { cancel(context.Cause(p.base)) })
-	return ctx, func() { stop(); cancel(nil) }
+	p.mu.Lock()
+	select {
+	case <-p.stop:
+		p.mu.Unlock()
+		cancel(ErrClosed)
+		return ctx, func() {}
+	default:
+	}
+	key := p.nextKey
+	p.nextKey++
+	p.cancels[key] = cancel
+	p.mu.Unlock()
+	return ctx, func() {
+		p.mu.Lock()
+		delete(p.cancels, key)
+		p.mu.Unlock()
+		cancel(nil)
+	}
 }
 
 // background runs work for tenant id on its own goroutine, with a context
 // cancelled by Close. claim runs first, synchronously, with ctx: work
 // starts only when it succeeds. It returns claim's error, nil when the
-// tenant is held elsewhere, errBusy when this process works on it.
-func (p *Provisioner) background(ctx context.Context, id string, claim func(ctx context.Context) (store.Record, error), work func(ctx context.Context, r store.Record) error) error {
+// tenant is held elsewhere, errBusy when this process works on it. With
+// slot set, it first waits for one of Resume's slots
+// (Config.ResumeConcurrency), held until the work ends.
+func (p *Provisioner) background(ctx context.Context, id string, slot bool, claim func(ctx context.Context) (store.Record, error), work func(ctx context.Context, r store.Record) error) error {
+	release := func() {}
+	if slot {
+		select {
+		case p.resumeSlots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.closing:
+			return ErrClosed
+		}
+		release = func() { <-p.resumeSlots }
+	}
 	done, err := p.begin(id)
 	if err != nil {
+		release()
 		return err
 	}
 	ctx, cancel := p.workContext(ctx)
@@ -419,12 +485,14 @@ func (p *Provisioner) background(ctx context.Context, id string, claim func(ctx 
 	cancel()
 	if err != nil {
 		done()
+		release()
 		if ignorableClaim(err) {
 			return nil
 		}
 		return err
 	}
 	go func() {
+		defer release()
 		defer done()
 		ctx, cancel := p.workContext(context.Background())
 		defer cancel()
@@ -445,7 +513,7 @@ func (p *Provisioner) onReady(_ context.Context, r store.Record) {
 	}
 	var err error
 	for {
-		err = p.background(context.Background(), r.ID,
+		err = p.background(context.Background(), r.ID, false,
 			func(ctx context.Context) (store.Record, error) {
 				return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
 			},

@@ -40,7 +40,13 @@ func TestNewValidates(t *testing.T) {
 		{"no base", func(c *provision.Config) { c.CallbackBase = "" }, "CallbackBase"},
 		{"relative base", func(c *provision.Config) { c.CallbackBase = "/api/callback" }, "CallbackBase"},
 		{"base with query", func(c *provision.Config) { c.CallbackBase = "http://x/cb?a=b" }, "CallbackBase"},
+		{"http, not loopback", func(c *provision.Config) { c.CallbackBase = "http://cp.example.com/cb" }, "https"},
+		{"http, private address", func(c *provision.Config) { c.CallbackBase = "http://10.0.0.5:8080/cb" }, "https"},
+		{"http, unspecified address", func(c *provision.Config) { c.CallbackBase = "http://0.0.0.0:8080/cb" }, "https"},
+		{"http, loopback-like name", func(c *provision.Config) { c.CallbackBase = "http://localhost.example.com/cb" }, "https"},
 		{"negative lease", func(c *provision.Config) { c.LeaseDuration = -time.Second }, "LeaseDuration"},
+		{"negative skew", func(c *provision.Config) { c.MaxClockSkew = -time.Second }, "MaxClockSkew"},
+		{"negative resume concurrency", func(c *provision.Config) { c.ResumeConcurrency = -1 }, "ResumeConcurrency"},
 		{"negative attempts", func(c *provision.Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
 	}
 	for _, tt := range tests {
@@ -56,6 +62,22 @@ func TestNewValidates(t *testing.T) {
 	p, err := provision.New(b.config("", nil))
 	require.NoError(t, err)
 	assert.NotEmpty(t, p.Replica(), "a default replica name")
+	require.NoError(t, p.Close())
+
+	// Plain http is fine on loopback, or when allowed explicitly.
+	for _, base := range []string{"http://127.0.0.1:8080/cb", "http://127.9.9.9/cb", "http://[::1]:8080/cb",
+		"http://localhost:8080/cb", "http://LOCALHOST/cb", "https://cp.example.com/cb", "https://10.0.0.5/cb"} {
+		cfg := b.config("r", nil)
+		cfg.CallbackBase = base
+		p, err := provision.New(cfg)
+		require.NoError(t, err, base)
+		require.NoError(t, p.Close())
+	}
+	cfg := b.config("r", nil)
+	cfg.CallbackBase = "http://10.0.0.5:8080/cb"
+	cfg.AllowInsecureCallback = true
+	p, err = provision.New(cfg)
+	require.NoError(t, err)
 	require.NoError(t, p.Close())
 }
 

@@ -31,7 +31,10 @@ import (
 //     first Resume of each Provisioner, at start.
 //
 // Claims are made here, synchronously; the work runs in the background
-// (Shutdown waits for it). Resume returns the errors it met, joined.
+// (Shutdown waits for it), at most Config.ResumeConcurrency pieces of it
+// at once: before each claim, Resume waits for a slot (or for ctx to end),
+// so a backlog stays unclaimed in the store, free for other replicas.
+// Resume returns the errors it met, joined.
 func (p *Provisioner) Resume(ctx context.Context) error {
 	if p.isClosed() {
 		return ErrClosed
@@ -58,7 +61,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 		switch r.Status {
 		case store.StatusPending:
 			live[r.ID] = true
-			err = p.background(ctx, r.ID,
+			err = p.background(ctx, r.ID, true,
 				func(ctx context.Context) (store.Record, error) {
 					r, err := p.claim(ctx, r.ID, store.StatusPending, store.StatusCreating, nil)
 					if err == nil {
@@ -68,8 +71,8 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 				}, p.create)
 		case store.StatusCreating:
 			live[r.ID] = true
-			if leaseFree(r, now) {
-				err = p.background(ctx, r.ID, func(ctx context.Context) (store.Record, error) {
+			if p.leaseFree(r, now) {
+				err = p.background(ctx, r.ID, true, func(ctx context.Context) (store.Record, error) {
 					return p.claim(ctx, r.ID, store.StatusCreating, store.StatusCreating, nil)
 				}, p.create)
 			}
@@ -80,9 +83,9 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 			}
 		case store.StatusInjectingSecrets:
 			live[r.ID] = true
-			if leaseFree(r, now) {
+			if p.leaseFree(r, now) {
 				takeover := r.LeaseOwner != ""
-				err = p.background(ctx, r.ID, func(ctx context.Context) (store.Record, error) {
+				err = p.background(ctx, r.ID, true, func(ctx context.Context) (store.Record, error) {
 					return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
 				}, func(ctx context.Context, r store.Record) error {
 					return p.inject(ctx, r, takeover, phaseInject)
@@ -92,7 +95,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 			if p.willRetry(r) {
 				live[r.ID] = true
 				if !now.Before(r.UpdatedAt.Add(p.backoff(r.Attempts))) {
-					err = p.retryDue(ctx, r.ID)
+					err = p.retryDue(ctx, r.ID, true)
 				}
 			}
 		case store.StatusDeleted:
@@ -139,7 +142,7 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 		}
 		return err
 	}
-	e := &Error{Tenant: id, Phase: phasePhoneHome, msg: msg, err: errors.New(msg)}
+	e := newError(id, phasePhoneHome, false, msg, errors.New(msg), nil)
 	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e})
 	if p.willRetry(rec) {
 		p.scheduleRetry(id, p.backoff(rec.Attempts))

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,13 +34,18 @@ func phoneHomePost() []string {
 func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 	if r.ServerID != "" {
 		// A retry after a server that never phoned home: delete it, or
-		// creating by name would adopt it again.
-		if err := p.cfg.Provider.Delete(ctx, r.ServerID); err != nil {
-			return p.fail(ctx, r, phaseCreate, fmt.Errorf("delete server %s that never phoned home: %w", r.ServerID, err), nil)
+		// creating by name would adopt it again; and wait until it is
+		// gone, since the provider may hold its name while it is being
+		// deleted (Hetzner does), which would make the create fail.
+		dctx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
+		err := p.deleteAndWait(dctx, r.ServerID)
+		cancel()
+		if err != nil {
+			return p.fail(ctx, r, phaseCreate, overdue(ctx, dctx, "deleting the server that never phoned home", p.cfg.CreateTimeout,
+				fmt.Errorf("delete server %s that never phoned home: %w", r.ServerID, err)), nil)
 		}
 		p.log.Info("deleted server that never phoned home", "tenant", r.ID, "server", r.ServerID)
-		var err error
-		r, err = p.own(ctx, r.ID, []store.Status{store.StatusCreating}, func(cur *store.Record) error {
+		rec, err := p.own(ctx, r.ID, []store.Status{store.StatusCreating}, func(cur *store.Record) error {
 			cur.ServerID, cur.IPv4, cur.IPv6 = "", "", ""
 			cur.Hostname, cur.InstanceID, cur.HostKeys = "", "", nil
 			return nil
@@ -47,6 +53,7 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 		if err != nil {
 			return p.stopped(ctx, r, phaseCreate, err)
 		}
+		r = rec
 		p.forgetAddr(r.ID)
 	}
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
@@ -87,13 +94,57 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
 		// Deprovisioned while the server was being created.
 		p.forgetAddr(r.ID)
-		if err := p.cfg.Provider.Delete(context.WithoutCancel(ctx), srv.ID); err != nil {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if err := p.cfg.Provider.Delete(dctx, srv.ID); err != nil {
 			p.log.Error("tenant deleted during create; cannot delete its new server", "tenant", r.ID, "server", srv.ID, "err", err)
 			return err
 		}
 		return nil
 	}
 	return p.stopped(ctx, r, phaseCreate, err)
+}
+
+// cleanupTimeout bounds deleting a server that a create brought up for a
+// tenant deprovisioned meanwhile: that runs whatever the work's context
+// says, but not forever.
+const cleanupTimeout = 2 * time.Minute
+
+// Polling for a deleted server to be gone (deleteAndWait).
+const (
+	goneFirstPoll = 100 * time.Millisecond
+	goneMaxPoll   = 5 * time.Second
+)
+
+// deleteAndWait deletes server id and waits, until ctx ends, for the
+// provider to report it gone (ErrNotFound): a provider may keep a
+// server, and its name, for a while after accepting the deletion.
+func (p *Provisioner) deleteAndWait(ctx context.Context, id string) error {
+	if err := p.cfg.Provider.Delete(ctx, id); err != nil {
+		return err
+	}
+	delay := goneFirstPoll
+	for {
+		srv, err := p.cfg.Provider.Get(ctx, id)
+		switch {
+		case errors.Is(err, provider.ErrNotFound):
+			return nil
+		case ctx.Err() != nil:
+			if err == nil {
+				err = fmt.Errorf("server %s still there (status %q)", id, srv.Status)
+			}
+			return fmt.Errorf("waiting for the deleted server to be gone: %w: %w", ctx.Err(), err)
+		case err != nil:
+			p.log.Debug("deleted server: lookup failed; trying again", "server", id, "err", err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		delay = min(2*delay, goneMaxPoll)
+	}
 }
 
 // stopped handles a store write of the work that failed: a lost lease or
@@ -124,7 +175,7 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 		return provider.Server{}, values, err
 	}
 	name := p.cfg.ServerNameFunc(r.ID)
-	userData, err := p.userData(ctx, r, name, values)
+	userData, err := p.userData(ctx, r, name, secrets)
 	if err != nil {
 		return provider.Server{}, values, err
 	}
@@ -146,9 +197,9 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 }
 
 // userData renders the tenant's cloud-config: the bootstrap plus the
-// phone_home module, the SSH user and key, the host name, and every
-// secret value listed so that Build refuses a leaked one.
-func (p *Provisioner) userData(ctx context.Context, r store.Record, name string, secretValues []string) ([]byte, error) {
+// phone_home module, the SSH user and key, the host name, and the secret
+// values listed so that Build refuses a leaked one (see leakCheck).
+func (p *Provisioner) userData(ctx context.Context, r store.Record, name string, secrets map[string]string) ([]byte, error) {
 	cfg, err := p.cfg.BootstrapFunc(ctx, r.Clone())
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
@@ -178,12 +229,88 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	}
 	cfg.PhoneHome = &ph
 	cfg.Users = p.withSSHUser(cfg.Users)
-	cfg.Secrets = append(slices.Clone(cfg.Secrets), secretValues...)
+	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r.ID, secrets)...)
 	data, err := cloudinit.Build(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build cloud-config: %w", err)
 	}
 	return data, nil
+}
+
+// checkedSecrets returns the secret values of tenant id that must not
+// appear in its user-data nor on a command line of its steps (Build's
+// Secrets, inject.WithRedact): every distinct value of secrets, longest
+// first, except
+//
+//   - values shorter than inject.MinRedactLen bytes (leading and trailing
+//     space not counted), which inject does not redact either: "80",
+//     "on", "1" match everywhere and are no secrets worth the name;
+//   - values found in what the Provisioner itself writes into every
+//     user-data or command (the phone_home URL with its token, the server
+//     name, the SSH user and key, cloud-config's keys and booleans, see
+//     newVocabulary): they are not secret from the server anyway, and a
+//     port such as "8080" or a word such as "true" would otherwise fail
+//     the tenant, for good, at random.
+//
+// Each secret left out is logged once per Provisioner and reason, by
+// name, never its value. Errors are still redacted of every value of at
+// least inject.MinRedactLen bytes (see redact).
+func (p *Provisioner) checkedSecrets(id string, secrets map[string]string) []string {
+	if len(secrets) == 0 {
+		return nil
+	}
+	url, name := p.CallbackURL(id), p.cfg.ServerNameFunc(id)
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(secrets)) {
+		v := secrets[k]
+		switch {
+		case v == "":
+			continue
+		case len(strings.TrimSpace(v)) < inject.MinRedactLen:
+			p.warnOnce("short", k, "secret value too short to look for in the user-data and on command lines; not checked there, nor redacted",
+				"min_len", inject.MinRedactLen)
+			continue
+		case bytes.Contains(p.vocab, []byte(v)) || strings.Contains(url, v) || strings.Contains(name, v):
+			p.warnOnce("common", k, "secret value found in what the Provisioner writes itself (callback URL, server name, SSH user or key, cloud-config keys); not checked in the user-data nor on command lines")
+			continue
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	return out
+}
+
+// newVocabulary renders what the Provisioner writes into every tenant's
+// user-data, for a placeholder tenant, with cloud-config's common keys
+// and booleans: the words a secret value must not be, to be checked.
+func (p *Provisioner) newVocabulary() ([]byte, error) {
+	no := false
+	users := append(p.withSSHUser(nil), cloudinit.User{Name: "x", Groups: []string{"sudo"}, LockPasswd: &no})
+	return cloudinit.Build(cloudinit.Config{
+		Hostname:       "x",
+		Users:          users,
+		PackageUpdate:  true,
+		PackageUpgrade: true,
+		WriteFiles:     []cloudinit.File{{Path: "/x", Content: "x", Owner: "root:root", Permissions: "0644", Append: true, Defer: true}},
+		RunCmd:         []cloudinit.Command{{"x"}},
+		PhoneHome:      &cloudinit.PhoneHome{URL: p.cfg.CallbackBase, Post: phoneHomePost(), Tries: p.cfg.PhoneHomeTries},
+	})
+}
+
+// warnOnce logs msg at Warn level for secret name, once per reason and
+// name in the life of the Provisioner.
+func (p *Provisioner) warnOnce(reason, name, msg string, args ...any) {
+	if _, seen := p.warned.LoadOrStore(reason+"\x00"+name, true); seen {
+		return
+	}
+	p.log.Warn(msg, append([]any{"secret", name}, args...)...)
 }
 
 // withSSHUser returns users with Config.SSHUser holding the Signer's
@@ -342,6 +469,7 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 		return fail(fmt.Errorf("steps: %w", err), values)
 	}
 	wait, steps := p.splitCloudInitWait(steps)
+	checked := p.checkedSecrets(r.ID, secrets)
 	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
@@ -370,7 +498,7 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 	for i, part := range [][]inject.Step{{wait}, steps} {
 		offset := i // the wait is step 0; the caller's steps follow
 		err = inject.Run(ctx, conn, part,
-			inject.WithRedact(values...),
+			inject.WithRedact(checked...),
 			inject.WithLogger(p.log.With("tenant", r.ID)),
 			inject.WithEvents(func(e inject.Event) {
 				p.emit(Event{Tenant: r.ID, Step: e.Step, StepIndex: e.Index + offset, StepDone: e.Done, Err: e.Err})
