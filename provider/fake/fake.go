@@ -239,6 +239,7 @@ func (p *Provider) Close() error {
 		wg.Go(s.stop)
 	}
 	wg.Wait()
+	p.iso.stop()
 	if p.own != nil {
 		p.own.CloseIdleConnections()
 	}

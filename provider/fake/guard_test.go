@@ -113,17 +113,30 @@ func TestNamespace(t *testing.T) {
 		// root (the test's user in CI) cannot make the file system writable
 		`r=$(printf '\057'); mount -o remount,bind,rw "$r"; mount -o remount,rw "$r"; cd ../../../.. && echo x > escaped`,
 	}
+	var r result
 	for _, cmd := range escapes {
-		r := run(t, c, cmd, "")
+		r = run(t, c, cmd, "")
 		assert.NotEqual(t, 0, r.Code, cmd)
 		assert.Contains(t, r.Stderr, "Read-only file system", cmd)
 		assert.NoFileExists(t, filepath.Join(dir, "escaped"), cmd)
 	}
 
 	// the sandbox is writable, id tells the truth, commands still work
-	r := run(t, c, "echo ok > /home/rachel/x && cat /home/rachel/x && id -u && pwd", "")
+	r = run(t, c, "echo ok > /home/rachel/x && cat /home/rachel/x && id -u && pwd", "")
 	require.Equal(t, 0, r.Code, r.Stderr)
 	assert.Equal(t, "ok\n"+strconv.Itoa(os.Getuid())+"\n"+s.Path("/home/rachel")+"\n", r.Stdout)
+
+	// nor can it write into another server's sandbox: the namespaces of
+	// a provider's servers share their base, not their writable part
+	_, other := b.create(t, "other", doc{})
+	require.True(t, other.Isolated())
+	rel := filepath.Join(filepath.Base(other.Dir()), "fs", "home", "rachel", "escaped")
+	r = run(t, c, "cd ../../../.. && echo x > "+rel, "")
+	assert.NotEqual(t, 0, r.Code)
+	assert.Contains(t, r.Stderr, "Read-only file system")
+	assert.NoFileExists(t, other.Path("/home/rachel/escaped"))
+	co := dial(t, other, "rachel", b.key)
+	assert.Equal(t, 0, run(t, co, "echo ok > /home/rachel/escaped", "").Code, "the other server writes its own sandbox")
 
 	// the holder goes with the server
 	pid := fake.HolderPID(s)

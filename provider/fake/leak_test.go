@@ -71,6 +71,7 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 
 	holder := fake.HolderPID(busy) // 0 where there is no namespace
+	base := fake.BaseHolderPID(p)
 
 	start := time.Now()
 	require.NoError(t, p.Delete(context.Background(), hanging.ID()))
@@ -81,6 +82,7 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 
 	if holder != 0 {
 		assert.True(t, gone(holder), "the namespace holder outlived Close")
+		assert.True(t, gone(base), "the base namespace holder outlived Close")
 	}
 	_ = c.Close()
 	close(hang)

@@ -15,23 +15,33 @@ import (
 	"time"
 )
 
-// holderScript runs in a new user and mount namespace (unshare
-// --map-root-user --mount, so it may mount there): it makes every mount
-// read-only but the sandbox ($1), then enters a nested user and mount
-// namespace mapped back to the test's user and group ($2, $3), in which
-// the read-only flags are locked (the nested namespace cannot undo them),
-// says "ready" and waits for its stdin to close, its output closed. Commands join the nested
-// namespaces with nsenter.
+// The read-only namespace is built in two levels, so that what costs
+// (remounting every mount of the machine) is done once per Provider:
+//
+//   - the base (baseScript), one per Provider, set up by the first server
+//     that needs it: a user and mount namespace (unshare --map-root-user
+//     --mount) in which every mount is read-only except the directory the
+//     sandboxes are in;
+//   - one per server (serverScript), entered from the base: a mount
+//     namespace of its own in which that directory is read-only again
+//     except the server's sandbox, then a nested user and mount namespace
+//     mapped back to the test's user and group, where the read-only flags
+//     are locked (a namespace cannot undo what its parent's made
+//     read-only). Commands join this last one with nsenter.
 //
 // /proc stays writable (the nested unshare writes its uid_map there), but
 // /proc/sys and /proc/sysrq-trigger are covered with read-only binds. A
 // mount that cannot be made read-only fails the whole setup: then the
-// server runs commands without a namespace.
-const holderScript = `set -u
-sb=$1
+// servers run commands without a namespace.
+
+// baseScript runs in a new user and mount namespace, as root there: it
+// makes every mount read-only but the directory of the sandboxes ($1),
+// says "ready" and waits for its stdin to close, its output closed.
+const baseScript = `set -u
+dir=$1
 while read -r _ _ _ _ mp opts _; do
 	case ,$opts, in *,ro,*) continue ;; esac
-	mp=$(printf '%b' "$mp")
+	case $mp in *\\*) mp=$(printf '%b' "$mp") ;; esac
 	case $mp in /proc) continue ;; esac
 	[ -e "$mp" ] || continue
 	mount -o remount,bind,ro "$mp" || exit 1
@@ -40,8 +50,25 @@ for p in /proc/sys /proc/sysrq-trigger; do
 	[ -e "$p" ] || continue
 	{ mount --bind "$p" "$p" && mount -o remount,bind,ro "$p"; } || exit 1
 done
-{ mount --bind "$sb" "$sb" && mount -o remount,bind,rw "$sb"; } || exit 1
-exec unshare --user --mount --propagation unchanged --map-user="$2" --map-group="$3" -- /bin/sh -c 'echo ready && exec cat >/dev/null 2>&1'
+{ mount --bind "$dir" "$dir" && mount -o remount,bind,rw "$dir"; } || exit 1
+echo ready
+exec cat >/dev/null 2>&1
+`
+
+// serverScript runs in a new mount namespace made from the base's, as
+// root in the base's user namespace: it makes the directory of the
+// sandboxes ($1) read-only again but the server's sandbox ($2), then
+// enters a nested user and mount namespace mapped back to the test's user
+// and group ($3, $4), where it checks what a command will find (the
+// sandbox's file system, $5, writable; the directory of the sandboxes
+// not), says "ready" and waits for its stdin to close, its output closed.
+const serverScript = `set -u
+mount -o remount,bind,ro "$1" || exit 1
+{ mount --bind "$2" "$2" && mount -o remount,bind,rw "$2"; } || exit 1
+exec unshare --user --mount --propagation unchanged --map-user="$3" --map-group="$4" -- /bin/sh -c '
+test -w "$1" || { echo "namespace check: the sandbox is not writable" >&2; exit 1; }
+! test -w "$2" || { echo "namespace check: the directory of the sandboxes is writable" >&2; exit 1; }
+echo ready && exec cat >/dev/null 2>&1' fake-namespace "$5" "$1"
 `
 
 // isolation is the provider's knowledge of whether commands can run in a
@@ -54,6 +81,11 @@ type isolation struct {
 
 	mu  sync.Mutex
 	off string // why there is no namespace; "" while it may work
+
+	baseMu  sync.Mutex
+	base    *holder // the base namespace; nil until set up
+	baseDir string  // the directory of the sandboxes, writable in the base
+	closed  bool    // stop was called: no base any more
 }
 
 func newIsolation(disabled bool, log *slog.Logger) *isolation {
@@ -92,10 +124,91 @@ func (iso *isolation) failed(err error) {
 	}
 }
 
-// holder is the process that keeps a server's namespace alive.
+// errIsolationClosed is why no namespace is set up once the provider is
+// closed.
+var errIsolationClosed = errors.New("namespace: provider closed")
+
+// basePID returns the pid of the process holding the base namespace in
+// which dir is writable, setting it up on first use.
+func (iso *isolation) basePID(dir string) (int, error) {
+	iso.baseMu.Lock()
+	defer iso.baseMu.Unlock()
+	if iso.closed {
+		return 0, errIsolationClosed
+	}
+	if iso.base == nil {
+		cmd := exec.Command(iso.unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
+			"/bin/sh", "-c", baseScript, "fake-namespace", dir)
+		h, err := startHolder(cmd)
+		if err != nil {
+			return 0, fmt.Errorf("namespace setup: %w", err)
+		}
+		iso.base, iso.baseDir = h, dir
+		iso.log.Debug("fake: base namespace", "holder", h.cmd.Process.Pid, "dir", dir)
+	}
+	if dir != iso.baseDir {
+		return 0, fmt.Errorf("namespace: sandboxes in %s, the base namespace has %s writable", dir, iso.baseDir)
+	}
+	return iso.base.cmd.Process.Pid, nil
+}
+
+// stop ends the base namespace; none is set up after it. The servers'
+// namespaces, made from it, must have ended.
+func (iso *isolation) stop() {
+	iso.baseMu.Lock()
+	defer iso.baseMu.Unlock()
+	iso.closed = true
+	if iso.base != nil {
+		iso.base.stop()
+		iso.base = nil
+	}
+}
+
+// holder is a process that keeps a namespace alive.
 type holder struct {
 	cmd *exec.Cmd
 	in  *os.File // closing it ends the holder
+}
+
+// startHolder starts cmd, a namespace holder, and waits until it says
+// "ready" and closes its output.
+func startHolder(cmd *exec.Cmd) (*holder, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, err
+	}
+	defer outR.Close()
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
+	ownGroup(cmd)
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		return nil, err
+	}
+	h := &holder{cmd: cmd, in: inW}
+
+	_ = outR.SetReadDeadline(time.Now().Add(10 * time.Second))
+	out, err := io.ReadAll(io.LimitReader(outR, 64<<10))
+	if !bytes.HasSuffix(out, []byte("ready\n")) {
+		// The holder's output ends after "ready" (it waits with stdout
+		// and stderr on /dev/null); without it, the setup failed.
+		h.stop()
+		if err == nil {
+			err = fmt.Errorf("%s", bytes.TrimSpace(out))
+		}
+		return nil, err
+	}
+	return h, nil
 }
 
 // namespace returns the pid of the process holding the server's read-only
@@ -108,8 +221,10 @@ func (s *Server) namespace() int {
 		s.nsTried = true
 		if why := s.iso.why(); why != "" {
 			s.log.Debug("fake: commands run without a namespace", "why", why)
-		} else if h, err := s.startHolder(); err != nil {
-			s.iso.failed(err)
+		} else if h, err := s.startNamespace(); err != nil {
+			if !errors.Is(err, errIsolationClosed) {
+				s.iso.failed(err)
+			}
 		} else {
 			s.holder = h
 		}
@@ -137,55 +252,24 @@ func (s *Server) nsenterArgs(pid int, dir string) []string {
 	return []string{"--target", strconv.Itoa(pid), "--user", "--mount", "--preserve-credentials", "--wdns=" + dir, "--"}
 }
 
-// startHolder sets the namespace up and checks that a command run in it
-// can write the sandbox and cannot write the directory the sandbox is in.
-func (s *Server) startHolder() (*holder, error) {
-	inR, inW, err := os.Pipe()
+// startNamespace sets the server's namespace up from the base (see
+// serverScript). Entering the base's user namespace with the test user's
+// own credentials makes it root there (--map-root-user maps it to 0),
+// without the setgroups nsenter would need otherwise.
+func (s *Server) startNamespace() (*holder, error) {
+	parent := filepath.Dir(s.dir)
+	base, err := s.iso.basePID(parent)
 	if err != nil {
 		return nil, err
 	}
-	outR, outW, err := os.Pipe()
+	cmd := exec.Command(s.iso.nsenter, "--target", strconv.Itoa(base), "--user", "--mount", "--preserve-credentials", "--",
+		s.iso.unshare, "--mount", "--propagation", "unchanged", "--",
+		"/bin/sh", "-c", serverScript, "fake-namespace", parent, s.dir, strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid()), s.fs)
+	h, err := startHolder(cmd)
 	if err != nil {
-		inR.Close()
-		inW.Close()
-		return nil, err
+		return nil, fmt.Errorf("namespace setup (the sandbox must be writable, its directory not): %w", err)
 	}
-	defer outR.Close()
-	cmd := exec.Command(s.iso.unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
-		"/bin/sh", "-c", holderScript, "fake-namespace", s.dir, strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid()))
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
-	ownGroup(cmd)
-	err = cmd.Start()
-	inR.Close()
-	outW.Close()
-	if err != nil {
-		inW.Close()
-		return nil, fmt.Errorf("namespace: %w", err)
-	}
-	h := &holder{cmd: cmd, in: inW}
-
-	_ = outR.SetReadDeadline(time.Now().Add(10 * time.Second))
-	out, err := io.ReadAll(io.LimitReader(outR, 64<<10))
-	if !bytes.HasSuffix(out, []byte("ready\n")) {
-		// The holder's output ends after "ready" (it waits with stdout
-		// and stderr on /dev/null); without it, the setup failed.
-		h.stop()
-		if err == nil {
-			err = fmt.Errorf("%s", bytes.TrimSpace(out))
-		}
-		return nil, fmt.Errorf("namespace setup: %w", err)
-	}
-
-	probe := exec.Command(s.iso.nsenter, append(s.nsenterArgs(cmd.Process.Pid, s.fs),
-		"/bin/sh", "-c", `test -w "$1" && ! test -w "$2"`, "probe", s.fs, filepath.Dir(s.dir))...)
-	probe.Env = cmd.Env
-	if out, err := probe.CombinedOutput(); err != nil {
-		h.stop()
-		return nil, fmt.Errorf("namespace check (the sandbox must be writable, its directory not): %w %s", err, bytes.TrimSpace(out))
-	}
-	s.log.Debug("fake: commands run in a read-only mount namespace", "holder", cmd.Process.Pid)
+	s.log.Debug("fake: commands run in a read-only mount namespace", "holder", h.cmd.Process.Pid)
 	return h, nil
 }
 

@@ -108,3 +108,38 @@ func (sp spec) user(name string) (user, bool) {
 	}
 	return user{}, false
 }
+
+// shellFuncs returns the stand-ins' user and group tests, answered from
+// the cloud-config without reading a file: user_exists NAME,
+// user_nopasswd NAME (its sudo rule has NOPASSWD), group_exists NAME and
+// in_group USER GROUP. root exists, may sudo and is in the root group
+// only; the names are valid user and group names (validName).
+func (sp spec) shellFuncs() string {
+	users, nopasswd, members := []string{"root"}, []string{"root"}, []string{"root:root"}
+	for _, u := range sp.users {
+		if u.name == "root" {
+			continue
+		}
+		users = append(users, u.name)
+		if u.nopasswd {
+			nopasswd = append(nopasswd, u.name)
+		}
+		for _, g := range u.groups {
+			members = append(members, u.name+":"+g)
+		}
+	}
+	pattern := func(names []string) string {
+		q := make([]string, len(names))
+		for i, n := range names {
+			q[i] = shellQuote(n)
+		}
+		return strings.Join(q, " | ")
+	}
+	var b strings.Builder
+	b.WriteString("# The cloud-config's users and groups.\n")
+	fmt.Fprintf(&b, "user_exists() { case $1 in %s) return 0 ;; esac; return 1; }\n", pattern(users))
+	fmt.Fprintf(&b, "user_nopasswd() { case $1 in %s) return 0 ;; esac; return 1; }\n", pattern(nopasswd))
+	fmt.Fprintf(&b, "group_exists() { case $1 in %s) return 0 ;; esac; return 1; }\n", pattern(sp.groups))
+	fmt.Fprintf(&b, "in_group() { case $1:$2 in %s) return 0 ;; esac; return 1; }\n", pattern(members))
+	return b.String()
+}

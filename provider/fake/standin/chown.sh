@@ -58,7 +58,7 @@ for f in "$@"; do
 	if [ $deref -eq 1 ] && [ -L "$f" ]; then
 		p=$(readlink -f -- "$f") || { status=1; continue; }
 	fi
-	abs=$(abspath "$p") || { status=1; continue; }
-	printf '%s\t%s\t%s\t%s\n' "$abs" "$u" "$g" "$recursive" >>"$STATE/owners"
+	abspath "$p" || { status=1; continue; }
+	printf '%s\t%s\t%s\t%s\n' "$_abs" "$u" "$g" "$recursive" >>"$STATE/owners"
 done
 exit $status

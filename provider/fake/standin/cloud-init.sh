@@ -23,24 +23,34 @@ while [ $# -gt 0 ]; do
 	shift
 done
 ci=$STATE/cloud-init
-status() { cat "$ci/status" 2>/dev/null || echo running; }
+# status sets st to the status the boot recorded (written by rename, so
+# read whole); running until there is one.
+status() {
+	st=running
+	if [ -e "$ci/status" ]; then
+		st=
+		IFS= read -r st <"$ci/status"
+	fi
+}
+status
 if [ $wait -eq 1 ]; then
-	while [ "$(status)" = running ]; do
+	while [ "$st" = running ]; do
 		printf .
 		sleep 0.25
+		status
 	done
 	echo
 fi
-st=$(status)
 echo "status: $st"
 if [ $long -eq 1 ]; then
 	echo "boot_status_code: enabled-by-generator"
 	if [ -s "$ci/last_update" ]; then
-		echo "last_update: $(cat "$ci/last_update")"
+		IFS= read -r at <"$ci/last_update"
+		echo "last_update: $at"
 	fi
 	echo "detail:"
 	if [ -s "$ci/detail" ]; then
-		cat "$ci/detail"
+		while IFS= read -r l; do printf '%s\n' "$l"; done <"$ci/detail"
 	else
 		echo "Running in stage: modules-final"
 	fi

@@ -33,7 +33,8 @@ if ! can_read_journal; then
 fi
 if [ -n "$unit" ]; then
 	valid_unit "$unit" || { echo "Failed to add match '$unit': Invalid argument" >&2; exit 1; }
-	files=$STATE/journal/$(unit_name "$unit")
+	unit_name "$unit"
+	files=$STATE/journal/$_unit
 else
 	files=$(ls "$STATE/journal/"* 2>/dev/null)
 fi

@@ -4,9 +4,7 @@
 # target (as inject.WriteFile does) leaves the target with that owner. The
 # arguments are GNU mv's and are passed on as given; -t DIR,
 # --target-directory=DIR and -T decide where each source goes.
-nl='
-'
-tab=$(printf '\t')
+tab='	'
 target=
 notarget=0
 skip=
@@ -51,33 +49,41 @@ done
 # the move (whether the destination is a directory decides).
 pairs=
 if [ -n "$target" ] || { [ $notarget -eq 0 ] && [ $n -gt 2 ]; } || { [ $notarget -eq 0 ] && [ $n -eq 2 ] && [ -d "$last" ]; }; then
-	dir=$target
+	todir=$target
 	srcs=$ops
-	if [ -z "$dir" ]; then
-		dir=$last
+	if [ -z "$todir" ]; then
+		todir=$last
 		srcs=${ops%"$last$nl"}
 	fi
-	if d=$(cd -- "$dir" 2>/dev/null && pwd -P); then
+	if physdir "$todir"; then
+		td=$_d
 		while IFS= read -r a; do
-			src=$(abspath "$a") || continue
-			pairs=$pairs$src$tab${d%/}/$(basename -- "$a")$nl
+			[ -n "$a" ] || continue
+			abspath "$a" || continue
+			base "$a"
+			pairs=$pairs$_abs$tab${td%/}/$_base$nl
 		done <<END
 $srcs
 END
 	fi
 elif [ $n -eq 2 ]; then
 	first=${ops%%"$nl"*}
-	if src=$(abspath "$first") && dst=$(abspath "$last"); then
-		pairs=$src$tab$dst$nl
+	if abspath "$first"; then
+		src=$_abs
+		if abspath "$last"; then
+			pairs=$src$tab$_abs$nl
+		fi
 	fi
 fi
 
 command -p mv "$@"
 status=$?
-printf '%s' "$pairs" | while IFS=$tab read -r src dst; do
+while IFS=$tab read -r src dst; do
 	[ -n "$src" ] || continue
 	if [ ! -e "$src" ] && [ ! -L "$src" ] && { [ -e "$dst" ] || [ -L "$dst" ]; }; then
 		printf 'mv\t%s\t%s\n' "$src" "$dst" >>"$STATE/owners"
 	fi
-done
+done <<END
+$pairs
+END
 exit $status

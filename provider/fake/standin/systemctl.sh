@@ -8,8 +8,9 @@
 # unrendered __PLACEHOLDER__ has a bad setting and fails to start; with the
 # UnitFails fault every unit starts and then fails. Nothing is executed.
 unitdir=$ROOT/etc/systemd/system
+# state: enabled/, active/ (holding the start time), failed/ and loaded/
+# (the unit files as last loaded), made at Create.
 sd=$STATE/systemd
-mkdir -p "$sd/enabled" "$sd/active" "$sd/failed" "$sd/loaded"
 
 quiet=0
 now_flag=0
@@ -31,7 +32,8 @@ for a in "$@"; do
 				echo "Invalid unit name \"$a\"." >&2
 				exit 1
 			fi
-			units="$units $(unit_name "$a")"
+			unit_name "$a"
+			units="$units $_unit"
 		fi
 		;;
 	esac
@@ -55,9 +57,11 @@ need_root() {
 say() { [ $quiet -eq 1 ] || printf '%s\n' "$*"; }
 
 reload_all() {
-	rm -f "$sd/loaded/"*
+	for f in "$sd/loaded/"*; do
+		[ -f "$f" ] && [ ! -f "$unitdir/${f##*/}" ] && rm -f "$f"
+	done
 	for f in "$unitdir"/*; do
-		[ -f "$f" ] && cp "$f" "$sd/loaded/${f##*/}"
+		[ -f "$f" ] && copy "$f" "$sd/loaded/${f##*/}"
 	done
 	return 0
 }
@@ -67,48 +71,76 @@ reload_all() {
 load() {
 	if [ ! -f "$sd/loaded/$1" ]; then
 		[ -f "$unitdir/$1" ] || return 1
-		cp "$unitdir/$1" "$sd/loaded/$1"
-	elif [ -f "$unitdir/$1" ] && ! cmp -s "$unitdir/$1" "$sd/loaded/$1"; then
+		copy "$unitdir/$1" "$sd/loaded/$1"
+	elif [ -f "$unitdir/$1" ] && ! same "$unitdir/$1" "$sd/loaded/$1"; then
 		echo "Warning: The unit file, source configuration file or drop-ins of $1 changed on disk. Run 'systemctl daemon-reload' to reload units." >&2
 	fi
 	return 0
 }
 
-# setting FILE KEY prints the values of KEY= in FILE, one a line.
-setting() { sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$1"; }
+# parse_unit FILE reads a unit file once: _desc and _exec are its last
+# Description= and ExecStart=, _conds its ConditionPathExists= values (one
+# a line), _ph its first unrendered __PLACEHOLDER__ and _phline the number
+# of that line.
+parse_unit() {
+	_desc=
+	_exec=
+	_conds=
+	_ph=
+	_phline=
+	_n=0
+	while IFS= read -r _l || [ -n "$_l" ]; do
+		_n=$((_n + 1))
+		if [ -z "$_ph" ] && placeholder "$_l"; then
+			_phline=$_n
+		fi
+		trim "$_l"
+		_l=$_v
+		case $_l in
+		Description*) value Description && _desc=$_v ;;
+		ExecStart*) value ExecStart && _exec=$_v ;;
+		ConditionPathExists*) value ConditionPathExists && _conds=$_conds$_v$nl ;;
+		esac
+	done <"$1"
+}
 
-# title UNIT prints "UNIT - Description" as systemd 252 logs it.
+# title UNIT sets _title to "UNIT - Description" as systemd 252 logs it,
+# from the last parse_unit.
 title() {
-	d=$(setting "$sd/loaded/$1" Description | tail -n 1)
-	if [ -n "$d" ]; then
-		printf '%s - %s\n' "$1" "$d"
+	if [ -n "$_desc" ]; then
+		_title="$1 - $_desc"
 	else
-		printf '%s\n' "$1"
+		_title=$1
 	fi
 }
 
-# unmet FILE prints the first ConditionPathExists= that does not hold.
+# unmet sets _c to the first ConditionPathExists= of the last parse_unit
+# that does not hold, "" when all do.
 unmet() {
-	setting "$1" ConditionPathExists | while IFS= read -r v; do
+	_c=
+	while IFS= read -r v; do
 		p=${v#|}
 		neg=0
 		case $p in !*) neg=1; p=${p#!} ;; esac
 		case $p in /*) ;; *) continue ;; esac
 		if [ -e "$ROOT$p" ]; then there=1; else there=0; fi
 		if [ $there -eq $neg ]; then
-			printf 'ConditionPathExists=%s\n' "$v"
-			break
+			_c="ConditionPathExists=$v"
+			return 0
 		fi
-	done
+	done <<END
+$_conds
+END
 }
 
+# state UNIT sets _state to active, failed or inactive.
 state() {
 	if [ -f "$sd/active/$1" ]; then
-		echo active
+		_state=active
 	elif [ -f "$sd/failed/$1" ]; then
-		echo failed
+		_state=failed
 	else
-		echo inactive
+		_state=inactive
 	fi
 }
 
@@ -118,36 +150,36 @@ start_unit() {
 		echo "Failed to start $u: Unit $u not found." >&2
 		return 5
 	fi
-	[ "$(state "$u")" = active ] && return 0
+	state "$u"
+	[ "$_state" = active ] && return 0
 	f=$sd/loaded/$u
-	t=$(title "$u")
-	ph=$(grep -o '__[A-Z][A-Z0-9_]*__' "$f" | head -n 1)
-	if [ -n "$ph" ]; then
-		ln=$(grep -n '__[A-Z][A-Z0-9_]*__' "$f" | head -n 1 | cut -d: -f1)
-		jlog "$u" "systemd[1]: /etc/systemd/system/$u:$ln: Invalid setting with unrendered placeholder $ph, ignoring."
+	parse_unit "$f"
+	title "$u"
+	if [ -n "$_ph" ]; then
+		jlog "$u" "systemd[1]: /etc/systemd/system/$u:$_phline: Invalid setting with unrendered placeholder $_ph, ignoring."
 		jlog "$u" "systemd[1]: $u: Unit configuration has fatal error, unit will not be started."
 		echo "Failed to start $u: Unit $u has a bad unit file setting." >&2
 		echo "See system logs and 'systemctl status $u' for details." >&2
 		return 1
 	fi
-	c=$(unmet "$f")
-	if [ -n "$c" ]; then
-		jlog "$u" "systemd[1]: $t was skipped because of an unmet condition check ($c)."
+	unmet
+	if [ -n "$_c" ]; then
+		jlog "$u" "systemd[1]: $_title was skipped because of an unmet condition check ($_c)."
 		return 0
 	fi
-	jlog "$u" "systemd[1]: Started $t."
+	jlog "$u" "systemd[1]: Started $_title."
 	if [ "$UNIT_FAILS" = 1 ]; then
-		prog=$(setting "$f" ExecStart | tail -n 1 | cut -d' ' -f1)
+		prog=${_exec%% *}
 		prog=${prog##*/}
 		jlog "$u" "${prog:-${u%.*}}[$$]: fatal: simulated failure (fake provider fault UnitFails)"
 		jlog "$u" "systemd[1]: $u: Main process exited, code=exited, status=1/FAILURE"
 		jlog "$u" "systemd[1]: $u: Failed with result 'exit-code'."
-		rm -f "$sd/active/$u"
 		: >"$sd/failed/$u"
 		return 0
 	fi
-	rm -f "$sd/failed/$u"
-	date '+%a %Y-%m-%d %H:%M:%S %Z' >"$sd/active/$u"
+	[ ! -e "$sd/failed/$u" ] || rm -f "$sd/failed/$u"
+	now
+	printf '%s\n' "$_since" >"$sd/active/$u"
 	return 0
 }
 
@@ -158,13 +190,17 @@ stop_unit() {
 		return 5
 	fi
 	load "$u"
-	if [ "$(state "$u")" = active ]; then
-		t=$(title "$u")
-		jlog "$u" "systemd[1]: Stopping $t..."
+	state "$u"
+	if [ "$_state" = active ]; then
+		parse_unit "$sd/loaded/$u"
+		title "$u"
+		jlog "$u" "systemd[1]: Stopping $_title..."
 		jlog "$u" "systemd[1]: $u: Deactivated successfully."
-		jlog "$u" "systemd[1]: Stopped $t."
+		jlog "$u" "systemd[1]: Stopped $_title."
 	fi
-	rm -f "$sd/active/$u" "$sd/failed/$u"
+	if [ -e "$sd/active/$u" ] || [ -e "$sd/failed/$u" ]; then
+		rm -f "$sd/active/$u" "$sd/failed/$u"
+	fi
 	return 0
 }
 
@@ -208,17 +244,17 @@ disable)
 	;;
 start)
 	need_units
-	need_root "start $(echo $units)"
+	need_root "start ${units# }"
 	for u in $units; do start_unit "$u" || rc=$?; done
 	;;
 stop)
 	need_units
-	need_root "stop $(echo $units)"
+	need_root "stop ${units# }"
 	for u in $units; do stop_unit "$u" || rc=$?; done
 	;;
 restart)
 	need_units
-	need_root "restart $(echo $units)"
+	need_root "restart ${units# }"
 	for u in $units; do
 		if ! load "$u"; then
 			echo "Failed to restart $u: Unit $u not found." >&2
@@ -232,18 +268,18 @@ is-active)
 	need_units
 	rc=3
 	for u in $units; do
-		s=$(state "$u")
-		say "$s"
-		[ "$s" = active ] && rc=0
+		state "$u"
+		say "$_state"
+		[ "$_state" = active ] && rc=0
 	done
 	;;
 is-failed)
 	need_units
 	rc=1
 	for u in $units; do
-		s=$(state "$u")
-		say "$s"
-		[ "$s" = failed ] && rc=0
+		state "$u"
+		say "$_state"
+		[ "$_state" = failed ] && rc=0
 	done
 	;;
 is-enabled)
@@ -268,21 +304,27 @@ status)
 			rc=4
 			continue
 		fi
-		s=$(state "$u")
+		state "$u"
 		if [ -f "$sd/enabled/$u" ]; then e=enabled; else e=disabled; fi
-		case $s in
-		active) a="active (running) since $(cat "$sd/active/$u")" ;;
+		case $_state in
+		active)
+			since=
+			IFS= read -r since <"$sd/active/$u"
+			a="active (running) since $since"
+			;;
 		failed) a="failed (Result: exit-code)" ;;
 		*) a="inactive (dead)" ;;
 		esac
-		echo "● $(title "$u")"
+		parse_unit "$sd/loaded/$u"
+		title "$u"
+		echo "● $_title"
 		echo "     Loaded: loaded (/etc/systemd/system/$u; $e; preset: enabled)"
 		echo "     Active: $a"
 		if can_read_journal && [ -s "$STATE/journal/$u" ]; then
 			echo
 			tail -n 10 "$STATE/journal/$u"
 		fi
-		[ "$s" = active ] || [ $rc -ne 0 ] || rc=3
+		[ "$_state" = active ] || [ $rc -ne 0 ] || rc=3
 	done
 	;;
 '')
