@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -231,19 +232,17 @@ func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (sto
 // renewed every third of Config.LeaseDuration, and fn's context is
 // cancelled (cause errLeaseLost) when it is lost: taken by another replica,
 // the tenant deprovisioned or moved on, or simply run out by this
-// replica's clock, whatever the store does (see renew).
+// replica's clock, whatever the store does (see lease.renew).
 func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopped := make(chan struct{})
-	renewDone := make(chan struct{})
-	go func() {
-		defer close(renewDone)
-		p.renew(ctx, r.ID, r.LeaseUntil, cancel, stopped)
-	}()
+	l := &lease{p: p, id: r.ID, lost: cancel, until: r.LeaseUntil}
+	l.mu.Lock()
+	l.watchdog = time.AfterFunc(r.LeaseUntil.Sub(p.now()), l.expired)
+	l.renewal = time.AfterFunc(p.cfg.LeaseDuration/3, func() { l.renew(ctx) })
+	l.mu.Unlock()
 	err := fn(ctx)
-	close(stopped)
-	<-renewDone
+	l.stop()
 	return err
 }
 
@@ -251,77 +250,108 @@ func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx co
 // is tried again, in LeaseDurations.
 const renewRetry = 12
 
-// renew keeps the lease of tenant id, which lasts until until, while the
-// work runs (until stopped is closed or ctx ends), and calls lost when it
-// is gone.
+// lease keeps a lease of this replica while its work runs. It has no
+// goroutine of its own: a timer renews it and a timer ends it.
 //
 // The holder must have stopped before another replica may take over, and
 // a replica takes over once LeaseUntil is MaxClockSkew past by its own
 // clock (see leaseFree). So, whatever the store does:
-//   - a watchdog timer calls lost at until, by this replica's clock, unless
-//     a renewal has moved until further first;
-//   - each renewal must answer before until (less a margin of a tenth of
-//     the lease): a store that hangs cannot extend the lease late, after
-//     the work was stopped;
+//   - the watchdog timer cancels the work at until, by this replica's
+//     clock, unless a renewal has moved until further first;
+//   - each renewal must answer before until (less a tenth of the lease):
+//     a store that hangs cannot extend the lease late, after the work was
+//     stopped;
 //   - a renewal counts (moves until) only when the store says it was
 //     written, and only up to what it wrote.
 //
-// The store must honour its context's deadline for renew to return
-// promptly; the work is stopped by the watchdog either way.
-func (p *Provisioner) renew(ctx context.Context, id string, until time.Time, lost context.CancelCauseFunc, stopped <-chan struct{}) {
-	every := p.cfg.LeaseDuration / 3
-	margin := p.cfg.LeaseDuration / 10
-	watchdog := time.AfterFunc(until.Sub(p.now()), func() {
-		p.log.Warn("lease ran out before it could be renewed; stopping work", "tenant", id)
-		lost(errLeaseLost)
+// The store must honour its context's deadline for the work's end to
+// wait for no hung renewal; the work is stopped by the watchdog either
+// way.
+type lease struct {
+	p    *Provisioner
+	id   string
+	lost context.CancelCauseFunc // cancels the work
+
+	mu       sync.Mutex
+	until    time.Time
+	done     bool
+	renewal  *time.Timer
+	watchdog *time.Timer
+	inflight sync.WaitGroup // a renewal running
+}
+
+// stop ends the lease's timers and waits for a renewal in flight.
+func (l *lease) stop() {
+	l.mu.Lock()
+	l.done = true
+	l.renewal.Stop()
+	l.watchdog.Stop()
+	l.mu.Unlock()
+	l.inflight.Wait()
+}
+
+// expired is the watchdog: the lease ran out before it could be renewed.
+func (l *lease) expired() {
+	l.mu.Lock()
+	done := l.done
+	l.mu.Unlock()
+	if !done {
+		l.p.log.Warn("lease ran out before it could be renewed; stopping work", "tenant", l.id)
+		l.lost(errLeaseLost)
+	}
+}
+
+// renew writes a new LeaseUntil, on the renewal timer's goroutine; ctx
+// is the work's.
+func (l *lease) renew(ctx context.Context) {
+	p := l.p
+	l.mu.Lock()
+	if l.done || ctx.Err() != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.inflight.Add(1)
+	until := l.until
+	l.mu.Unlock()
+	defer l.inflight.Done()
+
+	var owner string
+	rctx, cancel := context.WithDeadline(ctx, until.Add(-p.cfg.LeaseDuration/10))
+	r, err := p.cfg.Store.Update(rctx, l.id, func(r *store.Record) error {
+		owner = r.LeaseOwner
+		if r.LeaseOwner != p.cfg.Replica ||
+			r.Status != store.StatusCreating && r.Status != store.StatusInjectingSecrets {
+			return errLeaseLost
+		}
+		r.LeaseUntil = p.now().Add(p.cfg.LeaseDuration)
+		return nil
 	})
-	defer watchdog.Stop()
-	t := time.NewTimer(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stopped:
-			return
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	cancel()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.done:
+	case err == nil:
+		if !l.watchdog.Stop() {
+			return // it fired: the work is being stopped
 		}
-		var owner string
-		rctx, cancel := context.WithDeadline(ctx, until.Add(-margin))
-		r, err := p.cfg.Store.Update(rctx, id, func(r *store.Record) error {
-			owner = r.LeaseOwner
-			if r.LeaseOwner != p.cfg.Replica ||
-				r.Status != store.StatusCreating && r.Status != store.StatusInjectingSecrets {
-				return errLeaseLost
-			}
-			r.LeaseUntil = p.now().Add(p.cfg.LeaseDuration)
-			return nil
-		})
-		cancel()
-		switch {
-		case err == nil:
-			if !watchdog.Stop() {
-				return // it fired: the work is being stopped
-			}
-			until = r.LeaseUntil
-			watchdog.Reset(until.Sub(p.now()))
-			t.Reset(every)
-		case errors.Is(err, errLeaseLost), errors.Is(err, store.ErrNotFound):
-			if owner != "" && owner != p.cfg.Replica {
-				p.log.Warn("lease taken over by another replica; stopping work", "tenant", id, "owner", owner)
-			} else {
-				p.log.Debug("lease ended: the tenant moved on", "tenant", id)
-			}
-			lost(errLeaseLost)
-			return
-		case ctx.Err() != nil:
-			return
-		default:
-			// The store is unreachable or slow: try again soon while the
-			// lease lasts; the watchdog stops the work when it runs out.
-			p.log.Warn("lease renewal failed", "tenant", id, "err", err)
-			t.Reset(p.cfg.LeaseDuration / renewRetry)
+		l.until = r.LeaseUntil
+		l.watchdog.Reset(l.until.Sub(p.now()))
+		l.renewal.Reset(p.cfg.LeaseDuration / 3)
+	case errors.Is(err, errLeaseLost), errors.Is(err, store.ErrNotFound):
+		if owner != "" && owner != p.cfg.Replica {
+			p.log.Warn("lease taken over by another replica; stopping work", "tenant", l.id, "owner", owner)
+		} else {
+			p.log.Debug("lease ended: the tenant moved on", "tenant", l.id)
 		}
+		l.lost(errLeaseLost)
+	case ctx.Err() != nil:
+	default:
+		// The store is unreachable or slow: try again soon while the
+		// lease lasts; the watchdog stops the work when it runs out.
+		p.log.Warn("lease renewal failed", "tenant", l.id, "err", err)
+		l.renewal.Reset(p.cfg.LeaseDuration / renewRetry)
 	}
 }
 

@@ -60,6 +60,7 @@ type Provisioner struct {
 	busy    map[string]struct{} // tenants with work in flight in this process
 	again   map[string]bool     // tenants that phoned home while busy here
 	addrs   map[string]string   // SSH addresses learned from Create, by tenant
+	watches map[string]*watch   // Wait calls, by tenant
 	swept   atomic.Bool         // a Resume has swept the deleted records
 	warned  sync.Map            // secret warnings already logged (warnOnce)
 	vocab   []byte              // see newVocabulary
@@ -86,6 +87,7 @@ func New(cfg Config) (*Provisioner, error) {
 		busy:    make(map[string]struct{}),
 		again:   make(map[string]bool),
 		addrs:   make(map[string]string),
+		watches: make(map[string]*watch),
 		now:     time.Now,
 
 		resumeSlots: make(chan struct{}, c.ResumeConcurrency),
@@ -290,26 +292,36 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 // ready, deleted, or failed with no retry coming (attempts used up or a
 // final error). It is meant for tests, examples and command-line tools; a
 // service follows Config.OnEvent instead.
+//
+// A status change this Provisioner makes wakes Wait at once; one made by
+// another replica is seen by polling, at most a second apart.
 func (p *Provisioner) Wait(ctx context.Context, id string) (store.Record, error) {
-	delay := 10 * time.Millisecond
+	delay := 20 * time.Millisecond
 	for {
+		w := p.watch(id) // before the read: a change after it wakes us
 		r, err := p.cfg.Store.Get(ctx, id)
 		if err != nil {
+			p.unwatch(id, w)
 			return store.Record{}, err
 		}
 		switch {
 		case r.Status == store.StatusReady, r.Status == store.StatusDeleted,
 			r.Status == store.StatusFailed && !p.willRetry(r):
+			p.unwatch(id, w)
 			return r, nil
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			p.unwatch(id, w)
 			return r, fmt.Errorf("provision: wait for %s (%s): %w", id, r.Status, ctx.Err())
+		case <-w.ch:
+			t.Stop()
 		case <-t.C:
+			delay = min(delay*2, time.Second)
 		}
-		delay = min(delay*3/2, 250*time.Millisecond)
+		p.unwatch(id, w)
 	}
 }
 
@@ -549,14 +561,55 @@ func (p *Provisioner) emit(e Event) {
 		if e.To == store.StatusFailed {
 			level = slog.LevelWarn
 		}
-		attrs := []any{"tenant", e.Tenant, "from", string(e.From), "to", string(e.To)}
-		if e.Err != nil {
-			attrs = append(attrs, "err", e.Err.Error())
+		if p.log.Enabled(context.Background(), level) {
+			attrs := []slog.Attr{slog.String("tenant", e.Tenant), slog.String("from", string(e.From)), slog.String("to", string(e.To))}
+			if e.Err != nil {
+				attrs = append(attrs, slog.String("err", e.Err.Error()))
+			}
+			p.log.LogAttrs(context.Background(), level, "status", attrs...)
 		}
-		p.log.Log(context.Background(), level, "status", attrs...)
+		p.wake(e.Tenant)
 	}
 	if p.cfg.OnEvent != nil {
 		p.cfg.OnEvent(e)
+	}
+}
+
+// watch is what Wait calls of a tenant wait on: ch is closed at the
+// tenant's next status change made in this process.
+type watch struct {
+	ch chan struct{}
+	n  int // Wait calls holding it
+}
+
+// watch returns the tenant's current watch; unwatch it when done.
+func (p *Provisioner) watch(id string) *watch {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w := p.watches[id]
+	if w == nil {
+		w = &watch{ch: make(chan struct{})}
+		p.watches[id] = w
+	}
+	w.n++
+	return w
+}
+
+func (p *Provisioner) unwatch(id string, w *watch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.n--; w.n == 0 && p.watches[id] == w {
+		delete(p.watches, id)
+	}
+}
+
+// wake wakes the Wait calls of a tenant whose status changed.
+func (p *Provisioner) wake(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w := p.watches[id]; w != nil {
+		close(w.ch)
+		delete(p.watches, id)
 	}
 }
 
