@@ -20,25 +20,23 @@ import (
 //
 //   - the base (baseScript), one per Provider, set up by the first server
 //     that needs it: a user and mount namespace (unshare --map-root-user
-//     --mount) in which every mount is read-only except the directory the
-//     sandboxes are in;
+//     --mount) in which every mount is read-only;
 //   - one per server (serverScript), entered from the base: a mount
-//     namespace of its own in which that directory is read-only again
-//     except the server's sandbox, then a nested user and mount namespace
-//     mapped back to the test's user and group, where the read-only flags
-//     are locked (a namespace cannot undo what its parent's made
-//     read-only). Commands join this last one with nsenter.
+//     namespace of its own in which the server's sandbox is bound
+//     writable, then a nested user and mount namespace mapped back to the
+//     test's user and group, where the read-only flags are locked (a
+//     namespace cannot undo what its parent's made read-only). Commands
+//     join this last one with nsenter.
 //
 // /proc stays writable (the nested unshare writes its uid_map there), but
 // /proc/sys and /proc/sysrq-trigger are covered with read-only binds. A
 // mount that cannot be made read-only fails the whole setup: then the
-// servers run commands without a namespace.
+// servers run commands without a namespace. A holder says "ready", closes
+// its output and waits with the shell's read until its stdin closes.
 
 // baseScript runs in a new user and mount namespace, as root there: it
-// makes every mount read-only but the directory of the sandboxes ($1),
-// says "ready" and waits for its stdin to close, its output closed.
+// makes every mount read-only.
 const baseScript = `set -u
-dir=$1
 while read -r _ _ _ _ mp opts _; do
 	case ,$opts, in *,ro,*) continue ;; esac
 	case $mp in *\\*) mp=$(printf '%b' "$mp") ;; esac
@@ -50,25 +48,25 @@ for p in /proc/sys /proc/sysrq-trigger; do
 	[ -e "$p" ] || continue
 	{ mount --bind "$p" "$p" && mount -o remount,bind,ro "$p"; } || exit 1
 done
-{ mount --bind "$dir" "$dir" && mount -o remount,bind,rw "$dir"; } || exit 1
 echo ready
-exec cat >/dev/null 2>&1
+exec >/dev/null 2>&1
+read -r _
 `
 
 // serverScript runs in a new mount namespace made from the base's, as
-// root in the base's user namespace: it makes the directory of the
-// sandboxes ($1) read-only again but the server's sandbox ($2), then
-// enters a nested user and mount namespace mapped back to the test's user
-// and group ($3, $4), where it checks what a command will find (the
-// sandbox's file system, $5, writable; the directory of the sandboxes
-// not), says "ready" and waits for its stdin to close, its output closed.
+// root in the base's user namespace: it binds the server's sandbox ($1)
+// writable, then enters a nested user and mount namespace mapped back to
+// the test's user and group ($2, $3), where it checks what a command will
+// find: the sandbox's file system ($4) writable, the directory of the
+// sandboxes ($5) not.
 const serverScript = `set -u
-mount -o remount,bind,ro "$1" || exit 1
-{ mount --bind "$2" "$2" && mount -o remount,bind,rw "$2"; } || exit 1
-exec unshare --user --mount --propagation unchanged --map-user="$3" --map-group="$4" -- /bin/sh -c '
+{ mount --bind "$1" "$1" && mount -o remount,bind,rw "$1"; } || exit 1
+exec unshare --user --mount --propagation unchanged --map-user="$2" --map-group="$3" -- /bin/sh -c '
 test -w "$1" || { echo "namespace check: the sandbox is not writable" >&2; exit 1; }
 ! test -w "$2" || { echo "namespace check: the directory of the sandboxes is writable" >&2; exit 1; }
-echo ready && exec cat >/dev/null 2>&1' fake-namespace "$5" "$1"
+echo ready
+exec >/dev/null 2>&1
+read -r _' fake-namespace "$4" "$5"
 `
 
 // isolation is the provider's knowledge of whether commands can run in a
@@ -82,10 +80,9 @@ type isolation struct {
 	mu  sync.Mutex
 	off string // why there is no namespace; "" while it may work
 
-	baseMu  sync.Mutex
-	base    *holder // the base namespace; nil until set up
-	baseDir string  // the directory of the sandboxes, writable in the base
-	closed  bool    // stop was called: no base any more
+	baseMu sync.Mutex
+	base   *holder // the base namespace; nil until set up
+	closed bool    // stop was called: no base any more
 }
 
 func newIsolation(disabled bool, log *slog.Logger) *isolation {
@@ -128,9 +125,9 @@ func (iso *isolation) failed(err error) {
 // closed.
 var errIsolationClosed = errors.New("namespace: provider closed")
 
-// basePID returns the pid of the process holding the base namespace in
-// which dir is writable, setting it up on first use.
-func (iso *isolation) basePID(dir string) (int, error) {
+// basePID returns the pid of the process holding the base namespace,
+// setting it up on first use.
+func (iso *isolation) basePID() (int, error) {
 	iso.baseMu.Lock()
 	defer iso.baseMu.Unlock()
 	if iso.closed {
@@ -138,16 +135,13 @@ func (iso *isolation) basePID(dir string) (int, error) {
 	}
 	if iso.base == nil {
 		cmd := exec.Command(iso.unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
-			"/bin/sh", "-c", baseScript, "fake-namespace", dir)
+			"/bin/sh", "-c", baseScript, "fake-namespace")
 		h, err := startHolder(cmd)
 		if err != nil {
 			return 0, fmt.Errorf("namespace setup: %w", err)
 		}
-		iso.base, iso.baseDir = h, dir
-		iso.log.Debug("fake: base namespace", "holder", h.cmd.Process.Pid, "dir", dir)
-	}
-	if dir != iso.baseDir {
-		return 0, fmt.Errorf("namespace: sandboxes in %s, the base namespace has %s writable", dir, iso.baseDir)
+		iso.base = h
+		iso.log.Debug("fake: base namespace", "holder", h.cmd.Process.Pid)
 	}
 	return iso.base.cmd.Process.Pid, nil
 }
@@ -257,14 +251,13 @@ func (s *Server) nsenterArgs(pid int, dir string) []string {
 // own credentials makes it root there (--map-root-user maps it to 0),
 // without the setgroups nsenter would need otherwise.
 func (s *Server) startNamespace() (*holder, error) {
-	parent := filepath.Dir(s.dir)
-	base, err := s.iso.basePID(parent)
+	base, err := s.iso.basePID()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(s.iso.nsenter, "--target", strconv.Itoa(base), "--user", "--mount", "--preserve-credentials", "--",
 		s.iso.unshare, "--mount", "--propagation", "unchanged", "--",
-		"/bin/sh", "-c", serverScript, "fake-namespace", parent, s.dir, strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid()), s.fs)
+		"/bin/sh", "-c", serverScript, "fake-namespace", s.dir, strconv.Itoa(os.Getuid()), strconv.Itoa(os.Getgid()), s.fs, filepath.Dir(s.dir))
 	h, err := startHolder(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("namespace setup (the sandbox must be writable, its directory not): %w", err)

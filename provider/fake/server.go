@@ -61,6 +61,8 @@ type Server struct {
 	commands   []string
 	dropped    bool
 	phoneHomes int
+	// cloudInitDone: the simulated cloud-init finished with status done
+	cloudInitDone bool
 
 	iso     *isolation
 	nsMu    sync.Mutex
