@@ -141,9 +141,11 @@ type Config struct {
 	// sets the phone_home module; 0 means DefaultPhoneHomeTries.
 	PhoneHomeTries int
 	// CreateTimeout bounds one attempt at creating a server (bootstrap,
-	// secrets, the provider's Create) and, on a retry, separately, deleting
-	// the server of the failed attempt and waiting for the provider to
-	// report it gone; 0 means DefaultCreateTimeout.
+	// secrets, the provider's Create) and, separately, the deletions that
+	// go with it: on a retry, deleting the server of the failed attempt
+	// and waiting for the provider to report it gone; for a tenant
+	// deprovisioned during its create, deleting the server that create
+	// brought up. 0 means DefaultCreateTimeout.
 	CreateTimeout time.Duration
 	// InjectTimeout bounds one injection attempt (connecting, waiting for
 	// cloud-init, the steps), so that a hung server cannot hold its lease

@@ -290,8 +290,10 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 
 // Wait polls the store until tenant id is settled and returns its record:
 // ready, deleted, or failed with no retry coming (attempts used up or a
-// final error). It is meant for tests, examples and command-line tools; a
-// service follows Config.OnEvent instead.
+// final error), and this Provisioner's work on it has ended, so that the
+// events it reports (Config.OnEvent) are out. It is meant for tests,
+// examples and command-line tools; a service follows Config.OnEvent
+// instead.
 //
 // A status change this Provisioner makes wakes Wait at once; one made by
 // another replica is seen by polling, at most a second apart.
@@ -307,8 +309,12 @@ func (p *Provisioner) Wait(ctx context.Context, id string) (store.Record, error)
 		switch {
 		case r.Status == store.StatusReady, r.Status == store.StatusDeleted,
 			r.Status == store.StatusFailed && !p.willRetry(r):
-			p.unwatch(id, w)
-			return r, nil
+			if !p.isBusy(id) {
+				p.unwatch(id, w)
+				return r, nil
+			}
+			// This process's work on the tenant is finishing: wait for
+			// it, so that its events are out when Wait returns.
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -377,6 +383,13 @@ func (p *Provisioner) Close() error {
 	return nil
 }
 
+func (p *Provisioner) isBusy(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.busy[id]
+	return ok
+}
+
 func (p *Provisioner) isClosed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -407,6 +420,7 @@ func (p *Provisioner) begin(id string) (done func(), err error) {
 			followUp := false
 			if id != "" {
 				delete(p.busy, id)
+				p.wakeLocked(id) // Wait may return now: the work's events are out
 				if p.again[id] {
 					delete(p.again, id)
 					followUp = !p.closed
@@ -607,6 +621,10 @@ func (p *Provisioner) unwatch(id string, w *watch) {
 func (p *Provisioner) wake(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.wakeLocked(id)
+}
+
+func (p *Provisioner) wakeLocked(id string) {
 	if w := p.watches[id]; w != nil {
 		close(w.ch)
 		delete(p.watches, id)

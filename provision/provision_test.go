@@ -381,6 +381,51 @@ func TestDeprovisionDuringCreate(t *testing.T) {
 	assert.Empty(t, b.fake.Servers(), "the racing create's server is deleted")
 }
 
+// hangingDelete is a provider whose Delete hangs until its context ends.
+type hangingDelete struct {
+	provider.Provider
+	calls atomicCounter
+}
+
+func (h *hangingDelete) Delete(ctx context.Context, id string) error {
+	h.calls.add()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Deleting the server of a tenant deprovisioned during its create is not
+// cancelled with the create, but it is bounded (by CreateTimeout): a
+// provider that hangs does not hold the Provisioner forever.
+func TestDeprovisionDuringCreateBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{})
+	id := newID()
+	var p *provision.Provisioner
+	b.cloud.afterFunc = func(string) {
+		require.NoError(t, p.Deprovision(context.Background(), id))
+	}
+	hd := &hangingDelete{Provider: b.cloud}
+	cfg := b.config("r1", nil)
+	cfg.Provider = hd
+	cfg.CreateTimeout = time.Second
+	p = b.replica(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Provision(ctx, id) }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("Provision still waits for the provider's Delete")
+	}
+	cancel()
+	assert.Equal(t, int64(1), hd.calls.n.Load())
+	r, err := b.store.Get(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusDeleted, r.Status)
+}
+
 func TestShutdownWaitsAndRefuses(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{})

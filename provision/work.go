@@ -94,7 +94,9 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
 		// Deprovisioned while the server was being created.
 		p.forgetAddr(r.ID)
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		// Whatever ctx says (the server must go), but not forever: the
+		// deletion is part of the attempt, bounded like the create.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.CreateTimeout)
 		defer cancel()
 		if err := p.cfg.Provider.Delete(dctx, srv.ID); err != nil {
 			p.log.Error("tenant deleted during create; cannot delete its new server", "tenant", r.ID, "server", srv.ID, "err", err)
@@ -104,11 +106,6 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 	}
 	return p.stopped(ctx, r, phaseCreate, err)
 }
-
-// cleanupTimeout bounds deleting a server that a create brought up for a
-// tenant deprovisioned meanwhile: that runs whatever the work's context
-// says, but not forever.
-const cleanupTimeout = 2 * time.Minute
 
 // Polling for a deleted server to be gone (deleteAndWait).
 const (
