@@ -154,8 +154,10 @@ type Config struct {
 	InjectTimeout time.Duration
 	// LeaseDuration is how long a replica's claim on a creating or
 	// injecting record lasts without renewal; it is renewed every third of
-	// it while the work runs, and another replica takes over once it has
-	// expired. 0 means DefaultLeaseDuration.
+	// it while the work runs (each renewal must answer within the lease),
+	// the holder stops its work when it runs out, and another replica
+	// takes over once it has expired by MaxClockSkew. 0 means
+	// DefaultLeaseDuration.
 	LeaseDuration time.Duration
 	// MaxClockSkew is the largest difference between the clocks of two
 	// replicas that leases tolerate; 0 means DefaultMaxClockSkew. A lease's

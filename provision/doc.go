@@ -125,19 +125,21 @@
 // Config.CallbackBase must be https, unless its host is loopback (the
 // simulated servers of provider/fake) or Config.AllowInsecureCallback is
 // set: the phone_home request carries the host keys that the injection
-// pins. The callback.Handler's checks are set through Config:
+// pins. The callback.Handler's checks are set through Config.
 //
-//   - Config.InstanceIDFunc (callback.Handler.InstanceIDFunc): the
-//     cloud-init instance ID the tenant's server posts, so that a callback
-//     from an earlier server of the tenant, or a replayed one, is refused.
-//     It depends on the provider: with provider/hetzner it is the numeric
-//     server ID, r.ServerID; with provider/fake it is "i-" + r.ServerID.
-//     For example:
+// Config.InstanceIDFunc (callback.Handler.InstanceIDFunc) returns the
+// cloud-init instance ID the tenant's server posts, so that a callback
+// from an earlier server of the tenant, or a replayed one, is refused. It
+// depends on the provider: with provider/hetzner it is the numeric server
+// ID, with provider/fake it is "i-" followed by the server ID:
 //
-//     cfg.InstanceIDFunc = func(r store.Record) string { return r.ServerID } // Hetzner
+//	// provider/hetzner
+//	cfg.InstanceIDFunc = func(r store.Record) string { return r.ServerID }
+//	// provider/fake
+//	cfg.InstanceIDFunc = func(r store.Record) string { return "i-" + r.ServerID }
 //
-//   - Config.CallbackCheckSource (callback.Handler.CheckSource): the
-//     callback must come from the server's own address; with a load
-//     balancer in front, name it in Config.CallbackTrustedProxies so its
-//     X-Forwarded-For is used.
+// Config.CallbackCheckSource (callback.Handler.CheckSource) requires the
+// callback to come from the server's own address; with a load balancer in
+// front, name it in Config.CallbackTrustedProxies so that its
+// X-Forwarded-For is used.
 package provision
