@@ -61,6 +61,22 @@
 // Nothing else is simulated: file permissions and ownership are the test
 // user's, and commands such as id or whoami tell the truth.
 //
+// The stand-ins are written for speed as much as for fidelity (a fleet
+// benchmark runs thousands of them): shell builtins only, the users and
+// groups compiled into each stand-in at Create, no sed, grep, cat,
+// dirname or cmp per call. On the paths inject takes, the only processes
+// they start are the real mv and one date when a unit's journal is
+// written (rm, readlink, tail and cat on rarer ones), so the lines one
+// stand-in writes to the journal share a timestamp.
+//
+// One command is answered without a process: inject.WaitCloudInit's
+// (`cloud-init status --wait >/dev/null; r=$?; ...`, recognised by its
+// exact text), once the simulated cloud-init has finished with status
+// done, exits 0 with no output, which is what running it gives. It waits
+// for the boot as the command does; when cloud-init ends in error, or for
+// any other command, the shell runs as usual. Server.Commands records it
+// like any other.
+//
 // # Keeping commands in the sandbox
 //
 // The commands run as the test's OS user, which is root in CI, so the
@@ -88,23 +104,26 @@
 //
 // A read-only mount namespace, where the machine allows it: on Linux with
 // util-linux's unshare and nsenter and user namespaces permitted (as root
-// or not), each server sets up, on its first command, a user and mount
-// namespace in which every mount is remounted read-only except the
-// server's sandbox directory, and /proc/sys is covered read-only; the
-// read-only flags are locked by a nested user namespace mapped back to
-// the test's user, so even root there cannot remount them writable.
-// Commands join it with nsenter (about a millisecond more per command;
-// the setup costs about 0.1 s of a loaded machine once per server: see
-// BenchmarkExec and BenchmarkNamespaceSetup). Server.Isolated reports whether a
-// server has it; Options.NoNamespace turns it off. Where it cannot be set
-// up, commands run with rewriting and refusal only (logged once, as a
-// warning).
+// or not), the provider sets up, when its first server runs its first
+// command, a user and mount namespace in which every mount is remounted
+// read-only, and /proc/sys is covered read-only (the base, one per
+// Provider, ended by Close). Each server then makes, from the base, a
+// mount namespace of its own in which only its sandbox directory is bound
+// writable; the read-only flags are locked by a nested user namespace
+// mapped back to the test's user, so even root there cannot remount them
+// writable. Commands join the server's namespace with nsenter (one more
+// exec per command; a server's namespace costs three processes and two
+// mounts, the base a remount of every mount of the machine once: see
+// BenchmarkExec, BenchmarkNamespaceSetup and BenchmarkInject).
+// Server.Isolated reports whether a server has it; Options.NoNamespace
+// turns it off. Where it cannot be set up, commands run with rewriting
+// and refusal only (logged once, as a warning).
 //
 // What this gives: commands of the shapes inject builds, and the mistakes
 // the checks list, stay in the sandbox with or without the namespace;
 // with the namespace, a command cannot write a file or directory outside
-// its sandbox through any path but /proc (below), however it builds the
-// path.
+// its sandbox (another server's included) through any path but /proc
+// (below), however it builds the path.
 //
 // What it does not give. Rewriting and refusal read text: they are not a
 // security boundary. Without the namespace, a relative path (cd .. or
