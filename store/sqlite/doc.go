@@ -7,7 +7,11 @@
 // a crash of the process; the last commits may be lost on power failure).
 // A Store writes through one connection, so writers in one process queue in
 // Go, honouring their contexts, and reads through a small pool that WAL lets
-// run beside the writer. Every write transaction is BEGIN IMMEDIATE under a
+// run beside the writer. Updates go to one writer goroutine, which commits
+// the Updates queued meanwhile (up to [MaxBatch]) in one transaction, each
+// in its own SAVEPOINT (group commit): an Update that fails is undone alone,
+// and none returns before the COMMIT. fn therefore runs on the writer
+// goroutine and must not call the Store's writes. Every write transaction is BEGIN IMMEDIATE under a
 // busy timeout ([BusyTimeout]), so two Stores or two processes on one file
 // wait for each other instead of losing an update or failing with
 // SQLITE_BUSY.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -37,7 +38,14 @@ type Store struct {
 	r *sql.DB // readers; the same pool as w for an in-memory database
 
 	// Statements prepared once: parsing SQL costs more than running it.
-	insert, lock, update, get *sql.Stmt
+	insert, lock, update, get      *sql.Stmt
+	savepoint, release, rollbackTo *sql.Stmt
+
+	ops     chan *op      // Updates for the writer goroutine
+	stop    chan struct{} // closed by Close: the writer returns
+	stopped chan struct{} // closed by the writer when it has returned
+	cancel  context.CancelFunc
+	closed  atomic.Bool
 }
 
 // Open opens (creating it if needed) the SQLite database at path, or a
@@ -64,7 +72,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: w}
+	s := &Store{w: w, r: w, ops: make(chan *op), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
@@ -88,19 +96,34 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		{&s.lock, s.w, getSQL},
 		{&s.update, s.w, updateSQL},
 		{&s.get, s.r, getSQL},
+		{&s.savepoint, s.w, `SAVEPOINT hatchery_update`},
+		{&s.release, s.w, `RELEASE hatchery_update`},
+		{&s.rollbackTo, s.w, `ROLLBACK TO hatchery_update`},
 	} {
 		if *p.stmt, err = p.db.PrepareContext(ctx, p.sql); err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, translate(ctx, err))
 		}
 	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	go s.writer(wctx)
 	return s, nil
 }
 
-// Close closes the database. Calls after the first return an error.
+// Close closes the database. Updates not yet committed fail. Calls after
+// the first return an error.
 func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("sqlite: close: %w", errClosed)
+	}
+	close(s.stop)
+	if s.cancel != nil { // the writer runs
+		s.cancel()
+		<-s.stopped
+	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.lock, s.update, s.get} {
+	for _, st := range []*sql.Stmt{s.insert, s.lock, s.update, s.get, s.savepoint, s.release, s.rollbackTo} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -205,10 +228,17 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 	return r, nil
 }
 
-// Update reads the record, applies fn and writes the result in one
-// IMMEDIATE transaction on the writer connection. fn must not call the
-// Store: with an in-memory database it would wait for itself. fn's error is
-// returned as is, with nothing written.
+// Update reads the record, applies fn and writes the result, in a BEGIN
+// IMMEDIATE transaction on the writer connection run by the Store's writer
+// goroutine. Concurrent Updates are committed together (group commit): each
+// runs in its own SAVEPOINT, so fn's error or a failed statement undoes only
+// that Update, and every result is delivered once the COMMIT succeeded (if it
+// fails, every Update of the group returns the error). An Update still
+// waiting for its turn gives up when ctx ends; once fn has been called it
+// waits for the COMMIT. fn runs on the writer goroutine (a panic in fn is
+// raised again in the caller) and must not call the Store's Update or
+// Create, nor, with an in-memory database, anything of the Store: it would
+// wait for itself. fn's error is returned as is, with nothing written.
 func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update: %w", err)
@@ -216,29 +246,215 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	if err := stored.CheckUpdate(id, fn); err != nil {
 		return store.Record{}, err
 	}
+	o := &op{ctx: ctx, id: id, fn: fn, done: make(chan struct{})}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, ctx.Err())
+	case <-s.stop:
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, errClosed)
+	}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opWaiting, opAbandoned) {
+			return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, ctx.Err())
+		}
+		<-o.done // fn has run: the outcome is the COMMIT's
+	}
+	if o.panicked != nil {
+		panic(o.panicked)
+	}
+	return o.rec, o.err
+}
+
+// errClosed is returned by an Update on a closed Store.
+var errClosed = errors.New("store closed")
+
+// MaxBatch is the most Updates the writer commits in one transaction.
+const MaxBatch = 128
+
+// An op's states: waiting (for the writer), running (the writer has taken
+// it: the caller waits for the outcome) or abandoned (the caller left).
+const (
+	opWaiting int32 = iota
+	opRunning
+	opAbandoned
+)
+
+// op is one Update handed to the writer goroutine.
+type op struct {
+	ctx   context.Context // the caller's, only read while the caller waits
+	id    string
+	fn    func(*store.Record) error
+	state atomic.Int32
+	done  chan struct{} // closed by the writer once rec, err, panicked are set
+
+	rec      store.Record
+	err      error
+	wrote    bool // applied inside the transaction, waiting for COMMIT
+	panicked any
+}
+
+// finish delivers o's outcome to its caller.
+func (o *op) finish(rec store.Record, err error) {
+	o.rec, o.err = rec, err
+	close(o.done)
+}
+
+// writer runs the Updates queued on s.ops, in groups, until stop is closed.
+// ctx is cancelled by Close: it ends a wait for another process's lock.
+func (s *Store) writer(ctx context.Context) {
+	defer close(s.stopped)
+	batch := make([]*op, 0, MaxBatch)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case o := <-s.ops:
+			batch = append(batch[:0], o)
+		}
+	more:
+		for len(batch) < MaxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break more
+			}
+		}
+		s.runBatch(ctx, batch)
+		clear(batch)
+	}
+}
+
+// claim takes o for running, unless its caller left or its context ended
+// (then o is finished with the context's error). It reports whether o is
+// to run.
+func claim(o *op) bool {
+	if err := o.ctx.Err(); err != nil {
+		if o.state.CompareAndSwap(opWaiting, opAbandoned) {
+			o.finish(store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, err))
+		}
+		return false
+	}
+	return o.state.CompareAndSwap(opWaiting, opRunning)
+}
+
+// runBatch applies batch in one transaction and delivers the outcomes.
+// Statements run under ctx, not the callers' contexts: cancelling one
+// statement would interrupt, and roll back, the whole transaction.
+func (s *Store) runBatch(ctx context.Context, batch []*op) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+		for _, o := range batch {
+			if claim(o) {
+				o.finish(store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err)))
+			}
+		}
+		return
 	}
-	defer func() { _ = tx.Rollback() }()
-	cur, err := scan(tx.StmtContext(ctx, s.lock).QueryRowContext(ctx, id))
-	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+	// Savepoints only matter when there is another Update to keep.
+	savepoints := len(batch) > 1
+	var broken error // the transaction can no longer be committed
+	var run []*op
+	for _, o := range batch {
+		if !claim(o) {
+			continue
+		}
+		run = append(run, o)
+		if broken != nil {
+			o.err = fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, broken))
+			continue
+		}
+		broken = s.apply(ctx, tx, o, savepoints)
 	}
-	_, next, err := stored.Apply(cur, fn, stored.Now())
+	wrote := false
+	for _, o := range run {
+		wrote = wrote || o.wrote
+	}
+	if broken == nil && wrote {
+		if err := tx.Commit(); err != nil {
+			broken = err
+		}
+	} else {
+		_ = tx.Rollback()
+	}
+	for _, o := range run {
+		switch {
+		case o.wrote && broken != nil:
+			o.finish(store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, broken)))
+		case o.err != nil || o.panicked != nil:
+			o.finish(store.Record{}, o.err)
+		default:
+			o.finish(o.rec, nil)
+		}
+	}
+}
+
+// apply runs o inside tx, in a savepoint when asked, recording its outcome
+// in o. It returns an error when the transaction itself is lost.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, o *op, savepoint bool) error {
+	if savepoint {
+		if _, err := tx.StmtContext(ctx, s.savepoint).ExecContext(ctx); err != nil {
+			o.err = fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err))
+			return err
+		}
+	}
+	rec, err := s.applyFn(ctx, tx, o)
+	if !savepoint {
+		o.rec, o.err, o.wrote = rec, err, err == nil && o.panicked == nil
+		return nil
+	}
+	if err != nil || o.panicked != nil {
+		if _, rerr := tx.StmtContext(ctx, s.rollbackTo).ExecContext(ctx); rerr != nil {
+			o.err = lost(ctx, o.id, err, rerr)
+			return rerr
+		}
+	}
+	if _, rerr := tx.StmtContext(ctx, s.release).ExecContext(ctx); rerr != nil {
+		o.err = lost(ctx, o.id, err, rerr)
+		return rerr
+	}
+	o.rec, o.err, o.wrote = rec, err, err == nil && o.panicked == nil
+	return nil
+}
+
+// lost returns the error of an Update whose savepoint could not be undone
+// or released: fn's error as is, else the statement's.
+func lost(ctx context.Context, id string, err, stmtErr error) error {
 	if err != nil {
+		return err
+	}
+	return fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, stmtErr))
+}
+
+// applyFn reads o's record, runs o.fn and writes the result. A panic in fn
+// is recovered into o.panicked, to be raised again by the caller.
+func (s *Store) applyFn(ctx context.Context, tx *sql.Tx, o *op) (rec store.Record, err error) {
+	cur, err := scan(tx.StmtContext(ctx, s.lock).QueryRowContext(ctx, o.id))
+	if err != nil {
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err))
+	}
+	var next store.Record
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				o.panicked = p
+			}
+		}()
+		_, next, err = stored.Apply(cur, o.fn, stored.Now())
+	}()
+	if o.panicked != nil || err != nil {
 		return store.Record{}, err
 	}
 	args, err := values(next)
 	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, err)
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, err)
 	}
 	_, err = tx.StmtContext(ctx, s.update).ExecContext(ctx, append(args[1:13], args[14], args[0])...)
 	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
-	}
-	if err := tx.Commit(); err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, translate(ctx, err))
+		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err))
 	}
 	return next, nil
 }

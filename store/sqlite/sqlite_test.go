@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -137,4 +138,118 @@ func TestMemoryDatabasesArePrivate(t *testing.T) {
 	require.NoError(t, a.Create(t.Context(), r))
 	_, err := b.Get(t.Context(), r.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// holdWriter starts an Update on id whose fn waits for the returned
+// release, so that Updates queued meanwhile are committed as one group.
+func holdWriter(t *testing.T, s *sqlite.Store, id string) (release func(), done <-chan error) {
+	t.Helper()
+	entered, rel := make(chan struct{}), make(chan struct{})
+	ch := make(chan error, 1)
+	go func() {
+		_, err := s.Update(t.Context(), id, func(r *store.Record) error {
+			close(entered)
+			<-rel
+			r.Attempts++
+			return nil
+		})
+		ch <- err
+	}()
+	<-entered
+	return func() { close(rel) }, ch
+}
+
+// TestGroupCommitIsolatesFailures queues Updates behind a held one so that
+// they commit together, some failing in fn, some in the UPDATE statement
+// (a trigger aborts it), some panicking: only the failed ones are undone.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "hatchery.db")
+	s := open(t, path)
+	good := store.Record{ID: storetest.NewID(), Status: store.StatusPending}
+	bad := store.Record{ID: storetest.NewID(), Status: store.StatusPending}
+	for _, r := range []store.Record{good, bad} {
+		require.NoError(t, s.Create(t.Context(), r))
+	}
+	_, err := rawDB(t, path).Exec(`CREATE TRIGGER refuse BEFORE UPDATE ON hatchery_records
+		WHEN OLD.id = '` + bad.ID + `' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+	require.NoError(t, err)
+
+	release, held := holdWriter(t, s, good.ID)
+	errFn := errors.New("fn says no")
+	const n = 30
+	errs := make([]error, n)
+	panics := make([]any, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			defer func() { panics[i] = recover() }()
+			id := good.ID
+			if i%3 == 1 {
+				id = bad.ID
+			}
+			_, errs[i] = s.Update(t.Context(), id, func(r *store.Record) error {
+				switch {
+				case i%6 == 2:
+					return errFn
+				case i%6 == 5:
+					r.Attempts += 100
+					panic("boom")
+				}
+				r.Attempts++
+				return nil
+			})
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let the Updates queue behind the held one
+	release()
+	wg.Wait()
+	require.NoError(t, <-held)
+
+	wantGood := 1
+	for i := range n {
+		switch {
+		case i%6 == 5:
+			require.Equal(t, "boom", panics[i], "update %d", i)
+		case i%6 == 2:
+			require.Same(t, errFn, errs[i], "update %d: fn's error is returned as is", i)
+		case i%3 == 1:
+			require.ErrorContains(t, errs[i], "refused", "update %d", i)
+		default:
+			require.NoError(t, errs[i], "update %d", i)
+			wantGood++
+		}
+	}
+	got, err := s.Get(t.Context(), good.ID)
+	require.NoError(t, err)
+	require.Equal(t, wantGood, got.Attempts)
+	got, err = s.Get(t.Context(), bad.ID)
+	require.NoError(t, err)
+	require.Zero(t, got.Attempts, "nothing of a failed Update is written")
+}
+
+// TestQueuedUpdateCancelled checks that an Update waiting behind another
+// leaves when its context ends, without fn running, and that Close fails
+// Updates after it.
+func TestQueuedUpdateCancelled(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hatchery.db"))
+	require.NoError(t, err)
+	r := store.Record{ID: storetest.NewID(), Status: store.StatusPending}
+	require.NoError(t, s.Create(t.Context(), r))
+	release, held := holdWriter(t, s, r.ID)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	called := false
+	_, err = s.Update(ctx, r.ID, func(*store.Record) error { called = true; return nil })
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	release()
+	require.NoError(t, <-held)
+	require.False(t, called)
+
+	require.NoError(t, s.Close())
+	_, err = s.Update(t.Context(), r.ID, func(*store.Record) error { return nil })
+	require.Error(t, err)
+	require.Error(t, s.Close(), "a second Close")
 }
