@@ -38,7 +38,7 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	raiseFileLimit(b, 8*n+1024)
 	// full: the tests' seven steps (mkdir, .env, unit, daemon-reload,
-	// enable, start, is-active), about 70 processes on each simulated
+	// enable, start, is-active), about 40 processes on each simulated
 	// server. env: only the .env, written as the SSH user, about 10: the
 	// orchestration with less of the simulation's cost.
 	for _, bc := range []struct {
