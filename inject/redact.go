@@ -5,6 +5,8 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/hatchery-dev/hatchery/internal/redact"
 )
 
 // Redacted replaces every secret value in errors, log lines and StepError
@@ -96,9 +98,9 @@ func (rd *redactor) String(s string) string {
 }
 
 // Error returns err with a redacted message, and redacted messages all
-// the way down its Unwrap chain (nil stays nil); see redactedError.
+// the way down its Unwrap chain (nil stays nil); see internal/redact.Chain.
 func (rd *redactor) Error(err error) error {
-	return redactChain(err, rd.String, 0)
+	return redact.Chain(err, rd.String)
 }
 
 // tail redacts b and keeps at most the last n bytes of the result;

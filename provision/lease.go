@@ -11,6 +11,7 @@ import (
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
+	redactchain "github.com/hatchery-dev/hatchery/internal/redact"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
 )
@@ -39,7 +40,7 @@ type Error struct {
 	// (invalid, quota, name conflict).
 	Final bool
 	msg   string
-	err   error // the cause, redacted link by link (see redactChain)
+	err   error // the cause, redacted link by link (see internal/redact.Chain)
 }
 
 // Error returns the redacted message.
@@ -56,66 +57,7 @@ func (e *Error) Unwrap() error { return e.err }
 // from its message and from every error it wraps.
 func newError(id, phase string, final bool, msg string, cause error, secrets []string) *Error {
 	return &Error{Tenant: id, Phase: phase, Final: final, msg: msg,
-		err: redactChain(cause, func(s string) string { return redact(s, secrets) }, 0)}
-}
-
-// redactedError carries the redacted message of an error whose own
-// message might hold a secret. Unwrap returns only redacted errors (the
-// link the original wraps, redacted the same way), so that no walk down
-// the chain reaches an unredacted message; errors.Is and errors.As reach
-// the original chain through the Is and As methods. (The same scheme as
-// inject's errors.)
-type redactedError struct {
-	msg  string
-	orig error
-	next error
-}
-
-func (e *redactedError) Error() string        { return e.msg }
-func (e *redactedError) Unwrap() error        { return e.next }
-func (e *redactedError) Is(target error) bool { return errors.Is(e.orig, target) }
-func (e *redactedError) As(target any) bool   { return errors.As(e.orig, target) }
-
-// redactedJoin is redactedError for an original that wraps several errors.
-type redactedJoin struct {
-	msg  string
-	orig error
-	next []error
-}
-
-func (e *redactedJoin) Error() string        { return e.msg }
-func (e *redactedJoin) Unwrap() []error      { return e.next }
-func (e *redactedJoin) Is(target error) bool { return errors.Is(e.orig, target) }
-func (e *redactedJoin) As(target any) bool   { return errors.As(e.orig, target) }
-
-// maxRedactDepth bounds how deep redactChain copies a chain; below it,
-// Unwrap returns nil (errors.Is and errors.As still see the whole
-// original).
-const maxRedactDepth = 64
-
-// redactChain returns err with its message, and the message of every
-// error it wraps, passed through redact.
-func redactChain(err error, redact func(string) string, depth int) error {
-	if err == nil {
-		return nil
-	}
-	msg := redact(err.Error())
-	if depth >= maxRedactDepth {
-		return &redactedError{msg: msg, orig: err}
-	}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		return &redactedError{msg: msg, orig: err, next: redactChain(u.Unwrap(), redact, depth+1)}
-	case interface{ Unwrap() []error }:
-		var next []error
-		for _, e := range u.Unwrap() {
-			if e != nil {
-				next = append(next, redactChain(e, redact, depth+1))
-			}
-		}
-		return &redactedJoin{msg: msg, orig: err, next: next}
-	}
-	return &redactedError{msg: msg, orig: err}
+		err: redactchain.Chain(cause, func(s string) string { return redact(s, secrets) })}
 }
 
 // errNoHostKeys fails an injection that has nothing to pin.
