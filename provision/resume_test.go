@@ -34,7 +34,11 @@ func (g *gaugeProvider) Create(ctx context.Context, req provider.CreateRequest) 
 		g.completed++
 		g.mu.Unlock()
 	}()
-	time.Sleep(g.delay)
+	select {
+	case <-time.After(g.delay):
+	case <-ctx.Done():
+		return provider.Server{}, ctx.Err()
+	}
 	return g.Provider.Create(ctx, req)
 }
 
@@ -71,7 +75,7 @@ func TestResumeConcurrency(t *testing.T) {
 
 	// A Resume whose context ends while it waits for a slot returns.
 	cfg = b.config("r2", nil)
-	cfg.Provider = &gaugeProvider{Provider: b.cloud, delay: time.Second}
+	cfg.Provider = &gaugeProvider{Provider: b.cloud, delay: 10 * time.Second}
 	cfg.ResumeConcurrency = 1
 	p2 := b.replica(cfg)
 	for _, id := range ids(3) {
@@ -82,5 +86,5 @@ func TestResumeConcurrency(t *testing.T) {
 	start := time.Now()
 	err := p2.Resume(ctx)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 900*time.Millisecond, "did not wait for the slot")
+	assert.Less(t, time.Since(start), 5*time.Second, "gave up waiting for the slot with its context")
 }

@@ -2,6 +2,7 @@ package sshtest_test
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"time"
 
@@ -81,8 +82,12 @@ func TestExecSignalAndClose(t *testing.T) {
 
 	sess, err = c.NewSession()
 	require.NoError(t, err)
-	require.NoError(t, sess.Start("sleep 30"))
-	time.Sleep(50 * time.Millisecond)
+	stdout, err := sess.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, sess.Start("echo started; exec sleep 30"))
+	line := make([]byte, len("started\n"))
+	_, err = io.ReadFull(stdout, line) // the command runs: a signal now reaches it
+	require.NoError(t, err)
 	start := time.Now()
 	require.NoError(t, sess.Signal(ssh.SIGTERM))
 	err = sess.Wait()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,7 @@ func TestNamespace(t *testing.T) {
 		testenv.LookPath(t, prog)
 	}
 	if out, err := exec.Command("unshare", "--user", "--map-root-user", "--mount", "true").CombinedOutput(); err != nil {
-		t.Skipf("skipping: this machine does not allow user namespaces (unshare: %v %s); commands run with rewriting and checks only", err, out)
+		testenv.Missing(t, fmt.Sprintf("this machine does not allow user namespaces (unshare: %v %s); commands run with rewriting and checks only", err, out))
 	}
 	dir := t.TempDir()
 	b := setup(t, fake.Options{Dir: dir}, nil)

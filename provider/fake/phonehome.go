@@ -3,6 +3,7 @@ package fake
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -111,7 +112,7 @@ func (s *Server) postOnce(ctx context.Context, method, target, body string) (int
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
-		return 0, err
+		return 0, withoutQuery(err)
 	}
 	req.Header.Set("User-Agent", UserAgent)
 	req.Header.Set("Accept", "*/*")
@@ -120,11 +121,25 @@ func (s *Server) postOnce(ctx context.Context, method, target, body string) (int
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, withoutQuery(err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, nil
+}
+
+// withoutQuery drops the query (the callback token) from the URL that a
+// *url.Error quotes, so that a failed phone_home can be logged.
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u := *ue
+		if i := strings.IndexAny(u.URL, "?#"); i >= 0 {
+			u.URL = u.URL[:i] + "?[query removed]"
+		}
+		return &u
+	}
+	return err
 }
 
 // phoneHomeForm returns the form body: the post list's fields in its
