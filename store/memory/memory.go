@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 
@@ -16,57 +15,42 @@ var _ store.Store = (*Store)(nil)
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 //
-// Writers (Create and Update) take turns through a writer lock that a
+// Writers (Create and Update) take turns through a writer slot that a
 // waiting writer gives up when its context ends; the map itself sits behind
 // a read-write mutex held only to copy a record in or out, so Get and List
 // never wait for an Update's fn.
 type Store struct {
-	writer  sync.Mutex   // held by the one writer; see lock
-	mu      sync.RWMutex // guards records
+	writer  chan struct{} // a one-slot semaphore held by the one writer; see lock
+	mu      sync.RWMutex  // guards records
 	records map[string]store.Record
 }
 
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
+		writer:  make(chan struct{}, 1),
 		records: make(map[string]store.Record),
 	}
 }
 
-// lock takes the writer lock, or returns ctx's error when ctx ends first.
-// The common case is a plain mutex; a writer that finds it held for a while
-// waits through a helper goroutine, so that it can give up with its
-// context. A helper whose writer gave up releases the lock as soon as it
-// gets it.
+// lock takes the writer slot, or returns ctx's error when ctx ends first.
+// A channel rather than a sync.Mutex, so that a waiting writer can give up
+// with its context without a helper goroutine.
 func (s *Store) lock(ctx context.Context) error {
-	for range 8 {
-		if s.writer.TryLock() {
-			return nil
-		}
-		runtime.Gosched() // let the holder finish
-	}
-	if ctx.Done() == nil {
-		s.writer.Lock()
-		return nil
-	}
-	locked := make(chan struct{})
-	go func() {
-		s.writer.Lock()
-		close(locked)
-	}()
 	select {
-	case <-locked:
+	case s.writer <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case s.writer <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		go func() {
-			<-locked
-			s.writer.Unlock()
-		}()
 		return ctx.Err()
 	}
 }
 
-func (s *Store) unlock() { s.writer.Unlock() }
+func (s *Store) unlock() { <-s.writer }
 
 // Create stores a copy of r. CreatedAt and UpdatedAt are set to now; the
 // values in r are ignored. It returns an error wrapping store.ErrExists when
