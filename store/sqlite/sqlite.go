@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -73,7 +74,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, r: w, ops: make(chan *op), stop: make(chan struct{}), stopped: make(chan struct{})}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrateRetry(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
 	}
@@ -137,6 +138,43 @@ func (s *Store) Close() error {
 // migrate applies the embedded migrations the database has not seen, in
 // one IMMEDIATE transaction, so two processes opening a new file at once
 // apply each migration once.
+// migrateRetry runs migrate, again while it fails with SQLITE_BUSY, for up
+// to BusyTimeout and within ctx. Several processes opening a new database
+// at once race to switch it to WAL, and that switch can answer BUSY
+// without waiting in SQLite's busy handler.
+func (s *Store) migrateRetry(ctx context.Context) error {
+	deadline := time.Now().Add(BusyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := s.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait + time.Duration(rand.Int64N(int64(wait))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("sqlite: migrate: %w (%w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite's BUSY or LOCKED, extended codes
+// included.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return true
+	}
+	return false
+}
+
 func (s *Store) migrate(ctx context.Context) error {
 	all, err := migrate.Load(migrations, "migrations")
 	if err != nil {
