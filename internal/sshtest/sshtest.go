@@ -353,33 +353,62 @@ func ExecWith(rewrite func(cmd string) string, env ...string) Handler {
 			sess.Exit(127)
 			return
 		}
+		// The signal channel is registered once and never unregistered:
+		// gliderlabs v0.3.8 delivers signals that arrived before
+		// registration from a goroutine that reads the registered channel
+		// without its lock, so Signals(nil) would race with it. The
+		// watcher drains the channel until the connection ends and drops
+		// what arrives after the command exited.
 		sigs := make(chan gliderssh.Signal, 8)
 		sess.Signals(sigs)
-		exited := make(chan struct{})
-		var watch sync.WaitGroup
-		watch.Add(1)
+		var (
+			mu     sync.Mutex
+			exited bool
+		)
 		go func() {
-			defer watch.Done()
 			s := serverOf(sess)
+			ctx := sess.Context()
+			stop := closing(s)
 			for {
 				select {
 				case sig := <-sigs:
-					if s != nil {
-						s.recordSignal(string(sig))
+					mu.Lock()
+					if !exited {
+						if s != nil {
+							s.recordSignal(string(sig))
+						}
+						syscall.Kill(-cmd.Process.Pid, signum(sig))
 					}
-					syscall.Kill(-cmd.Process.Pid, signum(sig))
-				case <-closing(s):
-					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-					return
-				case <-exited:
-					return
+					mu.Unlock()
+				case <-stop:
+					stop = nil
+					mu.Lock()
+					if !exited {
+						syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					}
+					mu.Unlock()
+				case <-ctx.Done():
+					// The connection is gone (or the server closing cut
+					// it): nobody can read the command's output any more.
+					mu.Lock()
+					if !exited {
+						syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					}
+					mu.Unlock()
+					for {
+						select {
+						case <-sigs:
+						default:
+							return
+						}
+					}
 				}
 			}
 		}()
 		err := cmd.Wait()
-		close(exited)
-		watch.Wait()
-		sess.Signals(nil)
+		mu.Lock()
+		exited = true
+		mu.Unlock()
 		code := 0
 		var ee *exec.ExitError
 		switch {
