@@ -261,8 +261,12 @@ func TestFaultNoPhoneHome(t *testing.T) {
 	require.Equal(t, store.StatusFailed, r.Status)
 	assert.Equal(t, 2, r.Attempts)
 	assert.Contains(t, r.Error, "phone_home: no phone_home within 300ms")
-	assert.Equal(t, []store.Status{store.StatusPending, store.StatusCreating, store.StatusCloudInit, store.StatusFailed,
-		store.StatusCreating, store.StatusCloudInit, store.StatusFailed}, b.events.statuses(id))
+	// The last event may trail the store write that Wait saw.
+	want := []store.Status{store.StatusPending, store.StatusCreating, store.StatusCloudInit, store.StatusFailed,
+		store.StatusCreating, store.StatusCloudInit, store.StatusFailed}
+	assert.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, want, b.events.statuses(id))
+	}, 5*time.Second, 10*time.Millisecond)
 	second := b.server(id).ID()
 	assert.NotEqual(t, first, second, "the silent server was replaced")
 	_, ok := b.fake.Server(first)
