@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -308,39 +309,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxAttempts < 0 || c.PhoneHomeTries < 0 || c.ResumeConcurrency < 0 {
 		return bad("MaxAttempts, PhoneHomeTries and ResumeConcurrency must not be negative")
 	}
-	if c.SSHTimeout == 0 {
-		c.SSHTimeout = DefaultSSHTimeout
-	}
-	if c.PhoneHomeTimeout == 0 {
-		c.PhoneHomeTimeout = DefaultPhoneHomeTimeout
-	}
-	if c.CreateTimeout == 0 {
-		c.CreateTimeout = DefaultCreateTimeout
-	}
-	if c.InjectTimeout == 0 {
-		c.InjectTimeout = DefaultInjectTimeout
-	}
-	if c.PhoneHomeTries == 0 {
-		c.PhoneHomeTries = DefaultPhoneHomeTries
-	}
-	if c.LeaseDuration == 0 {
-		c.LeaseDuration = DefaultLeaseDuration
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if c.ResumeConcurrency == 0 {
-		c.ResumeConcurrency = DefaultResumeConcurrency
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	c.SSHTimeout = cmp.Or(c.SSHTimeout, DefaultSSHTimeout)
+	c.PhoneHomeTimeout = cmp.Or(c.PhoneHomeTimeout, DefaultPhoneHomeTimeout)
+	c.CreateTimeout = cmp.Or(c.CreateTimeout, DefaultCreateTimeout)
+	c.InjectTimeout = cmp.Or(c.InjectTimeout, DefaultInjectTimeout)
+	c.PhoneHomeTries = cmp.Or(c.PhoneHomeTries, DefaultPhoneHomeTries)
+	c.LeaseDuration = cmp.Or(c.LeaseDuration, DefaultLeaseDuration)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.MaxClockSkew = cmp.Or(c.MaxClockSkew, DefaultMaxClockSkew)
+	c.ResumeConcurrency = cmp.Or(c.ResumeConcurrency, DefaultResumeConcurrency)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
 	if c.MaxBackoff < c.RetryBackoff {
 		c.MaxBackoff = c.RetryBackoff
 	}
