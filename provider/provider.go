@@ -4,6 +4,15 @@
 //
 // Drivers: provider/hetzner (Hetzner Cloud through hcloud-go/v2) and
 // provider/fake (simulated servers in-process, for tests and the quickstart).
+//
+// # Optional abilities
+//
+// The Provider interface stays small; what only some drivers can do comes
+// as an optional interface, found by a type assertion, as database/sql/driver
+// does: [Lister] (servers by label, for drift checks and orphan sweeps),
+// [CredentialChecker] (fail fast on a bad token), [InstanceIDer] (the
+// instance ID cloud-init reports, to bind a phone_home to its server) and
+// [UserDataLimiter] (the provider's own user-data size limit).
 package provider
 
 import (
@@ -11,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // Provider creates, inspects and deletes servers. Implementations are safe
@@ -33,6 +43,13 @@ type CreateRequest struct {
 	Name     string            // unique per provider account; a valid hostname
 	UserData []byte            // cloud-init user-data; holds no secret
 	Labels   map[string]string // extra labels; drivers add their own marker
+
+	// ServerType, Location and Image choose the server, in the driver's own
+	// names (Hetzner: "cx22", "fsn1", "debian-12"); empty means the
+	// driver's default, usually set in its Options.
+	ServerType string
+	Location   string
+	Image      string
 }
 
 // Validate checks the request before any API call.
@@ -63,6 +80,13 @@ type Server struct {
 	// SSHAddr is where to reach the server's SSH daemon, host:port. Empty
 	// means IPv4 on port 22 (see Addr).
 	SSHAddr string
+	// ServerType and Location are where the server ended up, in the
+	// driver's own names; empty when the driver cannot tell.
+	ServerType string
+	Location   string
+	// Created is when the provider created the server; zero when the
+	// driver cannot tell.
+	Created time.Time
 }
 
 // Addr returns where to reach the server's SSH daemon: SSHAddr when set,
@@ -87,4 +111,43 @@ var (
 	ErrRateLimited = errors.New("provider: rate limited")
 	ErrConflict    = errors.New("provider: server name taken by a server that is not ours")
 	ErrInvalid     = errors.New("provider: invalid request")
+	// ErrUnauthorized means the provider refused the credentials (a
+	// missing, revoked or read-only token). It is final: retrying with the
+	// same credentials cannot succeed.
+	ErrUnauthorized = errors.New("provider: credentials refused")
 )
+
+// Lister is implemented by providers that can list their servers by label
+// in a few API calls, whatever their number.
+type Lister interface {
+	// List returns the servers created by this driver that carry every
+	// label of selector (every server of the driver when selector is
+	// empty). Servers the driver did not create are never returned.
+	List(ctx context.Context, selector map[string]string) ([]Server, error)
+}
+
+// CredentialChecker is implemented by providers that can check their
+// credentials with one cheap call.
+type CredentialChecker interface {
+	// CheckCredentials returns nil when the provider accepts the
+	// credentials, an error wrapping ErrUnauthorized when it refuses them,
+	// and another error when it could not tell.
+	CheckCredentials(ctx context.Context) error
+}
+
+// InstanceIDer is implemented by providers that know the instance ID
+// cloud-init reports on their servers (its datasource's instance ID), so
+// that a phone_home can be bound to the server it came from.
+type InstanceIDer interface {
+	// InstanceID returns the instance ID cloud-init reports on the server
+	// with the given provider ID.
+	InstanceID(serverID string) string
+}
+
+// UserDataLimiter is implemented by providers whose API limits the size of
+// cloud-init user-data.
+type UserDataLimiter interface {
+	// MaxUserData returns the largest user-data the provider accepts, in
+	// bytes.
+	MaxUserData() int
+}
