@@ -54,6 +54,23 @@ type Record struct {
 	Error      string   // why the record is failed; redacted, never a secret
 	Attempts   int
 
+	// CallbackNonce binds the phone_home URL's token to one server: a new
+	// random value for each server created for the tenant, so that a token
+	// that leaked from an earlier server is refused. Empty for records
+	// written before it existed.
+	CallbackNonce string
+	ServerType    string // where the server ended up: the provider's server type
+	Location      string // and its location, as the provider names them
+	// RetiringServerID is the tenant's previous server while a replacement
+	// is brought up on ServerID; it is deleted once the tenant is ready on
+	// the new one, and then cleared.
+	RetiringServerID string
+	// Drift is what the last drift check found wrong with the tenant's
+	// server ("server gone", "probe: ..."), redacted; empty when nothing
+	// was. DriftAt is when it was seen.
+	Drift   string
+	DriftAt time.Time
+
 	LeaseOwner string    // replica currently injecting, if any
 	LeaseUntil time.Time // the lease is void after this instant
 
@@ -162,6 +179,8 @@ func CheckRecord(r Record) error {
 	for _, f := range [...]struct{ name, value string }{
 		{"ServerID", r.ServerID}, {"ServerName", r.ServerName}, {"IPv4", r.IPv4}, {"IPv6", r.IPv6},
 		{"Hostname", r.Hostname}, {"InstanceID", r.InstanceID}, {"Error", r.Error}, {"LeaseOwner", r.LeaseOwner},
+		{"CallbackNonce", r.CallbackNonce}, {"ServerType", r.ServerType}, {"Location", r.Location},
+		{"RetiringServerID", r.RetiringServerID}, {"Drift", r.Drift},
 	} {
 		if !validText(f.value) {
 			return fmt.Errorf("%w: record %s: %s is not valid UTF-8 text", ErrInvalid, r.ID, f.name)
@@ -172,9 +191,14 @@ func CheckRecord(r Record) error {
 			return fmt.Errorf("%w: record %s: HostKeys[%d] is not valid UTF-8 text", ErrInvalid, r.ID, i)
 		}
 	}
-	if !r.LeaseUntil.IsZero() {
-		if y := r.LeaseUntil.UTC().Year(); y < 1 || y > 9999 {
-			return fmt.Errorf("%w: record %s: LeaseUntil year %d is out of range", ErrInvalid, r.ID, y)
+	for _, f := range [...]struct {
+		name string
+		t    time.Time
+	}{{"LeaseUntil", r.LeaseUntil}, {"DriftAt", r.DriftAt}} {
+		if !f.t.IsZero() {
+			if y := f.t.UTC().Year(); y < 1 || y > 9999 {
+				return fmt.Errorf("%w: record %s: %s year %d is out of range", ErrInvalid, r.ID, f.name, y)
+			}
 		}
 	}
 	return nil
