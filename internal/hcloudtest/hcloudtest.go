@@ -8,14 +8,47 @@
 //
 // Under URL() (which ends in /v1, like hcloud.Endpoint):
 //
-//	POST   /servers          create (name unique, user_data <= 32 KiB, labels checked)
-//	GET    /servers          list, ?name= filter, paginated
+//	POST   /servers          create (name unique, user_data <= 32 KiB, labels,
+//	                         location and SSH keys checked; capacity per location)
+//	GET    /servers          list, ?name= and ?label_selector= filters, paginated
 //	GET    /servers/{id}     one server
 //	DELETE /servers/{id}     delete
 //	GET    /ssh_keys         list, ?name= filter, paginated
 //
 // Errors are hcloud error bodies ({"error":{"code":...,"message":...}}) with
 // the status codes Hetzner uses. Anything else is a not_found error.
+//
+// Servers carry what hcloud-go v2.52 reads of them: ID, name, status,
+// created (to the second), public IPv4 and IPv6 network, server type,
+// location, image and labels. (hcloud-go v2.52's schema.Server has no
+// datacenter: the location is where a server is.) A create without
+// ssh_keys is answered with a generated root_password, as Hetzner does
+// (RootPassword returns it, for tests that check it goes nowhere);
+// with ssh_keys, root_password is null.
+//
+// # Lists
+//
+// Lists are paginated as Hetzner does: per_page defaults to 25 and is at
+// most 50 (Options.MaxPerPage lowers the maximum to test pagination with
+// few items); the answer's meta.pagination has next_page until the last.
+// label_selector takes Hetzner's (Kubernetes') syntax, requirements joined
+// by commas, all of which must hold: k=v (or k==v), k!=v (true when k is
+// absent), k (present), !k (absent), k in (v1,v2), k notin (v1,v2). A
+// selector that does not parse is answered 400 invalid_input.
+//
+// # Credentials
+//
+// With Options.Token set, a request without "Authorization: Bearer TOKEN"
+// is answered 401 unauthorized; with Options.ReadOnly (or SetReadOnly), a
+// request other than GET is answered 403 forbidden, as for a read-only
+// token. Both take effect before the request does anything.
+//
+// # Capacity
+//
+// SetUnavailable makes creates of a server type (or any) in a location
+// fail with resource_unavailable (412, "error during placement", what
+// Hetzner answers when a location is out of a server type) or another
+// code such as placement_error (422).
 //
 // # Rate limits
 //
@@ -39,6 +72,8 @@ package hcloudtest
 
 import (
 	"cmp"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -69,7 +104,23 @@ type Options struct {
 	// aligned to the Unix epoch: RateLimit requests per window, all back when
 	// it ends.
 	Window time.Duration
+	// MaxPerPage is the largest per_page a list honours; 0 means 50, as
+	// Hetzner. The default page size is 25, or MaxPerPage when smaller.
+	MaxPerPage int
+	// Token, when set, is the only API token accepted: any other request
+	// is answered 401 unauthorized.
+	Token string
+	// ReadOnly answers every request but GET with 403 forbidden, as
+	// Hetzner does for a read-only token.
+	ReadOnly bool
+	// Locations are the location names creates accept; nil means
+	// DefaultLocations. A create naming another is answered 400
+	// invalid_input; one naming none lands in the first.
+	Locations []string
 }
+
+// DefaultLocations are the locations an API accepts by default.
+var DefaultLocations = []string{"fsn1", "nbg1", "hel1", "ash", "hil", "sin"}
 
 // Fault is an answer the API gives instead of the normal one.
 type Fault struct {
@@ -95,6 +146,11 @@ type Fault struct {
 type Request struct {
 	Method string
 	Path   string // below /v1, without query
+	// Route is the endpoint the request reached, as the package
+	// documentation lists it ("GET /servers/{id}"); "" when none (an
+	// unknown endpoint, or one refused before routing: rate limited,
+	// unauthorized, forbidden, or answered by a Fault without After).
+	Route  string
 	Query  string
 	Status int // the status answered; 0 if the request hung
 	Time   time.Time
@@ -107,14 +163,18 @@ type API struct {
 	mux  *http.ServeMux
 	done chan struct{}
 
-	mu        sync.Mutex
-	servers   map[int64]schema.Server
-	keys      []schema.SSHKey
-	created   []schema.ServerCreateRequest
-	nextID    int64
-	faults    []Fault
-	requests  []Request
-	throttled int
+	mu          sync.Mutex
+	servers     map[int64]schema.Server
+	keys        []schema.SSHKey
+	created     []schema.ServerCreateRequest
+	passwords   map[int64]string // root passwords of servers created without SSH keys
+	unavailable map[[2]string]string
+	token       string
+	readOnly    bool
+	nextID      int64
+	faults      []Fault
+	requests    []Request
+	throttled   int
 	// rate limiter
 	tokens float64
 	last   time.Time
@@ -128,13 +188,24 @@ func New(opts Options) *API {
 	if opts.RefillInterval <= 0 {
 		opts.RefillInterval = time.Second
 	}
+	if opts.MaxPerPage <= 0 || opts.MaxPerPage > 50 {
+		opts.MaxPerPage = 50
+	}
+	if opts.Locations == nil {
+		opts.Locations = DefaultLocations
+	}
+	opts.Locations = slices.Clone(opts.Locations)
 	a := &API{
-		opts:    opts,
-		done:    make(chan struct{}),
-		servers: make(map[int64]schema.Server),
-		nextID:  1000000,
-		tokens:  float64(opts.RateLimit),
-		last:    time.Now(),
+		opts:        opts,
+		done:        make(chan struct{}),
+		servers:     make(map[int64]schema.Server),
+		passwords:   make(map[int64]string),
+		unavailable: make(map[[2]string]string),
+		token:       opts.Token,
+		readOnly:    opts.ReadOnly,
+		nextID:      1000000,
+		tokens:      float64(opts.RateLimit),
+		last:        time.Now(),
 	}
 	a.mux = http.NewServeMux()
 	a.mux.HandleFunc("POST /v1/servers", a.createServer)
@@ -193,6 +264,95 @@ func (a *API) AddServer(name string, labels map[string]string) int64 {
 	return s.ID
 }
 
+// AddServers stores n running servers named prefix-0 ... prefix-(n-1),
+// each with labels, and returns their IDs in order.
+func (a *API) AddServers(prefix string, n int, labels map[string]string) []int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]int64, n)
+	for i := range n {
+		s := a.newServerLocked(prefix+"-"+strconv.Itoa(i), labels)
+		a.servers[s.ID] = s
+		ids[i] = s.ID
+	}
+	return ids
+}
+
+// RemoveServer deletes a server behind the client's back, as someone in
+// Hetzner's console would, and reports whether it existed. It is not
+// counted as a request.
+func (a *API) RemoveServer(id int64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.servers[id]
+	delete(a.servers, id)
+	return ok
+}
+
+// SetStatus sets a stored server's status ("running", "off",
+// "deleting", ...) and reports whether the server exists.
+func (a *API) SetStatus(id int64, status string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.servers[id]
+	if ok {
+		s.Status = status
+		a.servers[id] = s
+	}
+	return ok
+}
+
+// SetCreated sets when a stored server was created (to the second, UTC)
+// and reports whether the server exists.
+func (a *API) SetCreated(id int64, t time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.servers[id]
+	if ok {
+		s.Created = t.UTC().Truncate(time.Second)
+		a.servers[id] = s
+	}
+	return ok
+}
+
+// RootPassword returns the root password generated for the server with
+// the given ID, "" when it was created with SSH keys (or not by a create).
+func (a *API) RootPassword(id int64) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.passwords[id]
+}
+
+// SetUnavailable makes creates of serverType ("" for any) in location fail
+// with the hcloud error code ("" stops it): resource_unavailable is
+// answered 412, placement_error 422, any other code 412 as well.
+func (a *API) SetUnavailable(location, serverType, code string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := [2]string{location, serverType}
+	if code == "" {
+		delete(a.unavailable, key)
+		return
+	}
+	a.unavailable[key] = code
+}
+
+// SetToken changes the only token accepted ("" accepts any), as when a
+// token is revoked.
+func (a *API) SetToken(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.token = token
+}
+
+// SetReadOnly makes the API answer every request but GET with 403
+// forbidden, or stops it.
+func (a *API) SetReadOnly(on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.readOnly = on
+}
+
 // Server returns the stored server with the given ID.
 func (a *API) Server(id int64) (schema.Server, bool) {
 	a.mu.Lock()
@@ -225,6 +385,20 @@ func (a *API) Requests() []Request {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.requests)
+}
+
+// Calls returns how many requests reached the route, as Request.Route
+// names it ("GET /servers", "GET /servers/{id}").
+func (a *API) Calls(route string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, r := range a.requests {
+		if r.Route == route {
+			n++
+		}
+	}
+	return n
 }
 
 // Count returns how many requests had the method and path ("" matches any).
@@ -282,8 +456,20 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	idx := len(a.requests)
 	a.requests = append(a.requests, Request{Method: r.Method, Path: path, Query: r.URL.RawQuery, Time: now})
 	ok, limitHeaders := a.takeLocked(now)
+	var refused func(http.ResponseWriter)
+	switch {
+	case !ok:
+	case a.token != "" && r.Header.Get("Authorization") != "Bearer "+a.token:
+		refused = func(w http.ResponseWriter) {
+			writeError(w, http.StatusUnauthorized, string(hcloud.ErrorCodeUnauthorized), "unable to authenticate")
+		}
+	case a.readOnly && r.Method != http.MethodGet:
+		refused = func(w http.ResponseWriter) {
+			writeError(w, http.StatusForbidden, string(hcloud.ErrorCodeForbidden), "insufficient permissions for this request")
+		}
+	}
 	var fault *Fault
-	if ok {
+	if ok && refused == nil {
 		for i, f := range a.faults {
 			if (f.Method == "" || f.Method == r.Method) && (f.Path == "" || f.Path == path) {
 				fault = &f
@@ -300,28 +486,38 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	route := ""
 	defer func() {
 		a.mu.Lock()
 		a.requests[idx].Status = sw.status
+		a.requests[idx].Route = route
 		a.mu.Unlock()
 	}()
+	serve := func(w http.ResponseWriter) {
+		a.mux.ServeHTTP(w, r)
+		if r.Pattern != "" && r.Pattern != "/" {
+			route = strings.Replace(r.Pattern, " /v1/", " /", 1)
+		}
+	}
 
 	switch {
 	case !ok:
 		writeError(sw, http.StatusTooManyRequests, string(hcloud.ErrorCodeRateLimitExceeded), "limit of requests per hour reached")
+	case refused != nil:
+		refused(sw)
 	case fault == nil:
-		a.mux.ServeHTTP(sw, r)
+		serve(sw)
 	case fault.Hang:
-		a.mux.ServeHTTP(httptest.NewRecorder(), r)
+		serve(httptest.NewRecorder())
 		select {
 		case <-r.Context().Done():
 		case <-a.done:
 		}
 	case fault.After && fault.Status == 0:
-		a.mux.ServeHTTP(sw, r)
+		serve(sw)
 	default:
 		if fault.After {
-			a.mux.ServeHTTP(httptest.NewRecorder(), r)
+			serve(httptest.NewRecorder())
 		}
 		fault.write(sw, now)
 	}
@@ -430,10 +626,19 @@ func (a *API) newServerLocked(name string, labels map[string]string) schema.Serv
 			IPv6: schema.ServerPublicNetIPv6{ID: id, IP: fmt.Sprintf("2001:db8:%x::/64", n)},
 		},
 		ServerType: schema.ServerType{ID: 1, Name: "cx22"},
-		Location:   schema.Location{ID: 1, Name: "fsn1"},
+		Location:   a.location(a.opts.Locations[0]),
+		Image:      &schema.Image{ID: 1, Name: ptr("ubuntu-24.04"), Type: "system", Status: "available"},
 		Labels:     cloneLabels(labels),
 	}
 }
+
+// location returns the location schema of a name, with a stable ID.
+func (a *API) location(name string) schema.Location {
+	i := slices.Index(a.opts.Locations, name)
+	return schema.Location{ID: int64(i + 1), Name: name}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 func cloneLabels(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
@@ -479,6 +684,10 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	location := cmp.Or(req.Location, a.opts.Locations[0])
+	if !slices.Contains(a.opts.Locations, location) {
+		fields = append(fields, "location")
+	}
 	if len(fields) > 0 {
 		writeError(w, http.StatusBadRequest, string(hcloud.ErrorCodeInvalidInput), "invalid input in fields '"+strings.Join(fields, "', '")+"'")
 		return
@@ -489,16 +698,26 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	serverType := cmp.Or(req.ServerType.Name, "cx22")
+	if code := cmp.Or(a.unavailable[[2]string{location, serverType}], a.unavailable[[2]string{location, ""}]); code != "" {
+		status, msg := http.StatusPreconditionFailed, "error during placement"
+		if code == string(hcloud.ErrorCodePlacementError) {
+			status = http.StatusUnprocessableEntity
+		}
+		writeError(w, status, code, msg)
+		return
+	}
 	var labels map[string]string
 	if req.Labels != nil {
 		labels = *req.Labels
 	}
 	s := a.newServerLocked(req.Name, labels)
-	if req.Location != "" {
-		s.Location.Name = req.Location
-	}
-	if req.ServerType.Name != "" {
-		s.ServerType.Name = req.ServerType.Name
+	s.Location = a.location(location)
+	s.ServerType.Name = serverType
+	if req.Image.Name != "" {
+		s.Image.Name = ptr(req.Image.Name)
+	} else {
+		s.Image.ID, s.Image.Name = req.Image.ID, nil
 	}
 	a.servers[s.ID] = s
 	a.created = append(a.created, req)
@@ -511,15 +730,26 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request) {
 		NextActions: []schema.Action{{ID: s.ID + 1, Status: "running", Command: "start_server", Started: time.Now().UTC()}},
 	}
 	resp.Server.Status = string(hcloud.ServerStatusInitializing)
+	if len(req.SSHKeys) == 0 {
+		// Hetzner generates a root password when no SSH key is given.
+		b := make([]byte, 15)
+		_, _ = rand.Read(b)
+		pw := base64.RawURLEncoding.EncodeToString(b)
+		a.passwords[s.ID] = pw
+		resp.RootPassword = &pw
+	}
 	writeJSON(w, http.StatusCreated, resp)
 }
 
-// page returns the slice of items for the page asked and the pagination meta.
-func page[T any](r *http.Request, items []T) ([]T, schema.MetaResponse) {
+// page returns the slice of items for the page asked and the pagination
+// meta;
+// per_page is at most maxPer.
+func page[T any](r *http.Request, items []T, maxPer int) ([]T, schema.MetaResponse) {
 	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
-	if per <= 0 || per > 50 {
+	if per <= 0 {
 		per = 25
 	}
+	per = min(per, maxPer)
 	p, _ := strconv.Atoi(r.URL.Query().Get("page"))
 	if p <= 0 {
 		p = 1
@@ -539,13 +769,18 @@ func page[T any](r *http.Request, items []T) ([]T, schema.MetaResponse) {
 
 func (a *API) listServers(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("name")
+	sel, err := ParseSelector(r.URL.Query().Get("label_selector"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, string(hcloud.ErrorCodeInvalidInput), "invalid label_selector: "+err.Error())
+		return
+	}
 	var all []schema.Server
 	for _, s := range a.Servers() {
-		if name == "" || s.Name == name {
+		if (name == "" || s.Name == name) && sel.Matches(s.Labels) {
 			all = append(all, s)
 		}
 	}
-	items, meta := page(r, all)
+	items, meta := page(r, all, a.opts.MaxPerPage)
 	writeJSON(w, http.StatusOK, struct {
 		schema.ServerListResponse
 		schema.MetaResponse
@@ -595,7 +830,7 @@ func (a *API) listSSHKeys(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.mu.Unlock()
-	items, meta := page(r, all)
+	items, meta := page(r, all, a.opts.MaxPerPage)
 	writeJSON(w, http.StatusOK, struct {
 		schema.SSHKeyListResponse
 		schema.MetaResponse

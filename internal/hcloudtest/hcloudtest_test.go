@@ -173,3 +173,258 @@ func TestFaults(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Len(t, api.Servers(), 2)
 }
+
+func TestSelector(t *testing.T) {
+	t.Parallel()
+	labels := map[string]string{"hatchery.dev/managed": "true", "env": "prod", "tier": "web"}
+	for _, tc := range []struct {
+		sel  string
+		want bool
+	}{
+		{"", true},
+		{"env=prod", true},
+		{"env==prod", true},
+		{"env = prod", true},
+		{"env=dev", false},
+		{"env!=dev", true},
+		{"env!=prod", false},
+		{"missing!=x", true},
+		{"env", true},
+		{"missing", false},
+		{"!missing", true},
+		{"!env", false},
+		{"env in (dev, prod)", true},
+		{"env in (dev,qa)", false},
+		{"missing in (a)", false},
+		{"env notin (dev,qa)", true},
+		{"env notin (prod)", false},
+		{"missing notin (a)", true},
+		{"hatchery.dev/managed=true,env=prod,tier in (web,api),!gone", true},
+		{"hatchery.dev/managed=true,env=dev", false},
+	} {
+		sel, err := hcloudtest.ParseSelector(tc.sel)
+		require.NoError(t, err, "%q", tc.sel)
+		assert.Equal(t, tc.want, sel.Matches(labels), "%q", tc.sel)
+	}
+	for _, bad := range []string{",", "a,,b", "env in (a", "env in a)", "env like (a)", "=v", "a=b=c", "!", "env in (a),(b)", "a b"} {
+		_, err := hcloudtest.ParseSelector(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestListByLabelSelector(t *testing.T) {
+	t.Parallel()
+	api := hcloudtest.New(hcloudtest.Options{})
+	defer api.Close()
+	api.AddServer("a", map[string]string{"m": "true", "env": "prod"})
+	api.AddServer("b", map[string]string{"m": "true", "env": "dev"})
+	api.AddServer("c", map[string]string{"env": "prod"})
+	c := client(api)
+	ctx := context.Background()
+	names := func(sel string) []string {
+		t.Helper()
+		all, err := c.Server.AllWithOpts(ctx, hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: sel}})
+		require.NoError(t, err, "%q", sel)
+		var out []string
+		for _, s := range all {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"a", "b"}, names("m=true"))
+	assert.Equal(t, []string{"a"}, names("m=true,env=prod"))
+	assert.Equal(t, []string{"c"}, names("!m"))
+	assert.Equal(t, []string{"a", "b", "c"}, names("env notin (x),!nothing,env in (dev,prod),m!=false"))
+	assert.Equal(t, []string{"c"}, names("m!=true,env=prod"))
+
+	_, err := c.Server.AllWithOpts(ctx, hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: "env in (a"}})
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeInvalidInput), "%v", err)
+}
+
+func TestPagination(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		opts    hcloudtest.Options
+		servers int
+		calls   int
+	}{
+		// hcloud-go's AllWithOpts asks for per_page=50, Hetzner's maximum.
+		{"1000 servers", hcloudtest.Options{}, 1000, 20},
+		{"1001 servers", hcloudtest.Options{}, 1001, 21},
+		{"none", hcloudtest.Options{}, 0, 1},
+		{"small pages", hcloudtest.Options{MaxPerPage: 3}, 10, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			api := hcloudtest.New(tc.opts)
+			defer api.Close()
+			ids := api.AddServers("s", tc.servers, map[string]string{"m": "true"})
+			api.AddServer("other", nil)
+			all, err := client(api).Server.AllWithOpts(context.Background(), hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: "m=true"}})
+			require.NoError(t, err)
+			require.Len(t, all, tc.servers)
+			for i, s := range all {
+				assert.Equal(t, ids[i], s.ID)
+			}
+			assert.Equal(t, tc.calls, api.Calls("GET /servers"))
+			assert.Equal(t, tc.calls, api.Count("", ""))
+		})
+	}
+
+	// Without per_page, a page has 25 entries.
+	api := hcloudtest.New(hcloudtest.Options{})
+	defer api.Close()
+	api.AddServers("s", 30, nil)
+	s, _, err := client(api).Server.List(context.Background(), hcloud.ServerListOpts{})
+	require.NoError(t, err)
+	assert.Len(t, s, 25)
+}
+
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	api := hcloudtest.New(hcloudtest.Options{Token: "good"})
+	defer api.Close()
+	ctx := context.Background()
+	with := func(token string) *hcloud.Client {
+		return hcloud.NewClient(hcloud.WithEndpoint(api.URL()), hcloud.WithToken(token),
+			hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: -1}))
+	}
+	create := hcloud.ServerCreateOpts{Name: "a", ServerType: &hcloud.ServerType{Name: "cx22"}, Image: &hcloud.Image{Name: "x"}}
+
+	_, _, err := with("bad").Server.Create(ctx, create)
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeUnauthorized), "%v", err)
+	_, _, err = with("bad").Server.List(ctx, hcloud.ServerListOpts{})
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeUnauthorized), "%v", err)
+	assert.Empty(t, api.Servers())
+
+	api.SetReadOnly(true)
+	_, _, err = with("good").Server.Create(ctx, create)
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeForbidden), "%v", err)
+	_, _, err = with("good").Server.List(ctx, hcloud.ServerListOpts{})
+	require.NoError(t, err)
+	assert.Empty(t, api.Servers())
+	assert.Equal(t, 0, api.Calls("POST /servers"), "refused before routing")
+
+	api.SetReadOnly(false)
+	_, _, err = with("good").Server.Create(ctx, create)
+	require.NoError(t, err)
+	api.SetToken("rotated")
+	_, _, err = with("good").Server.List(ctx, hcloud.ServerListOpts{})
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeUnauthorized), "%v", err)
+	reqs := api.Requests()
+	assert.Equal(t, []int{401, 401, 403, 200, 201, 401}, func() []int {
+		var s []int
+		for _, r := range reqs {
+			s = append(s, r.Status)
+		}
+		return s
+	}())
+
+	ro := hcloudtest.New(hcloudtest.Options{ReadOnly: true})
+	defer ro.Close()
+	_, _, err = client(ro).Server.Create(ctx, create)
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeForbidden), "%v", err)
+}
+
+func TestCapacityAndPlacement(t *testing.T) {
+	t.Parallel()
+	api := hcloudtest.New(hcloudtest.Options{})
+	defer api.Close()
+	c := client(api)
+	ctx := context.Background()
+	create := func(name, location, serverType string) (hcloud.ServerCreateResult, error) {
+		opts := hcloud.ServerCreateOpts{Name: name, ServerType: &hcloud.ServerType{Name: serverType}, Image: &hcloud.Image{Name: "debian-12"}}
+		if location != "" {
+			opts.Location = &hcloud.Location{Name: location}
+		}
+		res, _, err := c.Server.Create(ctx, opts)
+		return res, err
+	}
+
+	api.SetUnavailable("fsn1", "", "resource_unavailable")
+	api.SetUnavailable("nbg1", "cx32", "placement_error")
+	_, err := create("a", "fsn1", "cx22")
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeResourceUnavailable), "%v", err)
+	_, err = create("a", "", "cx22") // the default location is the first
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeResourceUnavailable), "%v", err)
+	_, err = create("a", "nbg1", "cx32")
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodePlacementError), "%v", err)
+	_, err = create("a", "mars1", "cx22")
+	assert.True(t, hcloud.IsError(err, hcloud.ErrorCodeInvalidInput), "%v", err)
+	assert.Empty(t, api.Servers())
+	reqs := api.Requests()
+	assert.Equal(t, []int{412, 412, 422, 400}, []int{reqs[0].Status, reqs[1].Status, reqs[2].Status, reqs[3].Status})
+
+	res, err := create("a", "nbg1", "cx22")
+	require.NoError(t, err)
+	assert.Equal(t, "nbg1", res.Server.Location.Name)
+	assert.Equal(t, "cx22", res.Server.ServerType.Name)
+	assert.Equal(t, "debian-12", res.Server.Image.Name)
+	assert.WithinDuration(t, time.Now(), res.Server.Created, 2*time.Second)
+
+	api.SetUnavailable("fsn1", "", "")
+	res, err = create("b", "", "cx42")
+	require.NoError(t, err)
+	assert.Equal(t, "fsn1", res.Server.Location.Name)
+	assert.Equal(t, "cx42", res.Server.ServerType.Name)
+
+	// Changed behind the client's back.
+	old := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	require.True(t, api.SetCreated(res.Server.ID, old))
+	require.True(t, api.SetStatus(res.Server.ID, "off"))
+	s, _, err := c.Server.GetByID(ctx, res.Server.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old.Truncate(time.Second), s.Created.UTC())
+	assert.Equal(t, hcloud.ServerStatusOff, s.Status)
+	assert.Equal(t, "fsn1", s.Location.Name)
+	require.True(t, api.RemoveServer(res.Server.ID))
+	assert.False(t, api.RemoveServer(res.Server.ID))
+	assert.False(t, api.SetStatus(res.Server.ID, "off"))
+	s, _, err = c.Server.GetByID(ctx, res.Server.ID)
+	require.NoError(t, err)
+	assert.Nil(t, s)
+}
+
+func TestRootPassword(t *testing.T) {
+	t.Parallel()
+	api := hcloudtest.New(hcloudtest.Options{})
+	defer api.Close()
+	c := client(api)
+	ctx := context.Background()
+	key := api.AddSSHKey("ops", "ssh-ed25519 AAAA")
+	opts := hcloud.ServerCreateOpts{Name: "a", ServerType: &hcloud.ServerType{Name: "cx22"}, Image: &hcloud.Image{Name: "x"}}
+
+	res, _, err := c.Server.Create(ctx, opts)
+	require.NoError(t, err)
+	assert.Len(t, res.RootPassword, 20)
+	assert.Equal(t, api.RootPassword(res.Server.ID), res.RootPassword)
+
+	opts.Name, opts.SSHKeys = "b", []*hcloud.SSHKey{{ID: key}}
+	res, _, err = c.Server.Create(ctx, opts)
+	require.NoError(t, err)
+	assert.Empty(t, res.RootPassword, "no password with an SSH key")
+	assert.Empty(t, api.RootPassword(res.Server.ID))
+}
+
+func TestRoutes(t *testing.T) {
+	t.Parallel()
+	api := hcloudtest.New(hcloudtest.Options{})
+	defer api.Close()
+	id := api.AddServer("a", nil)
+	get(t, api.URL()+"/servers/"+strconv.FormatInt(id, 10))
+	get(t, api.URL()+"/servers/42")
+	get(t, api.URL()+"/servers?name=a")
+	get(t, api.URL()+"/ssh_keys")
+	get(t, api.URL()+"/nothing")
+	api.Inject(hcloudtest.Fault{Path: "/servers", Status: 503})
+	get(t, api.URL()+"/servers")
+	assert.Equal(t, 2, api.Calls("GET /servers/{id}"))
+	assert.Equal(t, 1, api.Calls("GET /servers"), "the faulted request reached no route")
+	assert.Equal(t, 1, api.Calls("GET /ssh_keys"))
+	var routes []string
+	for _, r := range api.Requests() {
+		routes = append(routes, r.Route)
+	}
+	assert.Equal(t, []string{"GET /servers/{id}", "GET /servers/{id}", "GET /servers", "GET /ssh_keys", "", ""}, routes)
+}
