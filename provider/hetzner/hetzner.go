@@ -1,6 +1,7 @@
 package hetzner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
@@ -21,16 +24,28 @@ import (
 // "true": a server with the same name and this label is ours to adopt.
 const ManagedLabel = "hatchery.dev/managed"
 
-var _ provider.Provider = (*Provider)(nil)
+var (
+	_ provider.Provider          = (*Provider)(nil)
+	_ provider.Lister            = (*Provider)(nil)
+	_ provider.CredentialChecker = (*Provider)(nil)
+	_ provider.InstanceIDer      = (*Provider)(nil)
+	_ provider.UserDataLimiter   = (*Provider)(nil)
+)
 
-// Options describe the servers a Provider creates.
+// Options describe the servers a Provider creates. ServerType, Image and
+// Location are defaults: a CreateRequest that names its own wins.
 type Options struct {
-	ServerType string   // required: a server type name, e.g. "cx22"
-	Image      string   // required: an image name or ID, e.g. "ubuntu-24.04"
-	Location   string   // a location name, e.g. "fsn1"; "" lets Hetzner choose
-	SSHKeys    []string // names (or IDs) of SSH keys of the project, resolved to IDs once
-	Firewalls  []int64  // IDs of firewalls applied at creation
-	Networks   []int64  // IDs of private networks the server joins
+	ServerType string // required: a server type name, e.g. "cx22"
+	Image      string // required: an image name or ID, e.g. "ubuntu-24.04"
+	Location   string // a location name, e.g. "fsn1"; "" lets Hetzner choose
+	// SSHKeys are names (or IDs) of SSH keys registered in the Hetzner
+	// project, resolved to IDs once and installed for root on every
+	// server. With at least one, Hetzner generates no root password;
+	// with none, it generates one for every server (see the package
+	// documentation, "Root password").
+	SSHKeys   []string
+	Firewalls []int64 // IDs of firewalls applied at creation
+	Networks  []int64 // IDs of private networks the server joins
 	// Labels go on every server, besides the request's labels (which win)
 	// and ManagedLabel. Keys and values must follow Hetzner's label syntax.
 	Labels map[string]string
@@ -46,6 +61,9 @@ func (o Options) Validate() error {
 	}
 	if o.Image == "" {
 		return fmt.Errorf("%w: hetzner: empty Image", provider.ErrInvalid)
+	}
+	if err := checkNames("", o.ServerType, o.Location, o.Image); err != nil {
+		return err
 	}
 	for i, k := range o.SSHKeys {
 		if k == "" {
@@ -64,6 +82,22 @@ func (o Options) Validate() error {
 	}
 	if err := checkLabels("Labels", o.Labels); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkNames checks a server type, location and image name ("" is fine)
+// without any API call: Hetzner's names and IDs are letters, digits, '.',
+// '_' and '-', at most 63 bytes. prefix starts the field names.
+func checkNames(prefix, serverType, location, image string) error {
+	for _, f := range []struct{ field, v string }{
+		{"ServerType", serverType}, {"Location", location}, {"Image", image},
+	} {
+		if len(f.v) > 63 || strings.IndexFunc(f.v, func(c rune) bool {
+			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')
+		}) >= 0 {
+			return fmt.Errorf("%w: hetzner: %s%s %q is not a Hetzner name", provider.ErrInvalid, prefix, f.field, f.v)
+		}
 	}
 	return nil
 }
@@ -95,6 +129,8 @@ type Provider struct {
 	keyLock chan struct{} // a one-slot lock that honours contexts
 	keys    []*hcloud.SSHKey
 	keysOK  bool
+
+	warnOnce sync.Once // the warning about root passwords
 }
 
 // New returns a Provider that creates servers as opts describe through
@@ -121,8 +157,21 @@ func (p *Provider) Init(ctx context.Context) error {
 	if p.optsErr != nil {
 		return p.optsErr
 	}
+	p.warnPassword(ctx)
 	_, err := p.sshKeys(ctx)
 	return err
+}
+
+// warnPassword logs once, at the first Init or Create, that servers get a
+// root password when Options.SSHKeys is empty.
+func (p *Provider) warnPassword(ctx context.Context) {
+	if len(p.opts.SSHKeys) > 0 {
+		return
+	}
+	p.warnOnce.Do(func() {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "hetzner: no SSHKeys: Hetzner generates a root password for every server "+
+			"(the driver discards it); set Options.SSHKeys so that none is made")
+	})
 }
 
 // sshKeys returns the resolved SSH keys, resolving them on first use. A
@@ -179,13 +228,20 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	if err := req.Validate(); err != nil {
 		return provider.Server{}, fmt.Errorf("hetzner: create server: %w", err)
 	}
-	if n := len(req.UserData); n > cloudinit.MaxSize {
+	if n := len(req.UserData); n > MaxUserData {
 		return provider.Server{}, fmt.Errorf("%w: hetzner: create server %q: user_data is %d bytes, over Hetzner's limit of %d",
-			provider.ErrInvalid, req.Name, n, cloudinit.MaxSize)
+			provider.ErrInvalid, req.Name, n, MaxUserData)
 	}
 	if err := checkLabels("request labels", req.Labels); err != nil {
 		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
 	}
+	if err := checkNames("request ", req.ServerType, req.Location, req.Image); err != nil {
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return provider.Server{}, err
+	}
+	p.warnPassword(ctx)
 	keys, err := p.sshKeys(ctx)
 	if err != nil {
 		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
@@ -200,14 +256,14 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 
 	opts := hcloud.ServerCreateOpts{
 		Name:       req.Name,
-		ServerType: &hcloud.ServerType{Name: p.opts.ServerType},
-		Image:      imageRef(p.opts.Image),
+		ServerType: &hcloud.ServerType{Name: cmp.Or(req.ServerType, p.opts.ServerType)},
+		Image:      imageRef(cmp.Or(req.Image, p.opts.Image)),
 		SSHKeys:    keys,
 		UserData:   string(req.UserData),
 		Labels:     labels,
 	}
-	if p.opts.Location != "" {
-		opts.Location = &hcloud.Location{Name: p.opts.Location}
+	if loc := cmp.Or(req.Location, p.opts.Location); loc != "" {
+		opts.Location = &hcloud.Location{Name: loc}
 	}
 	for _, id := range p.opts.Firewalls {
 		opts.Firewalls = append(opts.Firewalls, &hcloud.ServerCreateFirewall{Firewall: hcloud.Firewall{ID: id}})
@@ -216,6 +272,8 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		opts.Networks = append(opts.Networks, &hcloud.Network{ID: id})
 	}
 
+	// res.RootPassword, set when no SSH key was given, is dropped here
+	// with res: never logged, returned or kept.
 	res, resp, err := p.client.Server.Create(ctx, opts)
 	switch {
 	case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
@@ -227,6 +285,83 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	}
 	return toServer(res.Server), nil
 }
+
+// List returns the servers that carry ManagedLabel=true and every label of
+// selector, with one GET /servers per 50 servers (Hetzner's largest page;
+// one for none): Hetzner filters them by label selector. Options.Labels are not added to the selector; pass them in
+// selector to narrow the list. Servers being deleted are left out, as Get
+// reports them not found. A selector that is not valid label syntax
+// wraps provider.ErrInvalid, before any request.
+func (p *Provider) List(ctx context.Context, selector map[string]string) ([]provider.Server, error) {
+	if err := checkLabels("selector", selector); err != nil {
+		return nil, fmt.Errorf("hetzner: list servers: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	opts := hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: labelSelector(selector), PerPage: 50, Page: 1}}
+	var out []provider.Server
+	for {
+		// Paging as hcloud-go's AllWithOpts does, keeping each answer for
+		// mapError.
+		page, resp, err := p.client.Server.List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("hetzner: list servers (page %d): %w", opts.Page, mapError(err, resp))
+		}
+		for _, s := range page {
+			// Hetzner filtered already; checking again costs nothing and
+			// keeps a foreign server out whatever the API does.
+			if ours(s.Labels, selector) && s.Status != hcloud.ServerStatusDeleting {
+				out = append(out, toServer(s))
+			}
+		}
+		pg := resp.Meta.Pagination
+		if pg == nil || pg.NextPage <= opts.Page {
+			return out, nil
+		}
+		opts.Page = pg.NextPage
+	}
+}
+
+// labelSelector renders ManagedLabel=true and the labels of selector as a
+// Hetzner label selector, keys sorted.
+func labelSelector(selector map[string]string) string {
+	terms := []string{ManagedLabel + "=true"}
+	for _, k := range slices.Sorted(maps.Keys(selector)) {
+		if k != ManagedLabel {
+			terms = append(terms, k+"="+selector[k])
+		}
+	}
+	return strings.Join(terms, ",")
+}
+
+// CheckCredentials asks for one server of ours (GET /servers?per_page=1):
+// nil when Hetzner accepts the token, an error wrapping
+// provider.ErrUnauthorized when it refuses it (401 unauthorized, 403
+// forbidden), another error when it could not tell. A read-only token
+// passes: Hetzner says no more than that without a write, and the first
+// Create then fails with provider.ErrUnauthorized (forbidden).
+func (p *Provider) CheckCredentials(ctx context.Context) error {
+	_, resp, err := p.client.Server.List(ctx, hcloud.ServerListOpts{
+		ListOpts: hcloud.ListOpts{LabelSelector: labelSelector(nil), PerPage: 1},
+	})
+	if err != nil {
+		return fmt.Errorf("hetzner: check credentials: %w", mapError(err, resp))
+	}
+	return nil
+}
+
+// InstanceID returns the instance ID cloud-init reports on a Hetzner
+// server: its datasource reads instance-id from the metadata service,
+// which is the numeric server ID (and checks it against the SMBIOS
+// serial), so it is the server ID itself.
+func (p *Provider) InstanceID(serverID string) string { return serverID }
+
+// MaxUserData is Hetzner's user_data limit, in bytes.
+const MaxUserData = cloudinit.MaxSize
+
+// MaxUserData returns Hetzner's user_data limit, MaxUserData bytes.
+func (p *Provider) MaxUserData() int { return MaxUserData }
 
 // adopt looks up the server named req.Name after the create request found
 // the name taken (cause), and returns it if it is ours.
@@ -264,10 +399,15 @@ func ours(have, want map[string]string) bool {
 }
 
 // Get returns the server with the given ID, or an error wrapping
-// provider.ErrNotFound. It costs one API request.
+// provider.ErrNotFound, also for a server being deleted (status
+// "deleting": Hetzner lists it until the delete action ends). It costs one
+// API request.
 func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
 	n, err := parseID(id)
 	if err != nil {
+		return provider.Server{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return provider.Server{}, err
 	}
 	s, resp, err := p.client.Server.GetByID(ctx, n)
@@ -276,6 +416,8 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, mapError(err, resp))
 	case s == nil:
 		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, provider.ErrNotFound)
+	case s.Status == hcloud.ServerStatusDeleting:
+		return provider.Server{}, fmt.Errorf("hetzner: get server %d: being deleted: %w", n, provider.ErrNotFound)
 	}
 	return toServer(s), nil
 }
@@ -286,6 +428,9 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 func (p *Provider) Delete(ctx context.Context, id string) error {
 	n, err := parseID(id)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	_, resp, err := p.client.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n})
@@ -319,10 +464,17 @@ func imageRef(ref string) *hcloud.Image {
 // server's /64, the one Hetzner's images configure.
 func toServer(s *hcloud.Server) provider.Server {
 	out := provider.Server{
-		ID:     strconv.FormatInt(s.ID, 10),
-		Name:   s.Name,
-		Status: string(s.Status),
-		Labels: maps.Clone(s.Labels),
+		ID:      strconv.FormatInt(s.ID, 10),
+		Name:    s.Name,
+		Status:  string(s.Status),
+		Labels:  maps.Clone(s.Labels),
+		Created: s.Created,
+	}
+	if s.ServerType != nil {
+		out.ServerType = s.ServerType.Name
+	}
+	if s.Location != nil {
+		out.Location = s.Location.Name
 	}
 	if ip := s.PublicNet.IPv4; !ip.IsUnspecified() {
 		out.IPv4 = ip.IP.String()
@@ -338,7 +490,8 @@ func toServer(s *hcloud.Server) provider.Server {
 // mapError translates an hcloud error to the provider error callers act on,
 // keeping the cause: errors.Is works for both. resp is the answer that
 // carried err, if any; a 429 without an hcloud error body counts as
-// rate limiting. Other errors are returned as they are.
+// rate limiting, a 401 without one as refused credentials. Other errors
+// are returned as they are.
 func mapError(err error, resp *hcloud.Response) error {
 	var kind error
 	switch {
@@ -356,9 +509,14 @@ func mapError(err error, resp *hcloud.Response) error {
 		kind = provider.ErrRateLimited
 	case hcloud.IsError(err, hcloud.ErrorCodeInvalidInput):
 		kind = provider.ErrInvalid
+	case hcloud.IsError(err, hcloud.ErrorCodeUnauthorized, hcloud.ErrorCodeForbidden):
+		kind = provider.ErrUnauthorized
 	case errors.Is(err, hcloud.ErrStatusCode) && resp != nil && resp.Response != nil &&
 		resp.StatusCode == http.StatusTooManyRequests:
 		kind = provider.ErrRateLimited
+	case errors.Is(err, hcloud.ErrStatusCode) && resp != nil && resp.Response != nil &&
+		resp.StatusCode == http.StatusUnauthorized:
+		kind = provider.ErrUnauthorized
 	default:
 		return err
 	}

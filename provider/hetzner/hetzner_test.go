@@ -137,13 +137,17 @@ func TestCreateSendsOneRequest(t *testing.T) {
 	stored := b.api.Servers()
 	require.Len(t, stored, 1)
 	assert.Equal(t, provider.Server{
-		ID:     "1000004",
-		Name:   "t-1",
-		IPv4:   "203.0.113.5",
-		IPv6:   "2001:db8:4::1",
-		Status: "initializing",
-		Labels: map[string]string{"env": "test", "hatchery.dev/tenant": "t-1", hetzner.ManagedLabel: "true"},
+		ID:         "1000004",
+		Name:       "t-1",
+		IPv4:       "203.0.113.5",
+		IPv6:       "2001:db8:4::1",
+		Status:     "initializing",
+		Labels:     map[string]string{"env": "test", "hatchery.dev/tenant": "t-1", hetzner.ManagedLabel: "true"},
+		ServerType: "cx22",
+		Location:   "nbg1",
+		Created:    stored[0].Created,
 	}, srv)
+	assert.False(t, srv.Created.IsZero())
 	assert.Equal(t, net.JoinHostPort(srv.IPv4, "22"), srv.Addr())
 
 	// Further creates cost one request each too.
@@ -425,7 +429,9 @@ func TestErrorsMapped(t *testing.T) {
 			return b.p.Delete(ctx, "42")
 		}, nil, ""},
 		{"invalid_input", post(400, "invalid_input", 1), nil, provider.ErrInvalid, "invalid_input"},
-		{"forbidden is passed on", post(403, "forbidden", 1), nil, nil, "forbidden"},
+		{"forbidden", post(403, "forbidden", 1), nil, provider.ErrUnauthorized, "forbidden"},
+		{"unauthorized", post(401, "unauthorized", 1), nil, provider.ErrUnauthorized, "unauthorized"},
+		{"bare 401", post(401, "", 1), nil, provider.ErrUnauthorized, ""},
 		{"500 is not retried", post(500, "server_error", 1), nil, nil, "server_error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -446,7 +452,7 @@ func TestErrorsMapped(t *testing.T) {
 			}
 			require.Error(t, err)
 			for _, e := range []error{provider.ErrNotFound, provider.ErrQuota, provider.ErrUnavailable,
-				provider.ErrRateLimited, provider.ErrConflict, provider.ErrInvalid} {
+				provider.ErrRateLimited, provider.ErrConflict, provider.ErrInvalid, provider.ErrUnauthorized} {
 				assert.Equal(t, e == tc.want, errors.Is(err, e), "errors.Is(%v, %v)", err, e)
 			}
 			if tc.code != "" {
