@@ -9,6 +9,12 @@
 //	if err := p.Init(ctx); err != nil { ... } // optional: fail fast on bad options or keys
 //	srv, err := p.Create(ctx, provider.CreateRequest{Name: "t-1234", UserData: userData})
 //
+// A CreateRequest's ServerType, Location and Image, in Hetzner's names,
+// override the Options' for that server (empty keeps the Options'); they
+// are checked for Hetzner's name syntax before any request. The returned
+// provider.Server says where the server ended up (ServerType, Location)
+// and when Hetzner created it (Created), from the API's server object.
+//
 // # One API request per server
 //
 // Hetzner allows 3,600 requests per hour per project; every request spent
@@ -19,6 +25,12 @@
 // and Delete does not wait either. SSH key names are resolved to IDs (hcloud-go
 // sends keys by ID only) with one listing, on Init or on the first Create,
 // and kept; a failed resolution is retried by the next call.
+//
+// List (provider.Lister) lets Hetzner filter by label selector
+// (ManagedLabel=true and the selector's labels) and pages at Hetzner's
+// largest page size, 50: listing 1,000 servers costs 20 requests, however
+// many servers of others share the project. CheckCredentials
+// (provider.CredentialChecker) costs one request.
 //
 // # Idempotent creation
 //
@@ -59,16 +71,47 @@
 //
 // hcloud error codes become the provider errors callers act on, the cause
 // kept with %w: resource_limit_exceeded is provider.ErrQuota,
-// resource_unavailable and placement_error provider.ErrUnavailable,
+// resource_unavailable and placement_error provider.ErrUnavailable (the
+// location has no capacity for the server type: another location may),
 // uniqueness_error provider.ErrConflict (once adoption failed),
 // rate_limit_exceeded and a bare 429 provider.ErrRateLimited, not_found
-// provider.ErrNotFound, invalid_input provider.ErrInvalid. Get of a missing
-// server is provider.ErrNotFound; Delete of a missing server succeeds.
+// provider.ErrNotFound, invalid_input provider.ErrInvalid, unauthorized (a
+// missing or revoked token), forbidden (a read-only token) and a bare 401
+// provider.ErrUnauthorized. hcloud-go v2.52 knows no other capacity code; a
+// location that does not offer the server type at all is invalid_input
+// ("unsupported location for server type"), a configuration error, so
+// provider.ErrInvalid and not a reason to fall back. Neither hcloud-go nor
+// the Transport retries unauthorized or forbidden: the first answer is
+// final.
+//
+// Get of a missing server is provider.ErrNotFound, and so is Get of a
+// server being deleted (Hetzner keeps it, status "deleting", until the
+// delete action ends; List leaves it out too); Delete of a missing server
+// succeeds.
+//
+// # Root password
+//
+// Hetzner generates a root password for a server created without an SSH
+// key: the create answer carries it (root_password, "root password when no
+// SSH keys have been specified" in the API reference). Whether Hetzner
+// also emails it is not in the API reference; third-party Terraform
+// modules say it does: count on it existing outside your control. This driver
+// never logs, returns or keeps it, and warns once (Logger) when
+// Options.SSHKeys is empty. Setting Options.SSHKeys (the control plane's
+// key, registered in the project) makes Hetzner generate none, and is the
+// recommended setup; the cloud-config provision adds (root's password
+// locked, SSH password login off) covers servers created without one.
+//
+// # Instance ID
+//
+// cloud-init's Hetzner datasource reports the metadata service's
+// instance-id, the numeric server ID (it also checks it against the SMBIOS
+// serial): InstanceID returns the server ID unchanged.
 //
 // # What never leaves the process
 //
-// User-data over cloudinit.MaxSize (32 KiB) is refused before any request,
-// wrapping provider.ErrInvalid. Neither this package nor NewClient enables
+// User-data over MaxUserData (32 KiB, also provider.UserDataLimiter) is
+// refused before any request, wrapping provider.ErrInvalid. Neither this package nor NewClient enables
 // hcloud-go's debug writer (hcloud.WithDebugWriter), which prints request
 // bodies, user_data included, and the Transport logs methods, paths and
 // statuses only.
