@@ -169,6 +169,34 @@
 // sessions, every unit failing to stay active, and cloud-init reporting an
 // error.
 //
+// # The provider contract and its optional abilities
+//
+// Create adopts an existing server of the same name when that server
+// carries every label of the request (as provider/hetzner does); a server
+// of the name with other labels, or a foreign one (AddForeign: a server
+// the Provider did not create, as another control plane's), is
+// provider.ErrConflict. Invalid requests (provider.CreateRequest.Validate,
+// user-data over Options.MaxUserData or not a usable cloud-config, a server
+// type, location or image that is not a name) are refused before anything
+// starts. A server reports where it is (ServerType and Location: the
+// request's, else Options', else DefaultServerType and DefaultLocation) and
+// when it was created.
+//
+// The Provider has every optional ability of package provider: List
+// (provider.Lister: its own live servers by label, foreign ones never),
+// CheckCredentials (provider.CredentialChecker), InstanceID
+// (provider.InstanceIDer: "i-" and the server ID, what phone_home posts)
+// and MaxUserData (provider.UserDataLimiter: Options.MaxUserData, by
+// default cloudinit.MaxSize, Hetzner's limit).
+//
+// For day-2 tests, what a cloud does to a control plane can be made to
+// happen: SetUnauthorized(true) makes every call fail with
+// provider.ErrUnauthorized (a revoked token), SetUnavailable(location,
+// true) makes creates in a location fail with provider.ErrUnavailable
+// (no capacity there; adopting still works), Vanish deletes a server
+// behind the caller's back (Get then says provider.ErrNotFound), PowerOff
+// stops one but keeps it (Status "off", SSH refused).
+//
 // # Lifetime
 //
 // Delete stops a server: listener and connections closed, running commands

@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,15 +10,23 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/provider"
 )
 
 // DefaultPhoneHomeInterval is the pause between phone_home tries when
 // Options.PhoneHomeInterval is zero: cloud-init's own 3 seconds.
 const DefaultPhoneHomeInterval = 3 * time.Second
+
+// Where servers go when neither the request nor the Options say.
+const (
+	DefaultLocation   = "local"
+	DefaultServerType = "sim"
+)
 
 // Options configures a Provider. The zero value works.
 type Options struct {
@@ -42,6 +51,14 @@ type Options struct {
 	// even where it could be set up (see the package documentation): the
 	// command text is still rewritten and checked.
 	NoNamespace bool
+	// ServerType and Location are what a server reports when its request
+	// names none; "" means DefaultServerType and DefaultLocation.
+	ServerType string
+	Location   string
+	// MaxUserData is the largest user-data Create accepts, in bytes; 0
+	// means cloudinit.MaxSize (32 KiB, Hetzner's limit), so that what
+	// passes here passes there.
+	MaxUserData int
 }
 
 // Faults are failures injected into one simulated server.
@@ -79,25 +96,41 @@ type Provider struct {
 	own    *http.Transport // the client's transport when it is ours
 	iso    *isolation
 
-	mu      sync.Mutex
-	closed  bool
-	dir     string // where sandboxes go, created on first use
-	tempDir bool   // dir is ours to remove
-	next    int
-	byID    map[string]*Server
-	byName  map[string]*Server
+	mu          sync.Mutex
+	closed      bool
+	dir         string // where sandboxes go, created on first use
+	tempDir     bool   // dir is ours to remove
+	next        int
+	byID        map[string]*Server
+	byName      map[string]*Server
+	foreign     map[string]provider.Server // by ID: servers not ours (AddForeign)
+	refused     bool                       // credentials refused (SetUnauthorized)
+	unavailable map[string]bool            // locations out of capacity
 }
 
-var _ provider.Provider = (*Provider)(nil)
+var (
+	_ provider.Provider          = (*Provider)(nil)
+	_ provider.Lister            = (*Provider)(nil)
+	_ provider.CredentialChecker = (*Provider)(nil)
+	_ provider.InstanceIDer      = (*Provider)(nil)
+	_ provider.UserDataLimiter   = (*Provider)(nil)
+)
 
 // New returns a Provider with no servers.
 func New(opts Options) *Provider {
+	opts.ServerType = cmp.Or(opts.ServerType, DefaultServerType)
+	opts.Location = cmp.Or(opts.Location, DefaultLocation)
+	if opts.MaxUserData <= 0 {
+		opts.MaxUserData = cloudinit.MaxSize
+	}
 	p := &Provider{
-		opts:   opts,
-		log:    opts.Logger,
-		client: opts.HTTPClient,
-		byID:   map[string]*Server{},
-		byName: map[string]*Server{},
+		opts:        opts,
+		log:         opts.Logger,
+		client:      opts.HTTPClient,
+		byID:        map[string]*Server{},
+		byName:      map[string]*Server{},
+		foreign:     map[string]provider.Server{},
+		unavailable: map[string]bool{},
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -119,15 +152,31 @@ func New(opts Options) *Provider {
 
 // Create validates the request, applies the faults for its name, and boots
 // a simulated server; it returns at once with Status "initializing". A name
-// that already has a server returns that server (adoption): no second boot.
-// User-data that is not a cloud-config with a phone_home and at least one
-// user with an SSH key is an error wrapping provider.ErrInvalid.
+// that already has a server adopts it (no second boot) when the server
+// carries every label of the request; otherwise, or when the name belongs
+// to a foreign server (AddForeign), the error wraps provider.ErrConflict.
+// User-data over Options.MaxUserData, or that is not a cloud-config with a
+// phone_home and at least one user with an SSH key, and a server type,
+// location or image that is not a name (letters, digits, '.', '_', '-')
+// are errors wrapping provider.ErrInvalid. A location made unavailable
+// (SetUnavailable) is provider.ErrUnavailable; refused credentials
+// (SetUnauthorized) provider.ErrUnauthorized.
 func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
 	if err := req.Validate(); err != nil {
 		return provider.Server{}, err
 	}
+	if n := len(req.UserData); n > p.opts.MaxUserData {
+		return provider.Server{}, fmt.Errorf("%w: fake: create %q: user-data is %d bytes, over the limit of %d",
+			provider.ErrInvalid, req.Name, n, p.opts.MaxUserData)
+	}
+	if err := checkNames(req); err != nil {
+		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
+	}
 	if err := ctx.Err(); err != nil {
 		return provider.Server{}, err
+	}
+	if err := p.credentials(); err != nil {
+		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
 	}
 	var faults Faults
 	if p.opts.Faults != nil {
@@ -136,15 +185,29 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	if faults.CreateErr != nil {
 		return provider.Server{}, faults.CreateErr
 	}
+	location := cmp.Or(req.Location, p.opts.Location)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return provider.Server{}, fmt.Errorf("%w: fake provider closed", provider.ErrUnavailable)
 	}
+	for _, f := range p.foreign {
+		if f.Name == req.Name {
+			return provider.Server{}, fmt.Errorf("fake: create %q: %w (server %s)", req.Name, provider.ErrConflict, f.ID)
+		}
+	}
 	if s, ok := p.byName[req.Name]; ok {
+		for k, v := range req.Labels {
+			if got, ok := s.labels[k]; !ok || got != v {
+				return provider.Server{}, fmt.Errorf("fake: create %q: %w (server %s has other labels)", req.Name, provider.ErrConflict, s.id)
+			}
+		}
 		p.log.Debug("fake: adopting server", "name", req.Name, "id", s.id)
 		return s.info(), nil
+	}
+	if p.unavailable[location] {
+		return provider.Server{}, fmt.Errorf("fake: create %q in %s: %w", req.Name, location, provider.ErrUnavailable)
 	}
 	spec, err := parseUserData(req.UserData)
 	if err != nil {
@@ -167,18 +230,20 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	p.next++
 	id := strconv.Itoa(p.next)
 	s, err := boot(serverConfig{
-		id:       id,
-		name:     req.Name,
-		labels:   maps.Clone(req.Labels),
-		spec:     spec,
-		faults:   faults,
-		parent:   p.dir,
-		keep:     p.opts.Keep,
-		delay:    p.opts.BootDelay,
-		interval: p.opts.PhoneHomeInterval,
-		client:   p.client,
-		iso:      p.iso,
-		log:      p.log.With("server", req.Name, "id", id),
+		id:         id,
+		name:       req.Name,
+		labels:     maps.Clone(req.Labels),
+		serverType: cmp.Or(req.ServerType, p.opts.ServerType),
+		location:   location,
+		spec:       spec,
+		faults:     faults,
+		parent:     p.dir,
+		keep:       p.opts.Keep,
+		delay:      p.opts.BootDelay,
+		interval:   p.opts.PhoneHomeInterval,
+		client:     p.client,
+		iso:        p.iso,
+		log:        p.log.With("server", req.Name, "id", id),
 	})
 	if err != nil {
 		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
@@ -189,17 +254,27 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	return s.info(), nil
 }
 
-// Get returns the server with the given ID, or an error wrapping
-// provider.ErrNotFound when it is unknown or deleted.
+// Get returns the server with the given ID (a foreign one included), or an
+// error wrapping provider.ErrNotFound when it is unknown or deleted.
 func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
 	if err := ctx.Err(); err != nil {
 		return provider.Server{}, err
 	}
-	s, ok := p.Server(id)
-	if !ok {
-		return provider.Server{}, fmt.Errorf("fake: server %q: %w", id, provider.ErrNotFound)
+	if err := p.credentials(); err != nil {
+		return provider.Server{}, fmt.Errorf("fake: get server %q: %w", id, err)
 	}
-	return s.info(), nil
+	p.mu.Lock()
+	s, ok := p.byID[id]
+	f, isForeign := p.foreign[id]
+	p.mu.Unlock()
+	switch {
+	case ok:
+		return s.info(), nil
+	case isForeign:
+		f.Labels = maps.Clone(f.Labels)
+		return f, nil
+	}
+	return provider.Server{}, fmt.Errorf("fake: server %q: %w", id, provider.ErrNotFound)
 }
 
 // Delete stops the server and removes its sandbox (unless Options.Keep).
@@ -208,19 +283,156 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := p.credentials(); err != nil {
+		return fmt.Errorf("fake: delete server %q: %w", id, err)
+	}
+	if p.remove(id) {
+		p.log.Info("fake: server deleted", "id", id)
+	}
+	return nil
+}
+
+// remove stops and forgets the server with the given ID and reports
+// whether there was one.
+func (p *Provider) remove(id string) bool {
 	p.mu.Lock()
 	s, ok := p.byID[id]
 	if ok {
 		delete(p.byID, id)
 		delete(p.byName, s.name)
 	}
+	_, isForeign := p.foreign[id]
+	delete(p.foreign, id)
 	p.mu.Unlock()
-	if !ok {
-		return nil
+	if ok {
+		s.stop()
 	}
-	s.stop()
-	p.log.Info("fake: server deleted", "name", s.name, "id", id)
+	return ok || isForeign
+}
+
+// List returns the live servers of this Provider that carry every label of
+// selector (all of them for an empty selector), oldest first; foreign
+// servers (AddForeign) never. Like every call, it fails with
+// provider.ErrUnauthorized while credentials are refused.
+func (p *Provider) List(ctx context.Context, selector map[string]string) ([]provider.Server, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := p.credentials(); err != nil {
+		return nil, fmt.Errorf("fake: list servers: %w", err)
+	}
+	var out []provider.Server
+	for _, s := range p.Servers() {
+		info := s.info()
+		if hasLabels(info.Labels, selector) {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// hasLabels reports whether have holds every label of want.
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckCredentials returns nil, or an error wrapping
+// provider.ErrUnauthorized while SetUnauthorized(true) holds.
+func (p *Provider) CheckCredentials(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.credentials(); err != nil {
+		return fmt.Errorf("fake: check credentials: %w", err)
+	}
 	return nil
+}
+
+// credentials returns the error every call fails with while credentials
+// are refused, else nil.
+func (p *Provider) credentials() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refused {
+		return fmt.Errorf("%w: the fake provider's credentials are revoked (SetUnauthorized)", provider.ErrUnauthorized)
+	}
+	return nil
+}
+
+// SetUnauthorized makes every call (Create, Get, Delete, List,
+// CheckCredentials) fail with provider.ErrUnauthorized, as a cloud does
+// with a revoked token, or stops it. Servers keep running.
+func (p *Provider) SetUnauthorized(refused bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refused = refused
+}
+
+// SetUnavailable makes Create in location fail with
+// provider.ErrUnavailable, as a cloud out of capacity there does, or
+// stops it. Adopting an existing server of the name still works.
+func (p *Provider) SetUnavailable(location string, unavailable bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if unavailable {
+		p.unavailable[location] = true
+	} else {
+		delete(p.unavailable, location)
+	}
+}
+
+// InstanceID returns the instance ID a server posts at phone_home: "i-"
+// followed by its ID, as Server.InstanceID.
+func (p *Provider) InstanceID(serverID string) string { return "i-" + serverID }
+
+// MaxUserData returns the largest user-data Create accepts
+// (Options.MaxUserData).
+func (p *Provider) MaxUserData() int { return p.opts.MaxUserData }
+
+// AddForeign registers a server this Provider did not create, as another
+// control plane or a person sharing the account would, and returns its
+// ID: Create of its name fails with provider.ErrConflict, Get returns it,
+// List never does, Delete removes it. It runs nothing.
+func (p *Provider) AddForeign(name string, labels map[string]string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.next++
+	id := strconv.Itoa(p.next)
+	p.foreign[id] = provider.Server{
+		ID: id, Name: name, IPv4: "127.0.0.1", Status: "running", Labels: maps.Clone(labels),
+		ServerType: p.opts.ServerType, Location: p.opts.Location, Created: time.Now(),
+	}
+	return id
+}
+
+// Vanish deletes a server behind its user's back, as someone in the
+// cloud's console would: it stops as with Delete (Get then wraps
+// provider.ErrNotFound, List leaves it out). It reports whether the
+// server existed, and works whatever SetUnauthorized says.
+func (p *Provider) Vanish(id string) bool {
+	ok := p.remove(id)
+	if ok {
+		p.log.Info("fake: server vanished", "id", id)
+	}
+	return ok
+}
+
+// PowerOff stops a server behind its user's back, as a crash or a
+// person would, but keeps it: Get and List report it with Status "off",
+// its SSH port refuses connections, nothing it ran keeps running. It
+// reports whether the server exists. Delete removes it as usual.
+func (p *Provider) PowerOff(id string) bool {
+	s, ok := p.Server(id)
+	if ok {
+		s.stop()
+		p.log.Info("fake: server powered off", "id", id)
+	}
+	return ok
 }
 
 // Close deletes every server and waits until all of them have stopped. A
@@ -231,6 +443,7 @@ func (p *Provider) Close() error {
 	servers := slices.Collect(maps.Values(p.byID))
 	clear(p.byID)
 	clear(p.byName)
+	clear(p.foreign)
 	dir, temp := p.dir, p.tempDir
 	p.mu.Unlock()
 
@@ -274,4 +487,20 @@ func (p *Provider) Servers() []*Server {
 	out := slices.Collect(maps.Values(p.byID))
 	slices.SortFunc(out, func(a, b *Server) int { return a.seq - b.seq })
 	return out
+}
+
+// checkNames checks the request's server type, location and image ("" is
+// fine): names as clouds have them, letters, digits, '.', '_' and '-', at
+// most 63 bytes. Errors wrap provider.ErrInvalid.
+func checkNames(req provider.CreateRequest) error {
+	for _, f := range []struct{ field, v string }{
+		{"ServerType", req.ServerType}, {"Location", req.Location}, {"Image", req.Image},
+	} {
+		if len(f.v) > 63 || strings.IndexFunc(f.v, func(c rune) bool {
+			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')
+		}) >= 0 {
+			return fmt.Errorf("%w: %s %q is not a name", provider.ErrInvalid, f.field, f.v)
+		}
+	}
+	return nil
 }

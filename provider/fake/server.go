@@ -30,9 +30,12 @@ type Server struct {
 	id, name string
 	seq      int
 	labels   map[string]string
-	spec     spec
-	faults   Faults
-	log      *slog.Logger
+	// where and when: fixed at Create
+	serverType, location string
+	created              time.Time
+	spec                 spec
+	faults               Faults
+	log                  *slog.Logger
 
 	dir    string // the sandbox: fs, bin and state below it
 	fs     string // the server's file system root
@@ -71,16 +74,17 @@ type Server struct {
 }
 
 type serverConfig struct {
-	id, name        string
-	labels          map[string]string
-	spec            spec
-	faults          Faults
-	parent          string
-	keep            bool
-	delay, interval time.Duration
-	client          *http.Client
-	iso             *isolation
-	log             *slog.Logger
+	id, name             string
+	labels               map[string]string
+	serverType, location string
+	spec                 spec
+	faults               Faults
+	parent               string
+	keep                 bool
+	delay, interval      time.Duration
+	client               *http.Client
+	iso                  *isolation
+	log                  *slog.Logger
 }
 
 // boot builds the sandbox, starts the SSH server and the simulated
@@ -89,6 +93,7 @@ func boot(c serverConfig) (_ *Server, err error) {
 	seq, _ := strconv.Atoi(c.id)
 	s := &Server{
 		id: c.id, name: c.name, seq: seq, labels: c.labels, spec: c.spec, faults: c.faults, log: c.log,
+		serverType: c.serverType, location: c.location, created: time.Now(),
 		keep: c.keep, delay: c.delay, interval: c.interval, client: c.client, iso: c.iso,
 		status:   "initializing",
 		done:     make(chan struct{}),
@@ -204,12 +209,15 @@ func (s *Server) info() provider.Server {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return provider.Server{
-		ID:      s.id,
-		Name:    s.name,
-		IPv4:    "127.0.0.1",
-		Status:  s.status,
-		Labels:  maps.Clone(s.labels),
-		SSHAddr: s.addr,
+		ID:         s.id,
+		Name:       s.name,
+		IPv4:       "127.0.0.1",
+		Status:     s.status,
+		Labels:     maps.Clone(s.labels),
+		SSHAddr:    s.addr,
+		ServerType: s.serverType,
+		Location:   s.location,
+		Created:    s.created,
 	}
 }
 
