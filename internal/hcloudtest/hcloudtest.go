@@ -114,13 +114,10 @@ type Options struct {
 	// Hetzner does for a read-only token.
 	ReadOnly bool
 	// Locations are the location names creates accept; nil means
-	// DefaultLocations. A create naming another is answered 400
-	// invalid_input; one naming none lands in the first.
+	// Hetzner's: fsn1, nbg1, hel1, ash, hil, sin. A create naming another
+	// is answered 400 invalid_input; one naming none lands in the first.
 	Locations []string
 }
-
-// DefaultLocations are the locations an API accepts by default.
-var DefaultLocations = []string{"fsn1", "nbg1", "hel1", "ash", "hil", "sin"}
 
 // Fault is an answer the API gives instead of the normal one.
 type Fault struct {
@@ -192,7 +189,7 @@ func New(opts Options) *API {
 		opts.MaxPerPage = 50
 	}
 	if opts.Locations == nil {
-		opts.Locations = DefaultLocations
+		opts.Locations = []string{"fsn1", "nbg1", "hel1", "ash", "hil", "sin"}
 	}
 	opts.Locations = slices.Clone(opts.Locations)
 	a := &API{

@@ -70,3 +70,32 @@ func Example() {
 	// gone: true
 	// POST /servers: 3 requests: 8
 }
+
+// ExampleProvider_List checks the token, then lists one control plane's
+// servers: Hetzner filters them by label, 50 to a request, and servers of
+// others in the project are never listed.
+func ExampleProvider_List() {
+	api := hcloudtest.New(hcloudtest.Options{})
+	defer api.Close()
+	api.AddServers("prod", 120, map[string]string{hetzner.ManagedLabel: "true", "hatchery.dev/plane": "prod"})
+	api.AddServers("staging", 30, map[string]string{hetzner.ManagedLabel: "true", "hatchery.dev/plane": "staging"})
+	api.AddServer("by-hand", map[string]string{"hatchery.dev/plane": "prod"})
+
+	client := hetzner.NewClient("token", hcloud.WithEndpoint(api.URL()))
+	p := hetzner.New(client, hetzner.Options{ServerType: "cx22", Image: "debian-12"})
+	ctx := context.Background()
+	if err := p.CheckCredentials(ctx); err != nil {
+		fmt.Println(err) // wraps provider.ErrUnauthorized for a bad token
+		return
+	}
+	servers, err := p.List(ctx, map[string]string{"hatchery.dev/plane": "prod"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(servers), "servers, first:", servers[0].Name, servers[0].Location, servers[0].ServerType)
+	fmt.Println("requests:", api.Count("", ""))
+	// Output:
+	// 120 servers, first: prod-0 fsn1 cx22
+	// requests: 4
+}
