@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/digitalocean/godo"
@@ -29,6 +29,9 @@ const DefaultLookupDelay = 5 * time.Second
 // and one more after a failure that made no droplet as far as a lookup
 // can tell.
 const createAttempts = 2
+
+// statusArchive is the status of a droplet being destroyed.
+const statusArchive = "archive"
 
 // listPageSize is the largest page DigitalOcean serves.
 const listPageSize = 200
@@ -183,8 +186,16 @@ type Provider struct {
 	optsErr error
 	log     *slog.Logger
 	delay   time.Duration
-	seed    maphash.Seed
-	locks   [64]chan struct{} // one-slot locks, by hash of the name
+
+	mu    sync.Mutex
+	names map[string]*nameLock // Creates in progress, by name
+}
+
+// nameLock is a one-slot lock that honours contexts, with the number of
+// Creates holding or waiting for it.
+type nameLock struct {
+	slot chan struct{}
+	refs int
 }
 
 // New returns a Provider that creates droplets as opts describe through
@@ -205,18 +216,14 @@ func New(client *godo.Client, opts Options) *Provider {
 		err = fmt.Errorf("%w: digitalocean: the client retries creates (godo.NewFromToken, godo.WithRetryAndBackoffs), which makes duplicate droplets; use NewClient",
 			provider.ErrInvalid)
 	}
-	p := &Provider{
+	return &Provider{
 		client:  client,
 		opts:    opts,
 		optsErr: err,
 		log:     cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		delay:   cmp.Or(opts.LookupDelay, DefaultLookupDelay),
-		seed:    maphash.MakeSeed(),
+		names:   make(map[string]*nameLock),
 	}
-	for i := range p.locks {
-		p.locks[i] = make(chan struct{}, 1)
-	}
-	return p
 }
 
 // Init validates the options and checks the token and the SSH keys with
@@ -237,12 +244,13 @@ func (p *Provider) Init(ctx context.Context) error {
 		} else {
 			_, _, err = p.client.Keys.GetByFingerprint(ctx, k)
 		}
-		err = mapError(err)
+		mapped := mapError(err)
 		switch {
-		case errors.Is(err, provider.ErrNotFound):
+		case errors.Is(mapped, provider.ErrNotFound):
+			// A missing key is a bad option, not a missing server.
 			return fmt.Errorf("%w: digitalocean: SSH key %s is not in the account: %w", provider.ErrInvalid, k, err)
 		case err != nil:
-			return fmt.Errorf("digitalocean: look up SSH key %s: %w", k, err)
+			return fmt.Errorf("digitalocean: look up SSH key %s: %w", k, mapped)
 		}
 	}
 	return nil
@@ -269,14 +277,29 @@ func (p *Provider) InstanceID(serverID string) string { return serverID }
 // MaxUserData returns DigitalOcean's user_data limit, 64 KiB.
 func (p *Provider) MaxUserData() int { return MaxUserData }
 
-// lock takes the one-slot lock of name, so that two Creates of one name in
-// this process never race; it returns the unlock function.
+// lock takes the lock of name, so that two Creates of one name in this
+// process never overlap; it returns the unlock function.
 func (p *Provider) lock(ctx context.Context, name string) (func(), error) {
-	l := p.locks[maphash.String(p.seed, name)%uint64(len(p.locks))]
+	p.mu.Lock()
+	l := p.names[name]
+	if l == nil {
+		l = &nameLock{slot: make(chan struct{}, 1)}
+		p.names[name] = l
+	}
+	l.refs++
+	p.mu.Unlock()
+	release := func() {
+		p.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(p.names, name)
+		}
+		p.mu.Unlock()
+	}
 	select {
-	case l <- struct{}{}:
-		return func() { <-l }, nil
+	case l.slot <- struct{}{}:
+		return func() { <-l.slot; release() }, nil
 	case <-ctx.Done():
+		release()
 		return nil, ctx.Err()
 	}
 }
@@ -492,7 +515,7 @@ func (p *Provider) lookup(ctx context.Context, req provider.CreateRequest) (ours
 		return p.client.Droplets.ListByName(ctx, req.Name, opt)
 	}, func(d godo.Droplet) {
 		switch {
-		case d.Status == "archive" || !strings.EqualFold(d.Name, req.Name):
+		case d.Status == statusArchive || !strings.EqualFold(d.Name, req.Name):
 		case !slices.ContainsFunc(want, func(t string) bool { return !hasTag(d.Tags, t) }):
 			ours = append(ours, d)
 		default:
@@ -528,7 +551,8 @@ func (p *Provider) pages(ctx context.Context, list func(*godo.ListOptions) ([]go
 
 // Get returns the droplet with the given ID, or an error wrapping
 // provider.ErrNotFound, with one request. Its addresses are empty until
-// the droplet is active.
+// the droplet is active. A droplet being destroyed (status "archive") is
+// not found: it is gone as far as callers are concerned.
 func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
 	n, err := parseID(id)
 	if err != nil {
@@ -540,6 +564,8 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 		return provider.Server{}, fmt.Errorf("digitalocean: get droplet %d: %w", n, mapError(err))
 	case d == nil:
 		return provider.Server{}, fmt.Errorf("digitalocean: get droplet %d: %w", n, provider.ErrNotFound)
+	case d.Status == statusArchive:
+		return provider.Server{}, fmt.Errorf("digitalocean: get droplet %d: %w (being destroyed)", n, provider.ErrNotFound)
 	}
 	return toServer(*d), nil
 }
@@ -574,7 +600,10 @@ func (p *Provider) deleteDroplet(ctx context.Context, id int) error {
 // first label other than ManagedLabel in key order, else ManagedTag; the
 // other labels are checked on the droplets it returns. So List costs one
 // request per 200 droplets carrying that tag. A selector label whose tag
-// would be too long is an error wrapping provider.ErrInvalid.
+// would be too long is an error wrapping provider.ErrInvalid. Droplets
+// being destroyed are left out. DigitalOcean numbers the pages: a droplet
+// created or deleted while List runs may shift them, so a sweep should
+// not take a droplet's absence from one List as proof.
 func (p *Provider) List(ctx context.Context, selector map[string]string) ([]provider.Server, error) {
 	if p.client == nil {
 		return nil, p.optsErr
@@ -595,7 +624,7 @@ func (p *Provider) List(ctx context.Context, selector map[string]string) ([]prov
 	err = p.pages(ctx, func(opt *godo.ListOptions) ([]godo.Droplet, *godo.Response, error) {
 		return p.client.Droplets.ListByTag(ctx, filter, opt)
 	}, func(d godo.Droplet) {
-		if !slices.ContainsFunc(want, func(t string) bool { return !hasTag(d.Tags, t) }) {
+		if d.Status != statusArchive && !slices.ContainsFunc(want, func(t string) bool { return !hasTag(d.Tags, t) }) {
 			out = append(out, toServer(d))
 		}
 	})

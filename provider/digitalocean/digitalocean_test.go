@@ -596,12 +596,22 @@ func TestGetAndDelete(t *testing.T) {
 	require.NoError(t, b.p.Delete(ctx, created.ID), "deleting a missing droplet succeeds")
 	assert.Equal(t, 4, b.api.Count("", ""), "one request per call")
 
+	// A droplet being destroyed is gone.
+	archived := b.api.AddDroplet("t-2", digitalocean.ManagedTag)
+	b.api.SetStatus(archived, "archive")
+	_, err = b.p.Get(ctx, strconv.Itoa(archived))
+	require.ErrorIs(t, err, provider.ErrNotFound)
+	listed, err := b.p.List(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, listed)
+	b.api.Reset()
+
 	for _, id := range []string{"", "abc", "-1", "0", "012", "1.5"} {
 		_, err = b.p.Get(ctx, id)
 		require.ErrorIs(t, err, provider.ErrInvalid, "id %q", id)
 		require.ErrorIs(t, b.p.Delete(ctx, id), provider.ErrInvalid, "id %q", id)
 	}
-	assert.Equal(t, 4, b.api.Count("", ""))
+	assert.Equal(t, 0, b.api.Count("", ""))
 }
 
 // TestErrorsMapped checks every translation of an API error, the cause
@@ -768,6 +778,7 @@ func TestCheckCredentialsAndInit(t *testing.T) {
 	err := missing.p.Init(ctx)
 	require.ErrorIs(t, err, provider.ErrInvalid)
 	assert.ErrorContains(t, err, "SSH key 4242 is not in the account")
+	assert.NotErrorIs(t, err, provider.ErrNotFound, "a missing key is not a missing server")
 }
 
 func TestOptionalAbilities(t *testing.T) {
@@ -801,4 +812,32 @@ func TestCreateCanceled(t *testing.T) {
 	_, err = b.p.Create(ctx, request("t-2"))
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 0, b.api.Count(http.MethodPost, ""))
+}
+
+// A Create waiting for another Create of its name gives up with its
+// context, having sent nothing; the lock is free again afterwards.
+func TestCreateWaitingForItsNameCanceled(t *testing.T) {
+	t.Parallel()
+	b := setup(t, config{})
+	hold := make(chan struct{})
+	b.api.Inject(dotest.Fault{Method: http.MethodPost, Hold: hold})
+	first := make(chan error, 1)
+	go func() {
+		_, err := b.p.Create(context.Background(), request("t-1"))
+		first <- err
+	}()
+	require.Eventually(t, func() bool { return b.api.Count(http.MethodPost, "") == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := b.p.Create(ctx, request("t-1"))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, 2, b.api.Count("", ""), "the second Create sent nothing")
+
+	close(hold)
+	require.NoError(t, <-first)
+	srv, err := b.p.Create(context.Background(), request("t-1"))
+	require.NoError(t, err)
+	assert.Len(t, b.api.Droplets(), 1)
+	assert.Equal(t, strconv.Itoa(b.api.Droplets()[0].ID), srv.ID)
 }

@@ -326,7 +326,11 @@ func (t *Transport) acquire(ctx context.Context) error {
 func (t *Transport) observe(resp *http.Response, sent time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.p.observe(resp, sent, time.Now(), t.RetryDelay)
+	now := time.Now()
+	if burst, _ := t.burst(); burst > 0 {
+		t.p.answered = append(t.p.answered, now)
+	}
+	t.p.observe(resp, sent, now, t.RetryDelay)
 	if t.p.wake != nil {
 		close(t.p.wake)
 		t.p.wake = nil
@@ -379,7 +383,6 @@ func (p *pacer) take(now time.Time, burst int, window time.Duration) (time.Time,
 
 func (p *pacer) observe(resp *http.Response, sent, now time.Time, firstDelay time.Duration) {
 	p.inflight--
-	p.answered = append(p.answered, now)
 	if resp == nil {
 		return
 	}
