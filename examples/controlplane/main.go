@@ -211,7 +211,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	// The provider.
 	servers, closeServers, err := c.cloud.Open(ctx, cloud.Env{Logger: log, PhoneHomeInterval: 500 * time.Millisecond})
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.cloud.Provider, err)
+		return fmt.Errorf("open the provider: %w", err)
 	}
 	defer closeServers()
 

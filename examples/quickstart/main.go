@@ -240,7 +240,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		Logger: log, PhoneHomeInterval: 250 * time.Millisecond, Faults: o.faults,
 	})
 	if err != nil {
-		return fail("%s: %v", o.cloud.Provider, err)
+		return fail("open the provider: %v", err)
 	}
 	defer closeServers()
 
