@@ -65,11 +65,15 @@
 // outlive the process. After a restart, their records still say ready,
 // but the servers are gone.
 //
-// -provider hetzner uses Hetzner Cloud. It needs HCLOUD_TOKEN and
-// -callback-base, the public URL where servers reach this service, and
-// takes -server-type, -image and -location. Its secrets come from the
-// RACHEL8_* variables (see examples/rachel8) unless -secrets demo. The
-// recipe is examples/rachel8 with either provider. The Hetzner path cannot
-// be tested here, so it shares everything with the fake path except the
-// provider.
+// -provider hetzner uses Hetzner Cloud, -provider digitalocean
+// DigitalOcean; both take the same flags as examples/quickstart, through
+// examples/internal/cloud: the token from HCLOUD_TOKEN or
+// DIGITALOCEAN_TOKEN, -server-type, -image and -location in the
+// provider's own names, and -ssh-key (required on DigitalOcean: a key
+// fingerprint, or DigitalOcean emails a root password). Real servers need
+// -callback-base, the public URL where servers reach this service. Their
+// secrets come from the RACHEL8_* variables (see examples/rachel8) unless
+// -secrets demo. The recipe is examples/rachel8 with every provider. The
+// cloud paths cannot be tested here, so they share everything with the
+// fake path except the provider.
 package main

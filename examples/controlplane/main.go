@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -24,11 +25,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
 	"github.com/hatchery-dev/hatchery/inject"
-	"github.com/hatchery-dev/hatchery/provider"
-	"github.com/hatchery-dev/hatchery/provider/fake"
-	"github.com/hatchery-dev/hatchery/provider/hetzner"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/postgres"
@@ -70,25 +69,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type config struct {
 	addr        string
 	dir         string
-	db          string // "" means dir/hatchery.db
-	postgres    string // a DSN; "" means SQLite
-	provider    string
-	callback    string // public base URL; "" means the listen address
-	secrets     string // "demo" or "env"
+	db          string       // "" means dir/hatchery.db
+	postgres    string       // a DSN; "" means SQLite
+	cloud       *cloud.Flags // -provider and its flags
+	callback    string       // public base URL; "" means the listen address
+	secrets     string       // "demo" or "env"
 	verbose     bool
 	resumeEvery time.Duration
 	shutdown    time.Duration
-
-	// provider/fake
-	bootDelay time.Duration
-	settle    time.Duration
-
-	// provider/hetzner
-	hcloudToken string
-	serverType  string
-	image       string
-	location    string
-	sshKeys     []string
+	settle      time.Duration
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -103,28 +92,20 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.dir, "dir", "controlplane-data", "`directory` of the SQLite database and the control plane's keys (created 0700)")
 	fs.StringVar(&c.db, "db", "", "SQLite database `path` (default DIR/hatchery.db)")
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL `DSN`; use it instead of SQLite, e.g. for several replicas")
-	fs.StringVar(&c.provider, "provider", "fake", "`fake` (simulated servers) or hetzner (real servers, HCLOUD_TOKEN)")
-	fs.StringVar(&c.callback, "callback-base", "", "public `URL` where servers reach this service, e.g. https://cp.example.com (required with hetzner; default: the listen address)")
-	fs.StringVar(&c.secrets, "secrets", "", "where tenants' secrets come from: `demo` (fixed demo values; the default with fake) or env (RACHEL8_* variables; the default with hetzner)")
+	c.cloud = cloud.Register(fs, cloud.Defaults{BootDelay: 2 * time.Second})
+	fs.StringVar(&c.callback, "callback-base", "", "public `URL` where servers reach this service, e.g. https://cp.example.com (required with real servers; default: the listen address)")
+	fs.StringVar(&c.secrets, "secrets", "", "where tenants' secrets come from: `demo` (fixed demo values; the default with fake) or env (RACHEL8_* variables; the default with real servers)")
 	fs.BoolVar(&c.verbose, "v", false, "debug logs")
 	fs.DurationVar(&c.resumeEvery, "resume-interval", 0, "pause between Resume passes, which pick up crashed work, retries and phone_home deadlines (default 30s)")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests and injections in flight")
-	fs.DurationVar(&c.bootDelay, "boot-delay", 2*time.Second, "fake: how long a simulated server boots before it phones home")
 	fs.DurationVar(&c.settle, "settle", time.Second, "how long the service must stay active after it starts")
-	fs.StringVar(&c.serverType, "server-type", "cx22", "hetzner: server `type`")
-	fs.StringVar(&c.image, "image", "ubuntu-24.04", "hetzner: `image` name")
-	fs.StringVar(&c.location, "location", "fsn1", "hetzner: `location`")
-	fs.Func("ssh-key", "hetzner: `name` of a project SSH key to add to the servers too (repeatable)", func(s string) error {
-		c.sshKeys = append(c.sshKeys, s)
-		return nil
-	})
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	if c.bootDelay < 0 || c.settle < 0 || c.resumeEvery < 0 || c.shutdown < 0 {
+	if c.settle < 0 || c.resumeEvery < 0 || c.shutdown < 0 {
 		return c, errors.New("durations must not be negative")
 	}
 	if c.callback != "" {
@@ -134,24 +115,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 		c.callback = strings.TrimRight(c.callback, "/")
 	}
-	switch c.provider {
-	case "fake":
-		if c.secrets == "" {
-			c.secrets = "demo"
-		}
-	case "hetzner":
-		c.hcloudToken = getenv("HCLOUD_TOKEN")
-		if c.hcloudToken == "" {
-			return c, errors.New("-provider hetzner needs HCLOUD_TOKEN (an API token of the Hetzner Cloud project, read & write)")
-		}
-		if c.callback == "" {
-			return c, errors.New("-provider hetzner needs -callback-base: the public URL where the servers reach -addr")
-		}
-		if c.secrets == "" {
-			c.secrets = "env"
-		}
+	if err := c.cloud.Check(getenv); err != nil {
+		return c, err
+	}
+	switch {
+	case !c.cloud.Real():
+		c.secrets = cmp.Or(c.secrets, "demo")
+	case c.callback == "":
+		return c, fmt.Errorf("-provider %s needs -callback-base: the public URL where the servers reach -addr", c.cloud.Provider)
 	default:
-		return c, fmt.Errorf("-provider %q: want fake or hetzner", c.provider)
+		c.secrets = cmp.Or(c.secrets, "env")
 	}
 	if c.secrets != "demo" && c.secrets != "env" {
 		return c, fmt.Errorf("-secrets %q: want demo or env", c.secrets)
@@ -236,22 +209,11 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	}
 
 	// The provider.
-	var cloud provider.Provider
-	switch c.provider {
-	case "fake":
-		f := fake.New(fake.Options{BootDelay: c.bootDelay, PhoneHomeInterval: 500 * time.Millisecond, Logger: log.With("component", "fake")})
-		defer f.Close()
-		cloud = f
-	case "hetzner":
-		h := hetzner.New(hetzner.NewClient(c.hcloudToken), hetzner.Options{
-			ServerType: c.serverType, Image: c.image, Location: c.location,
-			SSHKeys: c.sshKeys, Logger: log.With("component", "hetzner"),
-		})
-		if err := h.Init(ctx); err != nil {
-			return fmt.Errorf("hetzner: %w", err)
-		}
-		cloud = h
+	servers, closeServers, err := c.cloud.Open(ctx, cloud.Env{Logger: log, PhoneHomeInterval: 500 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("open the provider: %w", err)
 	}
+	defer closeServers()
 
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
@@ -263,7 +225,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	}
 
 	cfg := provision.Config{
-		Provider:       cloud,
+		Provider:       servers,
 		Store:          st,
 		Secrets:        secrets,
 		Signer:         signer,
@@ -298,7 +260,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("the tenants API has no authentication and listens beyond loopback: put it behind your own auth, expose only " + CallbackPath + "/")
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "callback", base+CallbackPath, "provider", c.provider, "secrets", c.secrets)
+	log.Info("serving", "addr", ln.Addr().String(), "callback", base+CallbackPath, "provider", c.cloud.Provider, "secrets", c.secrets)
 
 	var broke error
 	select {

@@ -36,7 +36,7 @@ func TestFlags(t *testing.T) {
 		{name: "defaults", check: func(t *testing.T, c config) {
 			assert.Equal(t, "127.0.0.1:8080", c.addr)
 			assert.Equal(t, "controlplane-data", c.dir)
-			assert.Equal(t, "fake", c.provider)
+			assert.Equal(t, "fake", c.cloud.Provider)
 			assert.Equal(t, "demo", c.secrets)
 			assert.Empty(t, c.postgres)
 			assert.Equal(t, 30*time.Second, c.shutdown)
@@ -47,13 +47,26 @@ func TestFlags(t *testing.T) {
 		}},
 		{name: "hetzner", args: []string{"-provider", "hetzner", "-callback-base", "https://cp.example.com//", "-location", "hel1"}, getenv: withToken,
 			check: func(t *testing.T, c config) {
-				assert.Equal(t, "token", c.hcloudToken)
+				assert.Equal(t, "token", c.cloud.Token)
 				assert.Equal(t, "https://cp.example.com", c.callback)
 				assert.Equal(t, "env", c.secrets, "real servers get real secrets by default")
-				assert.Equal(t, "hel1", c.location)
+				assert.Equal(t, "hel1", c.cloud.Location)
 			}},
 		{name: "hetzner without token", args: []string{"-provider", "hetzner", "-callback-base", "https://cp.example.com"}, wantErr: "HCLOUD_TOKEN"},
 		{name: "hetzner without callback", args: []string{"-provider", "hetzner"}, getenv: withToken, wantErr: "-callback-base"},
+		{name: "digitalocean", args: []string{"-provider", "digitalocean", "-callback-base", "https://cp.example.com", "-ssh-key", "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"},
+			getenv: func(k string) string {
+				if k == "DIGITALOCEAN_TOKEN" {
+					return "do-token"
+				}
+				return ""
+			},
+			check: func(t *testing.T, c config) {
+				assert.Equal(t, "do-token", c.cloud.Token)
+				assert.Equal(t, "env", c.secrets)
+				assert.Equal(t, "fra1", c.cloud.Location)
+			}},
+		{name: "digitalocean without token", args: []string{"-provider", "digitalocean", "-callback-base", "https://cp.example.com", "-ssh-key", "1"}, wantErr: "DIGITALOCEAN_TOKEN"},
 		{name: "unknown provider", args: []string{"-provider", "gcp"}, wantErr: `-provider "gcp"`},
 		{name: "unknown secrets", args: []string{"-secrets", "vault"}, wantErr: `-secrets "vault"`},
 		{name: "bad callback", args: []string{"-callback-base", "ftp://x"}, wantErr: "absolute http(s) URL"},

@@ -34,26 +34,39 @@
 // provisioner's and the servers' logs (log/slog) to stderr, and shows
 // plain lines instead of the board so the two do not mix.
 //
-// # Real servers on Hetzner Cloud
+// # Real servers: Hetzner Cloud or DigitalOcean
 //
-// With -provider hetzner, everything stays the same except the provider:
-// hetzner.New on hetzner.NewClient(HCLOUD_TOKEN), with -server-type (cx22),
-// -image (ubuntu-24.04) and -location (fsn1). The servers must reach this
+// With -provider hetzner or -provider digitalocean, everything stays the
+// same except the provider, which examples/internal/cloud builds from the
+// same flags for both: -server-type, -image and -location (Hetzner's
+// names, default cx22, ubuntu-24.04, fsn1; or DigitalOcean's size, image
+// and region slugs, default s-1vcpu-2gb, ubuntu-24-04-x64, fra1) and
+// -ssh-key (a Hetzner project key name, optional; the fingerprint of a
+// DigitalOcean account key, required, since DigitalOcean emails a root
+// password for a droplet created without one). The token comes from
+// HCLOUD_TOKEN or DIGITALOCEAN_TOKEN. The servers must reach this
 // process, so -callback-base is required: it is the public URL of the
-// -listen address, which is usually a reverse proxy or a tunnel to it. The
-// secrets come from the RACHEL8_* variables (see examples/rachel8), and
-// they are checked before any server is created:
+// -listen address, which is usually a reverse proxy or a tunnel to it.
+// The secrets come from the RACHEL8_* variables (see examples/rachel8),
+// and they are checked before any server is created:
 //
 //	export HCLOUD_TOKEN=… RACHEL8_CLAUDE_ACCESS_TOKEN=… RACHEL8_CLAUDE_REFRESH_TOKEN=… \
 //	       RACHEL8_CLAUDE_EXPIRES_AT=… RACHEL8_TELEGRAM_BOT_TOKEN=… RACHEL8_OWNER_TELEGRAM_USER_ID=…
 //	go run ./examples/quickstart -provider hetzner -tenants 1 -listen :8080 \
 //	    -callback-base https://cp.example.com
 //
+//	export DIGITALOCEAN_TOKEN=… RACHEL8_…=…
+//	go run ./examples/quickstart -provider digitalocean -ssh-key aa:bb:…:ff -tenants 1 \
+//	    -listen :8080 -callback-base https://cp.example.com
+//
 // Real servers cost money and keep running after the quickstart ends.
 // -deprovision deletes them at the end. Otherwise, delete them in the
-// console; every server carries the label hatchery-tenant. Each run uses
-// a fresh SSH key, so only the run that created a server can inject into it.
-// examples/controlplane keeps its key across restarts. The Hetzner path
-// cannot be tested here (no account, no network), so it shares all its
-// code with the fake path except the provider.
+// console: on Hetzner every server carries the label hatchery-tenant, on
+// DigitalOcean the tag hatchery:managed. Each run uses a fresh SSH key,
+// so only the run that created a server can inject into it.
+// examples/controlplane keeps its key across restarts. The cloud paths
+// cannot be tested here (no account, no network), so they share all
+// their code with the fake path except the provider, whose construction
+// is tested against the fake cloud APIs (internal/hcloudtest,
+// internal/dotest).
 package main

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -22,11 +23,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
 	"github.com/hatchery-dev/hatchery/inject"
-	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/fake"
-	"github.com/hatchery-dev/hatchery/provider/hetzner"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/sqlite"
@@ -67,24 +67,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // options are the parsed flags, plus what tests set directly.
 type options struct {
-	tenants  int
-	db       string // keep the database here; "" means a temporary one
-	verbose  bool
-	provider string // "fake" or "hetzner"
-	listen   string // the callback server's listen address
-	callback string // public base URL of the callback server; "" means the listen address
-	timeout  time.Duration
-
-	// provider/fake
-	bootDelay time.Duration
-	settle    time.Duration
-
-	// provider/hetzner
-	hcloudToken string
-	serverType  string
-	image       string
-	location    string
-	sshKeys     []string
+	tenants     int
+	db          string // keep the database here; "" means a temporary one
+	verbose     bool
+	cloud       *cloud.Flags // -provider and its flags
+	listen      string       // the callback server's listen address
+	callback    string       // public base URL of the callback server; "" means the listen address
+	timeout     time.Duration
+	settle      time.Duration
 	deprovision bool
 
 	// Set by run from the environment, or by tests.
@@ -104,20 +94,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.IntVar(&o.tenants, "tenants", 3, "number of tenants to provision (1-50)")
 	fs.StringVar(&o.db, "db", "", "keep the SQLite database at this `path` (default: a temporary one, removed at exit)")
 	fs.BoolVar(&o.verbose, "v", false, "log what the provisioner and the servers do (slog, to stderr)")
-	fs.StringVar(&o.provider, "provider", "fake", "`fake` (simulated servers, no account needed) or hetzner (real servers, HCLOUD_TOKEN)")
+	o.cloud = cloud.Register(fs, cloud.Defaults{BootDelay: time.Second})
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "`address` the phone_home callback server listens on")
-	fs.StringVar(&o.callback, "callback-base", "", "public `URL` where servers reach this process, e.g. https://cp.example.com (required with -provider hetzner; default: the listen address)")
-	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (default 2m with fake, 20m with hetzner)")
-	fs.DurationVar(&o.bootDelay, "boot-delay", time.Second, "fake: how long a simulated server boots before it phones home")
+	fs.StringVar(&o.callback, "callback-base", "", "public `URL` where servers reach this process, e.g. https://cp.example.com (required with real servers; default: the listen address)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (default 2m with fake, 20m with real servers)")
 	fs.DurationVar(&o.settle, "settle", time.Second, "how long the service must stay active after it starts")
-	fs.StringVar(&o.serverType, "server-type", "cx22", "hetzner: server `type`")
-	fs.StringVar(&o.image, "image", "ubuntu-24.04", "hetzner: `image` name")
-	fs.StringVar(&o.location, "location", "fsn1", "hetzner: `location` (\"\" lets Hetzner choose)")
-	fs.Func("ssh-key", "hetzner: `name` of a project SSH key to add to the servers too (repeatable), for your own access", func(s string) error {
-		o.sshKeys = append(o.sshKeys, s)
-		return nil
-	})
-	fs.BoolVar(&o.deprovision, "deprovision", false, "delete every tenant's server at the end (hetzner servers otherwise keep running, and costing)")
+	fs.BoolVar(&o.deprovision, "deprovision", false, "delete every tenant's server at the end (real servers otherwise keep running, and costing)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -127,7 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if o.tenants < 1 || o.tenants > 50 {
 		return o, fmt.Errorf("-tenants %d: want 1 to 50", o.tenants)
 	}
-	if o.bootDelay < 0 || o.settle < 0 || o.timeout < 0 {
+	if o.settle < 0 || o.timeout < 0 {
 		return o, errors.New("durations must not be negative")
 	}
 	if o.callback != "" {
@@ -137,24 +119,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 		o.callback = strings.TrimRight(o.callback, "/")
 	}
-	switch o.provider {
-	case "fake":
-		if o.timeout == 0 {
-			o.timeout = 2 * time.Minute
-		}
-	case "hetzner":
-		o.hcloudToken = getenv("HCLOUD_TOKEN")
-		if o.hcloudToken == "" {
-			return o, errors.New("-provider hetzner needs HCLOUD_TOKEN (an API token of the Hetzner Cloud project, read & write)")
-		}
-		if o.callback == "" {
-			return o, errors.New("-provider hetzner needs -callback-base: the public URL where the servers reach -listen")
-		}
-		if o.timeout == 0 {
-			o.timeout = 20 * time.Minute
-		}
+	if err := o.cloud.Check(getenv); err != nil {
+		return o, err
+	}
+	switch {
+	case !o.cloud.Real():
+		o.timeout = cmp.Or(o.timeout, 2*time.Minute)
+	case o.callback == "":
+		return o, fmt.Errorf("-provider %s needs -callback-base: the public URL where the servers reach -listen", o.cloud.Provider)
 	default:
-		return o, fmt.Errorf("-provider %q: want fake or hetzner", o.provider)
+		o.timeout = cmp.Or(o.timeout, 20*time.Minute)
 	}
 	return o, nil
 }
@@ -168,11 +142,17 @@ starts. By default everything is local: simulated servers (provider/fake), a
 SQLite store in a temporary directory, and the callback on 127.0.0.1. The
 recipe is examples/rachel8, with fixed demo secrets on simulated servers.
 
-With real servers on Hetzner Cloud (they cost money; see -deprovision):
+With real servers (they cost money; see -deprovision), on Hetzner Cloud:
 
   export HCLOUD_TOKEN=...  RACHEL8_CLAUDE_ACCESS_TOKEN=... (see examples/rachel8)
   go run ./examples/quickstart -provider hetzner -listen :8080 \
       -callback-base https://cp.example.com
+
+or on DigitalOcean (-ssh-key is required there):
+
+  export DIGITALOCEAN_TOKEN=...  RACHEL8_CLAUDE_ACCESS_TOKEN=...
+  go run ./examples/quickstart -provider digitalocean -ssh-key aa:bb:...:ff \
+      -listen :8080 -callback-base https://cp.example.com
 
 Exit status: 0 when every tenant is ready, 1 otherwise, 2 on bad usage.
 
@@ -223,7 +203,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		ids[i] = newUUID()
 	}
 	var secrets inject.SecretSource
-	if o.provider == "fake" {
+	if !o.cloud.Real() {
 		demo := make(inject.StaticSecrets, len(ids))
 		for _, id := range ids {
 			demo[id] = demoSecrets().Map()
@@ -256,27 +236,13 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	defer st.Close()
 
 	// The provider.
-	var cloud provider.Provider
-	switch o.provider {
-	case "fake":
-		f := fake.New(fake.Options{
-			BootDelay:         o.bootDelay,
-			PhoneHomeInterval: 250 * time.Millisecond,
-			Logger:            log.With("component", "fake"),
-			Faults:            o.faults,
-		})
-		defer f.Close()
-		cloud = f
-	case "hetzner":
-		h := hetzner.New(hetzner.NewClient(o.hcloudToken), hetzner.Options{
-			ServerType: o.serverType, Image: o.image, Location: o.location,
-			SSHKeys: o.sshKeys, Logger: log.With("component", "hetzner"),
-		})
-		if err := h.Init(ctx); err != nil {
-			return fail("hetzner: %v", err)
-		}
-		cloud = h
+	servers, closeServers, err := o.cloud.Open(ctx, cloud.Env{
+		Logger: log, PhoneHomeInterval: 250 * time.Millisecond, Faults: o.faults,
+	})
+	if err != nil {
+		return fail("open the provider: %v", err)
 	}
+	defer closeServers()
 
 	// The callback server: the real phone_home handler, over HTTP.
 	ln, err := net.Listen("tcp", o.listen)
@@ -304,8 +270,8 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	_, _ = rand.Read(key)
 
 	fmt.Fprintf(stdout, "Provisioning %d %s on %s\nstore:    SQLite, %s\ncallback: %s\n",
-		len(ids), plural(len(ids), "tenant", "tenants"), describeProvider(o), dbPath, base+callbackPath+"/")
-	if o.provider == "fake" {
+		len(ids), plural(len(ids), "tenant", "tenants"), o.cloud.Describe(), dbPath, base+callbackPath+"/")
+	if !o.cloud.Real() {
 		fmt.Fprintln(stdout, "secrets:  fixed DEMO values (not secrets), written only into the simulated servers' sandboxes")
 	} else {
 		fmt.Fprintln(stdout, "secrets:  from the environment ("+rachel8.EnvPrefix+"*)")
@@ -315,7 +281,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	defer prog.stop()
 
 	cfg := provision.Config{
-		Provider:     cloud,
+		Provider:     servers,
 		Store:        st,
 		Secrets:      secrets,
 		Signer:       signer,
@@ -404,8 +370,8 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 			}
 		}
 		fmt.Fprintln(stdout, "Every tenant deprovisioned: their servers are deleted.")
-	} else if o.provider == "hetzner" {
-		fmt.Fprintln(stdout, "The servers keep running: delete them in the Hetzner console (label "+provision.LabelTenant+"), or run with -deprovision.")
+	} else if o.cloud.Real() {
+		fmt.Fprintln(stdout, "The servers keep running: delete them "+o.cloud.Leftovers()+", or run with -deprovision.")
 	}
 	if o.db != "" {
 		fmt.Fprintf(stdout, "The records are kept in %s.\n", o.db)
@@ -417,13 +383,6 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
-}
-
-func describeProvider(o options) string {
-	if o.provider == "hetzner" {
-		return fmt.Sprintf("Hetzner Cloud (%s, %s, %s)", o.serverType, o.image, o.location)
-	}
-	return "simulated servers (provider/fake)"
 }
 
 func plural(n int, one, many string) string {

@@ -211,6 +211,15 @@ func TestIsTerminal(t *testing.T) {
 
 func noEnv(string) string { return "" }
 
+const doKey = "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"
+
+func withDOToken(k string) string {
+	if k == "DIGITALOCEAN_TOKEN" {
+		return "do-token"
+	}
+	return ""
+}
+
 func TestFlags(t *testing.T) {
 	t.Parallel()
 	withToken := func(k string) string {
@@ -228,7 +237,7 @@ func TestFlags(t *testing.T) {
 	}{
 		{name: "defaults", check: func(t *testing.T, o options) {
 			assert.Equal(t, 3, o.tenants)
-			assert.Equal(t, "fake", o.provider)
+			assert.Equal(t, "fake", o.cloud.Provider)
 			assert.Equal(t, "", o.db)
 			assert.Equal(t, "127.0.0.1:0", o.listen)
 			assert.Equal(t, 2*time.Minute, o.timeout)
@@ -249,11 +258,22 @@ func TestFlags(t *testing.T) {
 		{name: "hetzner without callback", args: []string{"-provider", "hetzner"}, getenv: withToken, wantErr: "-callback-base"},
 		{name: "hetzner", args: []string{"-provider", "hetzner", "-callback-base", "https://cp.example.com/", "-server-type", "cx32", "-ssh-key", "ops", "-ssh-key", "me"}, getenv: withToken,
 			check: func(t *testing.T, o options) {
-				assert.Equal(t, "token", o.hcloudToken)
+				assert.Equal(t, "token", o.cloud.Token)
 				assert.Equal(t, "https://cp.example.com", o.callback)
-				assert.Equal(t, "cx32", o.serverType)
-				assert.Equal(t, []string{"ops", "me"}, o.sshKeys)
+				assert.Equal(t, "cx32", o.cloud.ServerType)
+				assert.Equal(t, []string{"ops", "me"}, o.cloud.SSHKeys)
 				assert.Equal(t, 20*time.Minute, o.timeout)
+			}},
+		{name: "digitalocean without token", args: []string{"-provider", "digitalocean", "-callback-base", "https://cp.example.com", "-ssh-key", doKey}, wantErr: "DIGITALOCEAN_TOKEN"},
+		{name: "digitalocean without key", args: []string{"-provider", "digitalocean", "-callback-base", "https://cp.example.com"}, getenv: withDOToken, wantErr: "root password"},
+		{name: "digitalocean without callback", args: []string{"-provider", "digitalocean", "-ssh-key", doKey}, getenv: withDOToken, wantErr: "-callback-base"},
+		{name: "digitalocean", args: []string{"-provider", "digitalocean", "-callback-base", "https://cp.example.com", "-ssh-key", doKey, "-location", "ams3"}, getenv: withDOToken,
+			check: func(t *testing.T, o options) {
+				assert.Equal(t, "do-token", o.cloud.Token)
+				assert.Equal(t, "ams3", o.cloud.Location)
+				assert.Equal(t, "s-1vcpu-2gb", o.cloud.ServerType)
+				assert.Equal(t, 20*time.Minute, o.timeout)
+				assert.True(t, o.cloud.Real())
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
