@@ -2,8 +2,9 @@
 // interface that creates, inspects and deletes servers, and the errors
 // drivers translate their API's failures to.
 //
-// Drivers: provider/hetzner (Hetzner Cloud through hcloud-go/v2) and
-// provider/fake (simulated servers in-process, for tests and the quickstart).
+// Drivers: provider/hetzner (Hetzner Cloud through hcloud-go/v2),
+// provider/digitalocean (DigitalOcean through godo) and provider/fake
+// (simulated servers in-process, for tests and the quickstart).
 //
 // # Optional abilities
 //
