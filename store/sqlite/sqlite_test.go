@@ -33,12 +33,34 @@ func TestConformance(t *testing.T) {
 			storetest.Replicas(func(t *testing.T) (store.Store, store.Store) {
 				path := filepath.Join(t.TempDir(), "hatchery.db")
 				return open(t, path), open(t, path)
+			}),
+			storetest.Corrupter(func(t *testing.T) (store.Store, func(string, storetest.Corruption) error) {
+				path := filepath.Join(t.TempDir(), "hatchery.db")
+				s, db := open(t, path), rawDB(t, path)
+				return s, func(id string, how storetest.Corruption) error {
+					set := map[storetest.Corruption]string{
+						storetest.CorruptHostKeys: `host_keys = '["ssh-ed25519 AAAA", unterminated'`,
+						storetest.CorruptStatus:   `status = 'booting'`,
+						storetest.CorruptTime:     `lease_until = 9223372036854775807`, // year 294247
+					}[how]
+					_, err := db.Exec(`UPDATE hatchery_records SET `+set+` WHERE id = ?`, id)
+					return err
+				}
 			}))
 	})
 }
 
 func BenchmarkUpdate(b *testing.B) {
 	storetest.BenchmarkUpdate(b, func(b *testing.B) store.Store { return open(b, filepath.Join(b.TempDir(), "hatchery.db")) })
+}
+
+// numMigrations counts the package's migration files.
+func numMigrations(t *testing.T) int {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	return len(files)
 }
 
 func rawDB(t *testing.T, path string) *sql.DB {
@@ -68,7 +90,7 @@ func TestReopenKeepsRecordsAndSchema(t *testing.T) {
 	db := rawDB(t, path)
 	var versions int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM hatchery_schema_version`).Scan(&versions))
-	require.Equal(t, 1, versions, "each migration is recorded once")
+	require.Equal(t, numMigrations(t), versions, "each migration is recorded once")
 	var mode string
 	require.NoError(t, db.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
 	require.Equal(t, "wal", mode)
@@ -98,7 +120,7 @@ func TestConcurrentOpen(t *testing.T) {
 	db := rawDB(t, path)
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM hatchery_schema_version`).Scan(&versions))
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM hatchery_records`).Scan(&records))
-	require.Equal(t, 1, versions)
+	require.Equal(t, numMigrations(t), versions)
 	require.Equal(t, n, records)
 }
 
