@@ -113,7 +113,7 @@ func open(ctx context.Context, path string) (*Store, error) {
 	s.w, s.r = w, w
 	if err := s.migrateRetry(ctx); err != nil {
 		_ = w.Close()
-		return nil, err
+		return nil, explainCantOpen(s.path, err)
 	}
 	if s.path != "" {
 		// The file exists now: remember which one it is.
@@ -183,6 +183,32 @@ func checkDir(dir string) error {
 		return &dirError{dir: dir, err: syscall.ENOTDIR}
 	}
 	return nil
+}
+
+// explainCantOpen adds the operating system's reason to SQLite's "unable
+// to open database file", which gives none: it opens the file itself, for
+// reading and writing, as SQLite would (creating it only when missing, and
+// removing it again). Other errors are returned as they are.
+func explainCantOpen(path string, err error) error {
+	var se *sqlite.Error
+	if path == "" || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_CANTOPEN {
+		return err
+	}
+	f, oerr := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(oerr, fs.ErrNotExist) {
+		if f, oerr = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); oerr == nil {
+			defer func() { _ = os.Remove(path) }()
+		}
+	}
+	if oerr != nil {
+		var pe *fs.PathError
+		if errors.As(oerr, &pe) {
+			oerr = pe.Err // the path is said once, by Open
+		}
+		return fmt.Errorf("%w (%w)", oerr, err)
+	}
+	_ = f.Close()
+	return err
 }
 
 // ErrFileGone is returned by writes (and Ping) once the Store's path no
