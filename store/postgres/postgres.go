@@ -52,7 +52,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{pool: pool, owned: true}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
-		return nil, err
+		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	return s, nil
 }
@@ -65,7 +65,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	}
 	s := &Store{pool: pool}
 	if err := s.migrate(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: new: %w", err)
 	}
 	return s, nil
 }
@@ -83,50 +83,62 @@ func (s *Store) Close() error {
 // migrate applies the embedded migrations the database has not seen, in
 // one transaction that first takes a transaction-scoped advisory lock keyed
 // on the schema: replicas starting together apply each migration once, and
-// stores in different schemas do not wait for each other.
+// stores in different schemas do not wait for each other. Its errors do not
+// say "postgres": Open and New add it.
 func (s *Store) migrate(ctx context.Context) error {
 	all, err := migrate.Load(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
+		return err
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var schema *string
-		if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-			return err
-		}
-		if schema == nil {
-			return errors.New("no schema of the search_path exists")
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('hatchery/store/migrate:' || $1, 0))`, *schema); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS hatchery_schema_version (
-			version    integer     NOT NULL PRIMARY KEY,
-			name       text        NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now()
-		)`); err != nil {
-			return err
-		}
-		var current int
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM hatchery_schema_version`).Scan(&current); err != nil {
-			return err
-		}
-		pending, err := migrate.Pending(all, current)
-		if err != nil {
-			return err
-		}
-		for _, m := range pending {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return fmt.Errorf("%s: %w", m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO hatchery_schema_version (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
-				return fmt.Errorf("%s: %w", m.Name, err)
-			}
-		}
-		return nil
-	})
+	// Connecting is the first thing that can fail here, and is no
+	// migration: its error goes out as is.
+	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", translate(ctx, err))
+		return translate(ctx, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := migrateTx(ctx, tx, all); err != nil {
+		return translate(ctx, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", translate(ctx, err))
+	}
+	return nil
+}
+
+func migrateTx(ctx context.Context, tx pgx.Tx, all []migrate.Migration) error {
+	var schema *string
+	if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if schema == nil {
+		return errors.New("migrate: no schema of the search_path exists")
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('hatchery/store/migrate:' || $1, 0))`, *schema); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS hatchery_schema_version (
+		version    integer     NOT NULL PRIMARY KEY,
+		name       text        NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM hatchery_schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	pending, err := migrate.Pending(all, current)
+	if err != nil {
+		return err // says "migrate:"
+	}
+	for _, m := range pending {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO hatchery_schema_version (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.Name, err)
+		}
 	}
 	return nil
 }

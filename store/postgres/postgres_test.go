@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -348,4 +350,29 @@ func TestPingAfterClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, owned.Close())
 	require.Error(t, owned.Ping(t.Context()))
+}
+
+// Open's errors say "postgres" once and what failed: connecting is not
+// migrating.
+func TestOpenMessages(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(t.Context(), "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5")
+	require.ErrorContains(t, err, "postgres: open: failed to connect")
+	require.Equal(t, 1, strings.Count(err.Error(), "postgres:"), "%v", err)
+	require.NotContains(t, err.Error(), "migrate")
+
+	dsn := freshSchema(t, testenv.PostgresURL(t))
+	open(t, dsn)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(context.Background()) }()
+	_, err = conn.Exec(t.Context(), `INSERT INTO hatchery_schema_version (version, name) VALUES (99, '099_future.sql')`)
+	require.NoError(t, err)
+	_, err = postgres.Open(t.Context(), dsn)
+	require.EqualError(t, err, fmt.Sprintf("postgres: open: migrate: database schema version 99 is newer than this build's %d", numMigrations(t)))
+	pool, err := pgxpool.New(t.Context(), dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = postgres.New(t.Context(), pool)
+	require.ErrorContains(t, err, "postgres: new: migrate: database schema version 99")
 }
