@@ -59,6 +59,10 @@ type Store struct {
 	stopped chan struct{} // closed by the writer when it has returned
 	cancel  context.CancelFunc
 	closed  atomic.Bool
+
+	// The writer goroutine's context for BEGIN, see begin and group.
+	bctx    context.Context
+	bcancel context.CancelFunc
 }
 
 // Open opens (creating it if needed) the SQLite database at path, or a
@@ -457,6 +461,7 @@ func (s *Store) UpdateNow(ctx context.Context, id string, fn func(*store.Record,
 	case <-o.done:
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opWaiting, opAbandoned) {
+			o.leaveGroup()
 			return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, ctx.Err())
 		}
 		<-o.done // fn has run: the outcome is the COMMIT's
@@ -488,11 +493,43 @@ type op struct {
 	fn    stored.Func
 	state atomic.Int32
 	done  chan struct{} // closed by the writer once rec, err, panicked are set
+	group atomic.Pointer[group]
+	left  atomic.Bool // counted out of group
 
 	rec      store.Record
 	err      error
 	wrote    bool // applied inside the transaction, waiting for COMMIT
 	panicked any
+}
+
+// group is a batch of ops on its way into its transaction: while BEGIN
+// waits for another connection's write lock, the last of its callers to
+// leave cancels the wait, so that a batch nobody waits for does not hold
+// the queue for the whole busy timeout. Callers leave as they give up, with
+// no goroutine or context callback per op.
+type group struct {
+	mu     sync.Mutex
+	live   int  // callers still waiting
+	begun  bool // BEGIN returned: cancelling now would roll the transaction back
+	cancel context.CancelFunc
+}
+
+// leave counts one caller out; the last one, before BEGIN returned, cancels.
+func (g *group) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.live--; g.live == 0 && !g.begun {
+		g.cancel()
+	}
+}
+
+// leaveGroup counts o, abandoned, out of its group, once, if it has one
+// yet (the writer counts out those abandoned, or whose context ended,
+// before it set the group).
+func (o *op) leaveGroup() {
+	if g := o.group.Load(); g != nil && o.left.CompareAndSwap(false, true) {
+		g.leave()
+	}
 }
 
 // finish delivers o's outcome to its caller.
@@ -557,12 +594,11 @@ func (s *Store) runBatch(ctx context.Context, batch []*op) {
 		failBatch(batch, err)
 		return
 	}
-	tx, done, err := s.begin(ctx, batch)
+	tx, err := s.begin(ctx, batch)
 	if err != nil {
 		failBatch(batch, translate(ctx, err))
 		return
 	}
-	defer done()
 	// Savepoints only matter when there is another Update to keep.
 	savepoints := len(batch) > 1
 	var broken error // the transaction can no longer be committed
@@ -601,43 +637,32 @@ func (s *Store) runBatch(ctx context.Context, batch []*op) {
 	}
 }
 
-// begin starts batch's transaction under ctx. While BEGIN IMMEDIATE waits
-// for another connection's write lock, it gives up as soon as every caller
-// of batch has left (their contexts ended): a group nobody waits for must
-// not hold the queue for the whole busy timeout. done releases what begin
-// set up; call it once the transaction has ended.
-func (s *Store) begin(ctx context.Context, batch []*op) (tx *sql.Tx, done func(), err error) {
-	bctx, cancel := context.WithCancel(ctx)
-	var mu sync.Mutex
-	live, begun := len(batch), false
-	stops := make([]func() bool, len(batch))
-	for i, o := range batch {
-		stops[i] = context.AfterFunc(o.ctx, func() {
-			mu.Lock()
-			defer mu.Unlock()
-			if live--; live == 0 && !begun {
-				cancel()
-			}
-		})
+// begin starts batch's transaction under s.bctx (see group), made anew
+// from ctx when a previous batch cancelled it.
+func (s *Store) begin(ctx context.Context, batch []*op) (*sql.Tx, error) {
+	if s.bctx == nil || s.bctx.Err() != nil {
+		s.bctx, s.bcancel = context.WithCancel(ctx)
 	}
-	tx, err = s.w.BeginTx(bctx, nil)
-	mu.Lock()
-	begun = true // from now on, cancelling bctx would roll tx back
-	mu.Unlock()
-	for _, stop := range stops {
-		stop()
+	g := &group{live: len(batch), cancel: s.bcancel}
+	for _, o := range batch {
+		o.group.Store(g)
 	}
-	if err == nil && bctx.Err() != nil && ctx.Err() == nil {
+	for _, o := range batch {
+		if o.state.Load() == opAbandoned || o.ctx.Err() != nil {
+			o.leaveGroup()
+		}
+	}
+	tx, err := s.w.BeginTx(s.bctx, nil)
+	g.mu.Lock()
+	g.begun = true
+	g.mu.Unlock()
+	if err == nil && s.bctx.Err() != nil && ctx.Err() == nil {
 		// Every caller left just as BEGIN succeeded: database/sql rolls
-		// back a transaction whose context ends; nobody is left to run.
+		// back a transaction whose context ends, and nobody is left.
 		_ = tx.Rollback()
-		err = bctx.Err()
+		err = s.bctx.Err()
 	}
-	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	return tx, cancel, nil
+	return tx, err
 }
 
 // apply runs o inside tx, in a savepoint when asked, recording its outcome
@@ -810,10 +835,13 @@ func values(r store.Record) ([]any, error) {
 		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()}, nil
 }
 
-// updateArgs returns updateSQL's arguments from values': all but the ID
-// and created_at, then the ID.
+// updateArgs returns updateSQL's arguments from values', in v's memory:
+// all but the ID and created_at, then the ID.
 func updateArgs(v []any) []any {
-	return append(v[1:numColumns-2:numColumns-2], v[numColumns-1], v[0])
+	id, updated := v[0], v[numColumns-1]
+	copy(v, v[1:numColumns-2])
+	v[numColumns-3], v[numColumns-2] = updated, id
+	return v[:numColumns-1]
 }
 
 // micros is t in Unix microseconds, or NULL for the zero time.

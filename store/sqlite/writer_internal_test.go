@@ -56,3 +56,20 @@ func TestAbandonedBatchFreesWriter(t *testing.T) {
 	require.ErrorIs(t, probe.err, context.Canceled)
 	require.Less(t, time.Since(start), time.Second)
 }
+
+// BenchmarkCheckFile measures the check that the path still names the open
+// file, done once per write group (a batch of Updates, a Create, a Purge):
+// compare with BenchmarkUpdate's time per Update.
+func BenchmarkCheckFile(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "hatchery.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.checkFile(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
