@@ -30,9 +30,10 @@ var migrations embed.FS
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use, and
 // any number of Stores, in any number of processes, may share one database.
 type Store struct {
-	pool   *pgxpool.Pool
-	owned  bool // Close closes the pool
-	closed atomic.Bool
+	pool     *pgxpool.Pool
+	maxConns int32 // the pool's (Pool.Config copies the whole configuration)
+	owned    bool  // Close closes the pool
+	closed   atomic.Bool
 }
 
 // Open connects to the database at dsn (a URL or key=value string as pgx
@@ -49,7 +50,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{pool: pool, owned: true}
+	s := &Store{pool: pool, maxConns: cfg.MaxConns, owned: true}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open: %w", err)
@@ -63,7 +64,7 @@ func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
 	if pool == nil {
 		return nil, fmt.Errorf("%w: postgres: nil pool", store.ErrInvalid)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, maxConns: pool.Config().MaxConns}
 	if err := s.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: new: %w", err)
 	}
@@ -191,7 +192,7 @@ const maxAttempts = 3
 // connections idle for over a second.) A bounded number of stale ones are
 // skipped; the pool then dials a new one.
 func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
-	for range s.pool.Config().MaxConns + 1 {
+	for range s.maxConns + 1 {
 		c, err := s.pool.Acquire(ctx)
 		if err != nil {
 			return nil, err
@@ -490,10 +491,11 @@ func values(r store.Record) []any {
 		r.CreatedAt, r.UpdatedAt}
 }
 
-// updateArgs returns updateSQL's arguments from values': all but
-// created_at, the second to last.
+// updateArgs returns updateSQL's arguments from values', in v's memory:
+// all but created_at, the second to last.
 func updateArgs(v []any) []any {
-	return append(v[:numColumns-2:numColumns-2], v[numColumns-1])
+	v[numColumns-2] = v[numColumns-1]
+	return v[:numColumns-1]
 }
 
 // nullTime is t, or NULL for the zero time.
@@ -512,7 +514,7 @@ func scan(row pgx.Row) (store.Record, error) {
 	var (
 		r                                       store.Record
 		status                                  string
-		hostKeys                                []pgtype.Text
+		hostKeys                                pgtype.FlatArray[pgtype.Text]
 		leaseUntil, driftAt, createdAt, updated pgtype.Timestamptz
 	)
 	err := row.Scan(&r.ID, &status, &r.ServerID, &r.ServerName, &r.IPv4, &r.IPv6, &r.Hostname, &r.InstanceID,
@@ -529,31 +531,42 @@ func scan(row pgx.Row) (store.Record, error) {
 		}
 		r.HostKeys = append(r.HostKeys, k.String)
 	}
-	for _, t := range []struct {
-		name     string
-		src      pgtype.Timestamptz
-		dst      *time.Time
-		nullable bool
-	}{
-		{"lease_until", leaseUntil, &r.LeaseUntil, true},
-		{"drift_at", driftAt, &r.DriftAt, true},
-		{"created_at", createdAt, &r.CreatedAt, false},
-		{"updated_at", updated, &r.UpdatedAt, false},
-	} {
-		switch {
-		case !t.src.Valid && t.nullable:
-		case !t.src.Valid:
-			return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("%s is NULL", t.name)}
-		case t.src.InfinityModifier != pgtype.Finite:
-			return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("%s is infinite", t.name)}
-		default:
-			*t.dst = t.src.Time.UTC()
-		}
+	if r.LeaseUntil, err = readTime(leaseUntil, true); err != nil {
+		return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("lease_until %w", err)}
+	}
+	if r.DriftAt, err = readTime(driftAt, true); err != nil {
+		return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("drift_at %w", err)}
+	}
+	if r.CreatedAt, err = readTime(createdAt, false); err != nil {
+		return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("created_at %w", err)}
+	}
+	if r.UpdatedAt, err = readTime(updated, false); err != nil {
+		return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("updated_at %w", err)}
 	}
 	if err := stored.CheckRead(r); err != nil {
 		return store.Record{}, err
 	}
 	return r, nil
+}
+
+// errNull and errInfinite say what is wrong with a stored time.
+var (
+	errNull     = errors.New("is NULL")
+	errInfinite = errors.New("is infinite")
+)
+
+// readTime returns t in UTC: the zero time for NULL when nullable, an error
+// for NULL otherwise and for an infinite time.
+func readTime(t pgtype.Timestamptz, nullable bool) (time.Time, error) {
+	switch {
+	case !t.Valid && nullable:
+		return time.Time{}, nil
+	case !t.Valid:
+		return time.Time{}, errNull
+	case t.InfinityModifier != pgtype.Finite:
+		return time.Time{}, errInfinite
+	}
+	return t.Time.UTC(), nil
 }
 
 // translate maps PostgreSQL's errors to the store's, keeping the cause: no
