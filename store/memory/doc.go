@@ -11,8 +11,10 @@
 //
 // # Concurrency
 //
-// Writers (Create, Update) take turns through one writer lock; an Update
-// holds it while fn runs. A writer waiting for the lock gives up when its
-// context ends. Get and List never wait for fn: fn may read the Store, but
-// must not write to it.
+// Writers (Create, Update, Purge) take turns through one writer lock; an
+// Update holds it while fn runs. A writer waiting for the lock gives up when
+// its context ends. Get and List never wait for fn: fn may read the Store,
+// but must not write to it. UpdateNow's time is the local clock's, read
+// once the lock is held. A memory Store cannot hold a damaged record, and
+// Ping fails only with its context.
 package memory

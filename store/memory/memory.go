@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/internal/stored"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.Pinger     = (*Store)(nil)
+	_ store.NowUpdater = (*Store)(nil)
+)
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 //
@@ -101,6 +106,12 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 // itself. Changing the ID is an error wrapping store.ErrInvalid; changes to
 // CreatedAt and UpdatedAt are ignored.
 func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+	return s.UpdateNow(ctx, id, stored.Adapt(fn))
+}
+
+// UpdateNow is Update with fn also given now, read from the local clock once
+// the writer slot is held: the time the record's UpdatedAt gets.
+func (s *Store) UpdateNow(ctx context.Context, id string, fn func(*store.Record, time.Time) error) (store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, fmt.Errorf("memory: update: %w", err)
 	}
@@ -125,6 +136,45 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	s.records[id] = keep
 	s.mu.Unlock()
 	return ret, nil
+}
+
+// Purge removes up to store.PurgeLimit deleted records last written before
+// before, oldest first, and returns how many it removed.
+func (s *Store) Purge(ctx context.Context, before time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memory: purge: %w", err)
+	}
+	if err := s.lock(ctx); err != nil {
+		return 0, fmt.Errorf("memory: purge: %w", err)
+	}
+	defer s.unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []store.Record
+	for _, r := range s.records {
+		if r.Status == store.StatusDeleted && r.UpdatedAt.Before(before) {
+			old = append(old, r)
+		}
+	}
+	slices.SortFunc(old, func(a, b store.Record) int {
+		if c := a.UpdatedAt.Compare(b.UpdatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	old = old[:min(len(old), store.PurgeLimit)]
+	for _, r := range old {
+		delete(s.records, r.ID)
+	}
+	return len(old), nil
+}
+
+// Ping returns nil: a Store in memory always answers, unless ctx has ended.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory: ping: %w", err)
+	}
+	return nil
 }
 
 // List returns copies of the records with any of the given statuses (all

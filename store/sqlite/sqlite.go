@@ -7,9 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -20,7 +25,11 @@ import (
 	"github.com/hatchery-dev/hatchery/store/internal/stored"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.Pinger     = (*Store)(nil)
+	_ store.NowUpdater = (*Store)(nil)
+)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -35,35 +44,67 @@ const MaxReaders = 4
 
 // Store is a store.Store on a SQLite database. It is safe for concurrent use.
 type Store struct {
+	path string      // absolute; empty for ":memory:"
+	file os.FileInfo // the database file as opened: see checkFile
+
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers; the same pool as w for an in-memory database
 
 	// Statements prepared once: parsing SQL costs more than running it.
-	insert, lock, update, get      *sql.Stmt
-	savepoint, release, rollbackTo *sql.Stmt
+	insert, lock, update, get, purge *sql.Stmt
+	savepoint, release, rollbackTo   *sql.Stmt
 
 	ops     chan *op      // Updates for the writer goroutine
 	stop    chan struct{} // closed by Close: the writer returns
 	stopped chan struct{} // closed by the writer when it has returned
 	cancel  context.CancelFunc
 	closed  atomic.Bool
+
+	// The writer goroutine's context for BEGIN, see begin and group.
+	bctx    context.Context
+	bcancel context.CancelFunc
 }
 
 // Open opens (creating it if needed) the SQLite database at path, or a
 // private in-memory database when path is ":memory:", and brings its schema
-// up to date. path is a file name, not a DSN: it must not contain '?'.
+// up to date. path is a file name, not a DSN: it must not contain '?'. Its
+// directory must exist. Every error names path.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" || strings.ContainsAny(path, "?\x00") {
 		return nil, fmt.Errorf("%w: sqlite: path %q: want a file name or \":memory:\"", store.ErrInvalid, path)
+	}
+	s, err := open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, path string) (*Store, error) {
+	s := &Store{ops: make(chan *op), stop: make(chan struct{}), stopped: make(chan struct{})}
+	name := path
+	if path != ":memory:" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, err
+		}
+		// SQLite says "unable to open database file" whatever the cause:
+		// name the likeliest one first.
+		if err := checkDir(filepath.Dir(abs)); err != nil {
+			return nil, err
+		}
+		// Absolute, so that a later chdir cannot point new connections
+		// (or checkFile) at another file.
+		s.path, name = abs, abs
 	}
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds())
 	// BEGIN IMMEDIATE takes the write lock when the transaction starts, so
 	// Update's read and write happen under one lock: no lost update, and no
 	// SQLITE_BUSY from a deferred transaction upgrading its lock.
-	w, err := sql.Open("sqlite", path+"?_txlock=immediate&"+busy+
+	w, err := sql.Open("sqlite", name+"?_txlock=immediate&"+busy+
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, err
 	}
 	// One writer connection: writers in this process queue in database/sql
 	// (honouring their contexts) instead of spinning on SQLite's busy
@@ -73,16 +114,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: w, ops: make(chan *op), stop: make(chan struct{}), stopped: make(chan struct{})}
+	s.w, s.r = w, w
 	if err := s.migrateRetry(ctx); err != nil {
 		_ = w.Close()
-		return nil, err
+		return nil, explainCantOpen(s.path, err)
 	}
-	if path != ":memory:" {
-		r, err := sql.Open("sqlite", path+"?"+busy+"&_pragma=query_only(1)")
+	if s.path != "" {
+		// The file exists now: remember which one it is.
+		if s.file, err = os.Stat(s.path); err != nil {
+			_ = w.Close()
+			return nil, err
+		}
+		r, err := sql.Open("sqlite", name+"?"+busy+"&_pragma=query_only(1)")
 		if err != nil {
 			_ = w.Close()
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+			return nil, err
 		}
 		r.SetMaxOpenConns(MaxReaders)
 		r.SetMaxIdleConns(MaxReaders)
@@ -97,19 +143,102 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		{&s.lock, s.w, getSQL},
 		{&s.update, s.w, updateSQL},
 		{&s.get, s.r, getSQL},
+		{&s.purge, s.w, purgeSQL},
 		{&s.savepoint, s.w, `SAVEPOINT hatchery_update`},
 		{&s.release, s.w, `RELEASE hatchery_update`},
 		{&s.rollbackTo, s.w, `ROLLBACK TO hatchery_update`},
 	} {
 		if *p.stmt, err = p.db.PrepareContext(ctx, p.sql); err != nil {
 			_ = s.Close()
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, translate(ctx, err))
+			return nil, translate(ctx, err)
 		}
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	go s.writer(wctx)
 	return s, nil
+}
+
+// dirError says that the database's directory is missing or is no
+// directory; it unwraps to the cause (fs.ErrNotExist, syscall.ENOTDIR).
+type dirError struct {
+	dir string
+	err error
+}
+
+func (e *dirError) Error() string {
+	if errors.Is(e.err, fs.ErrNotExist) {
+		return "directory " + e.dir + " does not exist"
+	}
+	return e.dir + " is not a directory"
+}
+
+func (e *dirError) Unwrap() error { return e.err }
+
+// checkDir returns an error when dir is missing or not a directory.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &dirError{dir: dir, err: fs.ErrNotExist}
+	case err != nil:
+		return err // *fs.PathError: says what and where
+	case !fi.IsDir():
+		return &dirError{dir: dir, err: syscall.ENOTDIR}
+	}
+	return nil
+}
+
+// explainCantOpen adds the operating system's reason to SQLite's "unable
+// to open database file", which gives none: it opens the file itself, for
+// reading and writing, as SQLite would (creating it only when missing, and
+// removing it again). Other errors are returned as they are.
+func explainCantOpen(path string, err error) error {
+	var se *sqlite.Error
+	if path == "" || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_CANTOPEN {
+		return err
+	}
+	f, oerr := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(oerr, fs.ErrNotExist) {
+		if f, oerr = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644); oerr == nil {
+			defer func() { _ = os.Remove(path) }()
+		}
+	}
+	if oerr != nil {
+		var pe *fs.PathError
+		if errors.As(oerr, &pe) {
+			oerr = pe.Err // the path is said once, by Open
+		}
+		return fmt.Errorf("%w (%w)", oerr, err)
+	}
+	_ = f.Close()
+	return err
+}
+
+// ErrFileGone is returned by writes (and Ping) once the Store's path no
+// longer names the database file it opened: the file was deleted, moved or
+// replaced under the running Store. Writes into the open file would
+// succeed and be lost with it, so they fail instead.
+var ErrFileGone = errors.New("database file gone")
+
+// checkFile returns an error wrapping ErrFileGone when s.path no longer
+// names the file s opened. It costs one stat(2). When the path cannot be
+// checked for another reason (e.g. permissions), the open file is still
+// the database: it returns nil.
+func (s *Store) checkFile() error {
+	if s.file == nil {
+		return nil
+	}
+	fi, err := os.Stat(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("%w: %s no longer exists (deleted or moved)", ErrFileGone, s.path)
+	case err != nil:
+		return nil
+	case !os.SameFile(fi, s.file):
+		return fmt.Errorf("%w: %s is now another file (replaced)", ErrFileGone, s.path)
+	}
+	return nil
 }
 
 // Close closes the database. Updates not yet committed fail. Calls after
@@ -124,7 +253,7 @@ func (s *Store) Close() error {
 		<-s.stopped
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.lock, s.update, s.get, s.savepoint, s.release, s.rollbackTo} {
+	for _, st := range []*sql.Stmt{s.insert, s.lock, s.update, s.get, s.purge, s.savepoint, s.release, s.rollbackTo} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -135,9 +264,6 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.w.Close())...)
 }
 
-// migrate applies the embedded migrations the database has not seen, in
-// one IMMEDIATE transaction, so two processes opening a new file at once
-// apply each migration once.
 // migrateRetry runs migrate, again while it fails with SQLITE_BUSY, for up
 // to BusyTimeout and within ctx. Several processes opening a new database
 // at once race to switch it to WAL, and that switch can answer BUSY
@@ -154,7 +280,7 @@ func (s *Store) migrateRetry(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("sqlite: migrate: %w (%w)", ctx.Err(), err)
+			return fmt.Errorf("%w (%w)", ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, 200*time.Millisecond)
@@ -175,14 +301,20 @@ func isBusy(err error) bool {
 	return false
 }
 
+// migrate applies the embedded migrations the database has not seen, in
+// one IMMEDIATE transaction, so two processes opening a new file at once
+// apply each migration once. Its errors do not repeat "sqlite" nor the path:
+// Open adds them.
 func (s *Store) migrate(ctx context.Context) error {
 	all, err := migrate.Load(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+		return err
 	}
+	// Opening the file is the first thing that can fail here, and is no
+	// migration: its error goes out as is.
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+		return translate(ctx, err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hatchery_schema_version (
@@ -190,43 +322,54 @@ func (s *Store) migrate(ctx context.Context) error {
 		name       TEXT    NOT NULL,
 		applied_at INTEGER NOT NULL
 	) STRICT`); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+		return fmt.Errorf("migrate: %w", translate(ctx, err))
 	}
 	var current int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM hatchery_schema_version`).Scan(&current); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+		return fmt.Errorf("migrate: %w", translate(ctx, err))
 	}
 	pending, err := migrate.Pending(all, current)
 	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+		return err
 	}
 	for _, m := range pending {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, translate(ctx, err))
+			return fmt.Errorf("migrate %s: %w", m.Name, translate(ctx, err))
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO hatchery_schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
 			m.Version, m.Name, time.Now().UnixMicro()); err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, translate(ctx, err))
+			return fmt.Errorf("migrate %s: %w", m.Name, translate(ctx, err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", translate(ctx, err))
+		return fmt.Errorf("migrate: %w", translate(ctx, err))
 	}
 	return nil
 }
 
+// columns are a record's, in the order of values and scan. created_at and
+// updated_at come last, id first: updateSQL relies on it.
 const columns = `id, status, server_id, server_name, ipv4, ipv6, hostname, instance_id,
-	host_keys, error, attempts, lease_owner, lease_until, created_at, updated_at`
+	host_keys, error, attempts, lease_owner, lease_until,
+	callback_nonce, server_type, location, retiring_server_id, drift, drift_at,
+	created_at, updated_at`
+
+// numColumns is the number of columns.
+const numColumns = 21
 
 const (
 	insertSQL = `INSERT INTO hatchery_records (` + columns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	getSQL = `SELECT ` + columns + ` FROM hatchery_records WHERE id = ?`
-	// The arguments are values' without created_at, which never changes,
-	// and with the ID last.
+	// The arguments are updateArgs': values' without the ID and created_at,
+	// which never change, and with the ID last.
 	updateSQL = `UPDATE hatchery_records SET status = ?, server_id = ?, server_name = ?,
 		ipv4 = ?, ipv6 = ?, hostname = ?, instance_id = ?, host_keys = ?, error = ?, attempts = ?,
-		lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?`
+		lease_owner = ?, lease_until = ?, callback_nonce = ?, server_type = ?, location = ?,
+		retiring_server_id = ?, drift = ?, drift_at = ?, updated_at = ? WHERE id = ?`
+	// purgeSQL deletes through the partial index hatchery_records_deleted.
+	purgeSQL = `DELETE FROM hatchery_records WHERE id IN (SELECT id FROM hatchery_records
+		WHERE status = 'deleted' AND updated_at < ? ORDER BY updated_at, id LIMIT ?)`
 )
 
 // Create stores r. CreatedAt and UpdatedAt are set to now.
@@ -236,6 +379,9 @@ func (s *Store) Create(ctx context.Context, r store.Record) error {
 	}
 	if err := store.CheckRecord(r); err != nil {
 		return err
+	}
+	if err := s.checkFile(); err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", r.ID, err)
 	}
 	r = stored.Record(r)
 	r.CreatedAt = stored.Now()
@@ -261,9 +407,18 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 	}
 	r, err := scan(s.get.QueryRowContext(ctx, id))
 	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: get %s: %w", id, translate(ctx, err))
+		return store.Record{}, wrap(ctx, "get", id, err)
 	}
 	return r, nil
+}
+
+// wrap adds "sqlite: op id: " to err, translated; a *store.CorruptError
+// names the record itself, so it gets "sqlite: op: ".
+func wrap(ctx context.Context, op, id string, err error) error {
+	if _, ok := errors.AsType[*store.CorruptError](err); ok {
+		return fmt.Errorf("sqlite: %s: %w", op, err)
+	}
+	return fmt.Errorf("sqlite: %s %s: %w", op, id, translate(ctx, err))
 }
 
 // Update reads the record, applies fn and writes the result, in a BEGIN
@@ -272,12 +427,22 @@ func (s *Store) Get(ctx context.Context, id string) (store.Record, error) {
 // runs in its own SAVEPOINT, so fn's error or a failed statement undoes only
 // that Update, and every result is delivered once the COMMIT succeeded (if it
 // fails, every Update of the group returns the error). An Update still
-// waiting for its turn gives up when ctx ends; once fn has been called it
-// waits for the COMMIT. fn runs on the writer goroutine (a panic in fn is
-// raised again in the caller) and must not call the Store's Update or
-// Create, nor, with an in-memory database, anything of the Store: it would
-// wait for itself. fn's error is returned as is, with nothing written.
+// waiting for its turn gives up when ctx ends, and a group whose callers
+// have all left stops waiting for another process's write lock; once fn has
+// been called the Update waits for the COMMIT. fn runs on the writer
+// goroutine (a panic in fn is raised again in the caller) and must not call
+// the Store's Update or Create, nor, with an in-memory database, anything of
+// the Store: it would wait for itself. fn's error is returned as is, with
+// nothing written.
 func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+	return s.UpdateNow(ctx, id, stored.Adapt(fn))
+}
+
+// UpdateNow is Update with fn also given now: the local clock's time, read
+// on the writer goroutine once the record is read in the write transaction.
+// Every process using the file shares that clock. now becomes the record's
+// UpdatedAt.
+func (s *Store) UpdateNow(ctx context.Context, id string, fn func(*store.Record, time.Time) error) (store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update: %w", err)
 	}
@@ -296,6 +461,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*store.Record) er
 	case <-o.done:
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(opWaiting, opAbandoned) {
+			o.leaveGroup()
 			return store.Record{}, fmt.Errorf("sqlite: update %s: %w", id, ctx.Err())
 		}
 		<-o.done // fn has run: the outcome is the COMMIT's
@@ -324,14 +490,46 @@ const (
 type op struct {
 	ctx   context.Context // the caller's, only read while the caller waits
 	id    string
-	fn    func(*store.Record) error
+	fn    stored.Func
 	state atomic.Int32
 	done  chan struct{} // closed by the writer once rec, err, panicked are set
+	group atomic.Pointer[group]
+	left  atomic.Bool // counted out of group
 
 	rec      store.Record
 	err      error
 	wrote    bool // applied inside the transaction, waiting for COMMIT
 	panicked any
+}
+
+// group is a batch of ops on its way into its transaction: while BEGIN
+// waits for another connection's write lock, the last of its callers to
+// leave cancels the wait, so that a batch nobody waits for does not hold
+// the queue for the whole busy timeout. Callers leave as they give up, with
+// no goroutine or context callback per op.
+type group struct {
+	mu     sync.Mutex
+	live   int  // callers still waiting
+	begun  bool // BEGIN returned: cancelling now would roll the transaction back
+	cancel context.CancelFunc
+}
+
+// leave counts one caller out; the last one, before BEGIN returned, cancels.
+func (g *group) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.live--; g.live == 0 && !g.begun {
+		g.cancel()
+	}
+}
+
+// leaveGroup counts o, abandoned, out of its group, once, if it has one
+// yet (the writer counts out those abandoned, or whose context ended,
+// before it set the group).
+func (o *op) leaveGroup() {
+	if g := o.group.Load(); g != nil && o.left.CompareAndSwap(false, true) {
+		g.leave()
+	}
 }
 
 // finish delivers o's outcome to its caller.
@@ -379,17 +577,26 @@ func claim(o *op) bool {
 	return o.state.CompareAndSwap(opWaiting, opRunning)
 }
 
+// failBatch finishes every op of batch still to run with err.
+func failBatch(batch []*op, err error) {
+	for _, o := range batch {
+		if claim(o) {
+			o.finish(store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, err))
+		}
+	}
+}
+
 // runBatch applies batch in one transaction and delivers the outcomes.
 // Statements run under ctx, not the callers' contexts: cancelling one
 // statement would interrupt, and roll back, the whole transaction.
 func (s *Store) runBatch(ctx context.Context, batch []*op) {
-	tx, err := s.w.BeginTx(ctx, nil)
+	if err := s.checkFile(); err != nil {
+		failBatch(batch, err)
+		return
+	}
+	tx, err := s.begin(ctx, batch)
 	if err != nil {
-		for _, o := range batch {
-			if claim(o) {
-				o.finish(store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err)))
-			}
-		}
+		failBatch(batch, translate(ctx, err))
 		return
 	}
 	// Savepoints only matter when there is another Update to keep.
@@ -428,6 +635,34 @@ func (s *Store) runBatch(ctx context.Context, batch []*op) {
 			o.finish(o.rec, nil)
 		}
 	}
+}
+
+// begin starts batch's transaction under s.bctx (see group), made anew
+// from ctx when a previous batch cancelled it.
+func (s *Store) begin(ctx context.Context, batch []*op) (*sql.Tx, error) {
+	if s.bctx == nil || s.bctx.Err() != nil {
+		s.bctx, s.bcancel = context.WithCancel(ctx)
+	}
+	g := &group{live: len(batch), cancel: s.bcancel}
+	for _, o := range batch {
+		o.group.Store(g)
+	}
+	for _, o := range batch {
+		if o.state.Load() == opAbandoned || o.ctx.Err() != nil {
+			o.leaveGroup()
+		}
+	}
+	tx, err := s.w.BeginTx(s.bctx, nil)
+	g.mu.Lock()
+	g.begun = true
+	g.mu.Unlock()
+	if err == nil && s.bctx.Err() != nil && ctx.Err() == nil {
+		// Every caller left just as BEGIN succeeded: database/sql rolls
+		// back a transaction whose context ends, and nobody is left.
+		_ = tx.Rollback()
+		err = s.bctx.Err()
+	}
+	return tx, err
 }
 
 // apply runs o inside tx, in a savepoint when asked, recording its outcome
@@ -472,7 +707,7 @@ func lost(ctx context.Context, id string, err, stmtErr error) error {
 func (s *Store) applyFn(ctx context.Context, tx *sql.Tx, o *op) (rec store.Record, err error) {
 	cur, err := scan(tx.StmtContext(ctx, s.lock).QueryRowContext(ctx, o.id))
 	if err != nil {
-		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err))
+		return store.Record{}, wrap(ctx, "update", o.id, err)
 	}
 	var next store.Record
 	func() {
@@ -490,7 +725,7 @@ func (s *Store) applyFn(ctx context.Context, tx *sql.Tx, o *op) (rec store.Recor
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, err)
 	}
-	_, err = tx.StmtContext(ctx, s.update).ExecContext(ctx, append(args[1:13], args[14], args[0])...)
+	_, err = tx.StmtContext(ctx, s.update).ExecContext(ctx, updateArgs(args)...)
 	if err != nil {
 		return store.Record{}, fmt.Errorf("sqlite: update %s: %w", o.id, translate(ctx, err))
 	}
@@ -498,7 +733,9 @@ func (s *Store) applyFn(ctx context.Context, tx *sql.Tx, o *op) (rec store.Recor
 }
 
 // List returns the records with any of the given statuses (all records when
-// none is given), ordered by CreatedAt then ID.
+// none is given), ordered by CreatedAt then ID. A row that does not read
+// back as a valid record is left out and named in the error, a join of
+// *store.CorruptError, returned with the other records.
 func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list: %w", err)
@@ -520,8 +757,13 @@ func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Rec
 	}
 	defer func() { _ = rows.Close() }()
 	out := []store.Record{}
+	var corrupt []error
 	for rows.Next() {
 		r, err := scan(rows)
+		if ce, ok := errors.AsType[*store.CorruptError](err); ok {
+			corrupt = append(corrupt, ce)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list: %w", translate(ctx, err))
 		}
@@ -530,12 +772,56 @@ func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Rec
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list: %w", translate(ctx, err))
 	}
+	if corrupt != nil {
+		return out, fmt.Errorf("sqlite: list: %w", errors.Join(corrupt...))
+	}
 	return out, nil
+}
+
+// Purge removes up to store.PurgeLimit deleted records last written before
+// before, oldest first, in one short write transaction, and returns how
+// many it removed.
+func (s *Store) Purge(ctx context.Context, before time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("sqlite: purge: %w", err)
+	}
+	if err := s.checkFile(); err != nil {
+		return 0, fmt.Errorf("sqlite: purge: %w", err)
+	}
+	res, err := s.purge.ExecContext(ctx, stored.Ceil(before).UnixMicro(), store.PurgeLimit)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge: %w", translate(ctx, err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge: %w", translate(ctx, err))
+	}
+	return int(n), nil
+}
+
+// Ping checks that the Store is open, that its path still names the
+// database file it opened (else an error wrapping ErrFileGone), and that a
+// reader connection answers a query on the schema.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("sqlite: ping: %w", errClosed)
+	}
+	if err := s.checkFile(); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	var v int
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM hatchery_schema_version`).Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", translate(ctx, err))
+	}
+	return nil
 }
 
 // values returns r's columns in the order of columns.
 func values(r store.Record) ([]any, error) {
-	var hostKeys, leaseUntil any
+	var hostKeys any
 	if r.HostKeys != nil {
 		b, err := json.Marshal(r.HostKeys)
 		if err != nil {
@@ -543,39 +829,68 @@ func values(r store.Record) ([]any, error) {
 		}
 		hostKeys = string(b)
 	}
-	if !r.LeaseUntil.IsZero() {
-		leaseUntil = r.LeaseUntil.UnixMicro()
-	}
 	return []any{r.ID, string(r.Status), r.ServerID, r.ServerName, r.IPv4, r.IPv6, r.Hostname, r.InstanceID,
-		hostKeys, r.Error, r.Attempts, r.LeaseOwner, leaseUntil, r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()}, nil
+		hostKeys, r.Error, r.Attempts, r.LeaseOwner, micros(r.LeaseUntil),
+		r.CallbackNonce, r.ServerType, r.Location, r.RetiringServerID, r.Drift, micros(r.DriftAt),
+		r.CreatedAt.UnixMicro(), r.UpdatedAt.UnixMicro()}, nil
+}
+
+// updateArgs returns updateSQL's arguments from values', in v's memory:
+// all but the ID and created_at, then the ID.
+func updateArgs(v []any) []any {
+	id, updated := v[0], v[numColumns-1]
+	copy(v, v[1:numColumns-2])
+	v[numColumns-3], v[numColumns-2] = updated, id
+	return v[:numColumns-1]
+}
+
+// micros is t in Unix microseconds, or NULL for the zero time.
+func micros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
 }
 
 type scanner interface{ Scan(dest ...any) error }
 
+// scan reads one row. A row that is not a record the store could have
+// written is a *store.CorruptError; any other error is the driver's.
 func scan(row scanner) (store.Record, error) {
 	var (
-		r                  store.Record
-		status             string
-		hostKeys           sql.NullString
-		leaseUntil         sql.NullInt64
-		createdAt, updated int64
+		r                   store.Record
+		status              string
+		hostKeys            sql.NullString
+		leaseUntil, driftAt sql.NullInt64
+		createdAt, updated  int64
 	)
 	err := row.Scan(&r.ID, &status, &r.ServerID, &r.ServerName, &r.IPv4, &r.IPv6, &r.Hostname, &r.InstanceID,
-		&hostKeys, &r.Error, &r.Attempts, &r.LeaseOwner, &leaseUntil, &createdAt, &updated)
+		&hostKeys, &r.Error, &r.Attempts, &r.LeaseOwner, &leaseUntil,
+		&r.CallbackNonce, &r.ServerType, &r.Location, &r.RetiringServerID, &r.Drift, &driftAt,
+		&createdAt, &updated)
 	if err != nil {
 		return store.Record{}, err
 	}
 	r.Status = store.Status(status)
 	if hostKeys.Valid {
 		if err := json.Unmarshal([]byte(hostKeys.String), &r.HostKeys); err != nil {
-			return store.Record{}, fmt.Errorf("host keys of %s: %w", r.ID, err)
+			return store.Record{}, &store.CorruptError{ID: r.ID, Err: fmt.Errorf("host_keys: %w", err)}
+		}
+		if len(r.HostKeys) == 0 {
+			r.HostKeys = nil
 		}
 	}
 	if leaseUntil.Valid {
 		r.LeaseUntil = time.UnixMicro(leaseUntil.Int64).UTC()
 	}
+	if driftAt.Valid {
+		r.DriftAt = time.UnixMicro(driftAt.Int64).UTC()
+	}
 	r.CreatedAt = time.UnixMicro(createdAt).UTC()
 	r.UpdatedAt = time.UnixMicro(updated).UTC()
+	if err := stored.CheckRead(r); err != nil {
+		return store.Record{}, err
+	}
 	return r, nil
 }
 

@@ -4,8 +4,11 @@
 //
 // # What it checks
 //
-//   - Create, Get, Update and List round-trip every Record field; the store
-//     sets CreatedAt and UpdatedAt, in UTC at microsecond precision.
+//   - Create, Get, Update and List round-trip every Record field, each on
+//     its own and found by reflection, so a field added to Record later is
+//     checked too; the store sets CreatedAt and UpdatedAt, in UTC at
+//     microsecond precision. Fields over the store's size limits are
+//     refused with a *store.FieldSizeError; fields at them are kept whole.
 //   - The sentinel errors: store.ErrNotFound, store.ErrExists,
 //     store.ErrInvalid (bad input changes nothing) and store.ErrConflict
 //     through store.Transition.
@@ -19,6 +22,18 @@
 //   - Contention: many goroutines incrementing one record and many records,
 //     with the exact final counts; with [Replicas], through two separately
 //     opened stores on one database, as two control-plane replicas would.
+//   - Purge removes deleted records written strictly before the given time,
+//     at most store.PurgeLimit per call, oldest first, and nothing else.
+//   - Optional interfaces, when the store implements them: store.Pinger,
+//     and store.NowUpdater, whose time is in stored form, moves forward
+//     with every write, becomes UpdatedAt, and is read once the record is
+//     locked (an UpdateNow that waited 100ms behind another Update sees a
+//     time at least 100ms after that Update's). The store's clock must be
+//     within a second of the test's.
+//   - With [Corrupter], damaged rows (bad host keys, an unknown status, a
+//     time out of range): List returns every good record and an error
+//     naming each bad one; Get, Update and Transition report a
+//     *store.CorruptError.
 //
 // # Usage
 //
@@ -35,6 +50,10 @@
 //		path := filepath.Join(t.TempDir(), "hatchery.db")
 //		return openAt(t, path), openAt(t, path)
 //	}))
+//
+// A driver whose rows can be damaged in the database passes [Corrupter]
+// too, with a function that damages a row directly (SQL UPDATE on the
+// table), for each [Corruption].
 //
 // # Benchmarks
 //

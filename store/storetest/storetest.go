@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ type Option func(*config)
 
 type config struct {
 	replicas func(t *testing.T) (store.Store, store.Store)
+	corrupt  func(t *testing.T) (store.Store, func(id string, how Corruption) error)
 }
 
 // Replicas gives Run a way to open two stores, separately, on one fresh
@@ -30,6 +32,44 @@ type config struct {
 // this option out.
 func Replicas(open func(t *testing.T) (store.Store, store.Store)) Option {
 	return func(c *config) { c.replicas = open }
+}
+
+// Corruption is a way a stored row can be damaged outside the store (by
+// hand, a bad restore, a bug in another program) so that it no longer reads
+// back as a valid Record.
+type Corruption int
+
+// The corruptions a [Corrupter] must be able to make.
+const (
+	CorruptHostKeys Corruption = iota // host keys that do not decode (SQLite: bad JSON; PostgreSQL: a NULL element)
+	CorruptStatus                     // a status that is not a lifecycle status
+	CorruptTime                       // a time out of range or infinite (e.g. lease_until)
+)
+
+// Corruptions lists every Corruption.
+func Corruptions() []Corruption { return []Corruption{CorruptHostKeys, CorruptStatus, CorruptTime} }
+
+// String names c.
+func (c Corruption) String() string {
+	switch c {
+	case CorruptHostKeys:
+		return "host keys"
+	case CorruptStatus:
+		return "status"
+	case CorruptTime:
+		return "time"
+	}
+	return fmt.Sprintf("Corruption(%d)", int(c))
+}
+
+// Corrupter gives Run a way to damage stored rows: open returns a store on
+// a fresh database together with a function that damages the row of the
+// given ID, in the given way, directly in the database. Run then checks
+// that one bad row does not hide the others from List, and that Get and
+// Update report it as a *store.CorruptError. Drivers that cannot hold a
+// damaged row (memory) leave this option out, and the check is skipped.
+func Corrupter(open func(t *testing.T) (store.Store, func(id string, how Corruption) error)) Option {
+	return func(c *config) { c.corrupt = open }
 }
 
 // Run runs the conformance suite against the stores open returns, each test
@@ -67,6 +107,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"TransitionFuncError", testTransitionFuncError},
 		{"TransitionInvalid", testTransitionInvalid},
 		{"TransitionRace", testTransitionRace},
+		{"EveryField", testEveryField},
+		{"FieldLimits", testFieldLimits},
+		{"Purge", testPurge},
+		{"PurgeLimit", testPurgeLimit},
+		{"Ping", testPing},
+		{"UpdateNow", testUpdateNow},
+		{"UpdateNowWaits", testUpdateNowWaits},
+		{"Corrupt", testCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,42 +159,60 @@ func NewID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// fullRecord returns a pending record with every field set, its LeaseUntil
-// in a non-UTC zone with nanoseconds, to check normalization.
+// fullRecord returns a record with every field set but CreatedAt and
+// UpdatedAt (testFullRecord checks, by reflection, that none is left out),
+// its times in a non-UTC zone with nanoseconds, to check normalization.
 func fullRecord() store.Record {
+	cest := time.FixedZone("CEST", 2*60*60)
 	return store.Record{
-		ID:         NewID(),
-		Status:     store.StatusCloudInit,
-		ServerID:   "4711",
-		ServerName: "tenant-1",
-		IPv4:       "192.0.2.10",
-		IPv6:       "2001:db8::10",
-		Hostname:   "tenant-1.example.com",
-		InstanceID: "i-4711",
-		HostKeys:   []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA1 root@tenant-1", "ecdsa-sha2-nistp256 AAAAE2 root@tenant-1"},
-		Error:      "previous attempt: quota exceeded",
-		Attempts:   2,
-		LeaseOwner: "replica-a",
-		LeaseUntil: time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*60*60)),
+		ID:               NewID(),
+		Status:           store.StatusCloudInit,
+		ServerID:         "4711",
+		ServerName:       "tenant-1",
+		IPv4:             "192.0.2.10",
+		IPv6:             "2001:db8::10",
+		Hostname:         "tenant-1.example.com",
+		InstanceID:       "i-4711",
+		HostKeys:         []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA1 root@tenant-1", "ecdsa-sha2-nistp256 AAAAE2 root@tenant-1"},
+		Error:            "previous attempt: quota exceeded",
+		Attempts:         2,
+		CallbackNonce:    "n0nce-Zm9vYmFy",
+		ServerType:       "cx22",
+		Location:         "fsn1",
+		RetiringServerID: "4242",
+		Drift:            "server gone",
+		DriftAt:          time.Date(2030, 2, 3, 4, 5, 6, 987654321, cest),
+		LeaseOwner:       "replica-a",
+		LeaseUntil:       time.Date(2031, 5, 6, 7, 8, 9, 123456789, cest),
 	}
 }
+
+// storeSet are the Record fields the store sets itself.
+var storeSet = map[string]bool{"CreatedAt": true, "UpdatedAt": true}
 
 func pending() store.Record {
 	return store.Record{ID: NewID(), Status: store.StatusPending}
 }
 
 // stored is what a store must return for r once written: caller-set times
-// in UTC at microsecond precision, an empty HostKeys as nil, and the
-// store's own CreatedAt and UpdatedAt.
+// in UTC at microsecond precision (every time.Time field, found by
+// reflection), an empty HostKeys as nil, and the store's own CreatedAt and
+// UpdatedAt.
 func stored(r store.Record, createdAt, updatedAt time.Time) store.Record {
 	r = r.Clone()
 	if len(r.HostKeys) == 0 {
 		r.HostKeys = nil
 	}
-	if r.LeaseUntil.IsZero() {
-		r.LeaseUntil = time.Time{}
-	} else {
-		r.LeaseUntil = r.LeaseUntil.UTC().Truncate(time.Microsecond)
+	v := reflect.ValueOf(&r).Elem()
+	for i := range v.NumField() {
+		if t, ok := v.Field(i).Interface().(time.Time); ok {
+			if t.IsZero() {
+				t = time.Time{}
+			} else {
+				t = t.UTC().Truncate(time.Microsecond)
+			}
+			v.Field(i).Set(reflect.ValueOf(t))
+		}
 	}
 	r.CreatedAt, r.UpdatedAt = createdAt, updatedAt
 	return r
@@ -185,6 +251,7 @@ func testCreateGet(t *testing.T, h *harness) {
 	requireUTC(t, "CreatedAt", got.CreatedAt)
 	requireUTC(t, "UpdatedAt", got.UpdatedAt)
 	requireUTC(t, "LeaseUntil", got.LeaseUntil)
+	requireUTC(t, "DriftAt", got.DriftAt)
 	assert.Equal(t, got.CreatedAt, got.UpdatedAt, "a new record's UpdatedAt is its CreatedAt")
 	assert.False(t, got.CreatedAt.Before(before), "CreatedAt %v before the call at %v", got.CreatedAt, before)
 	assert.False(t, got.CreatedAt.After(after), "CreatedAt %v after the call returned at %v", got.CreatedAt, after)
@@ -255,6 +322,9 @@ func testInvalidCreate(t *testing.T, h *harness) {
 		{"NUL in a host key", store.Record{ID: NewID(), Status: store.StatusPending, HostKeys: []string{"ok", "\x00"}}},
 		{"lease past year 9999", store.Record{ID: NewID(), Status: store.StatusPending,
 			LeaseUntil: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"drift before year 1", store.Record{ID: NewID(), Status: store.StatusPending,
+			DriftAt: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"NUL in a new field", store.Record{ID: NewID(), Status: store.StatusPending, Location: "fsn\x001"}},
 	}
 	for _, id := range badIDs {
 		tests = append(tests, struct {
