@@ -63,7 +63,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 			live[r.ID] = true
 			err = p.background(ctx, r.ID, true,
 				func(ctx context.Context) (store.Record, error) {
-					r, err := p.claim(ctx, r.ID, store.StatusPending, store.StatusCreating, nil)
+					r, err := p.claim(ctx, r.ID, store.StatusPending, store.StatusCreating, newNonce)
 					if err == nil {
 						p.emit(Event{Tenant: r.ID, From: store.StatusPending, To: store.StatusCreating})
 					}
@@ -94,7 +94,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 		case store.StatusFailed:
 			if p.willRetry(r) {
 				live[r.ID] = true
-				if !now.Before(r.UpdatedAt.Add(p.backoff(r.Attempts))) {
+				if !now.Before(p.retryDueAt(r)) {
 					err = p.retryDue(ctx, r.ID, true)
 				}
 			}
@@ -114,6 +114,11 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 	for id := range p.addrs {
 		if !live[id] {
 			delete(p.addrs, id)
+		}
+	}
+	for id := range p.sources {
+		if !live[id] {
+			delete(p.sources, id)
 		}
 	}
 	p.mu.Unlock()
@@ -145,7 +150,7 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 	e := newError(id, phasePhoneHome, false, msg, errors.New(msg), nil)
 	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e})
 	if p.willRetry(rec) {
-		p.scheduleRetry(id, p.backoff(rec.Attempts))
+		p.scheduleRetry(id, p.backoff(id, rec.Attempts))
 	}
 	return nil
 }
