@@ -123,7 +123,10 @@ type Config struct {
 	// CallbackCheckSource sets callback.Handler.CheckSource: a callback
 	// must come from the server's own address (its IPv4, or its IPv6 /64).
 	// Leave it off behind a load balancer unless CallbackTrustedProxies
-	// names it.
+	// names it. A server whose addresses the provider did not give at
+	// create cannot be checked by the handler; the Provisioner checks its
+	// phone_home's address before injecting (see the package
+	// documentation, Addresses that come later).
 	CallbackCheckSource bool
 	// CallbackTrustedProxies sets callback.Handler.TrustedProxies: the
 	// networks of the reverse proxies in front of Handler, whose
@@ -341,6 +344,9 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("Signer is nil")
 	case len(c.CallbackKey) < callback.MinKeySize:
 		return bad("CallbackKey is %d bytes, want at least %d", len(c.CallbackKey), callback.MinKeySize)
+	}
+	if (c.SSHAgent || c.SSHJump != nil && c.SSHJump.Agent) && c.SSHAgentSocket == "" && os.Getenv("SSH_AUTH_SOCK") == "" {
+		return bad("an SSH agent is asked for, but SSHAgentSocket and $SSH_AUTH_SOCK are empty")
 	}
 	if j := c.SSHJump; j != nil {
 		switch {

@@ -138,7 +138,7 @@ func TestCrashAtEachState(t *testing.T) {
 			name := provision.DefaultServerName(id)
 			assert.Equal(t, 1, b.cloud.distinctServers(name), "one server for the tenant")
 			assert.Len(t, b.fake.Servers(), 1, "no second server")
-			assert.Equal(t, tt.wantInjections, injections(b.server(id)), "injections")
+			assert.Equal(t, tt.wantInjections, injections(b.server(id)), "injections (statuses %v, attempts %d)", b.events.statuses(id), r.Attempts)
 			assert.Empty(t, r.LeaseOwner)
 			assert.Equal(t, "API_TOKEN="+b.secrets.token(id)+"\n", readFile(t, b.server(id).Path(envPath)))
 			assert.True(t, b.server(id).Unit(unit).Active)

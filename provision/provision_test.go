@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/provider"
@@ -48,6 +49,15 @@ func TestNewValidates(t *testing.T) {
 		{"negative skew", func(c *provision.Config) { c.MaxClockSkew = -time.Second }, "MaxClockSkew"},
 		{"negative resume concurrency", func(c *provision.Config) { c.ResumeConcurrency = -1 }, "ResumeConcurrency"},
 		{"negative attempts", func(c *provision.Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
+		{"jump without address", func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{User: "u", HostKeyCallback: ssh.FixedHostKey(c.Signer.PublicKey())}
+		}, "SSHJump.Addr"},
+		{"jump without user", func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{Addr: "127.0.0.1:22", HostKeyCallback: ssh.FixedHostKey(c.Signer.PublicKey())}
+		}, "SSHJump.User"},
+		{"jump without host key check", func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{Addr: "127.0.0.1:22", User: "u"}
+		}, "SSHJump.HostKeyCallback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +89,29 @@ func TestNewValidates(t *testing.T) {
 	p, err = provision.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
+}
+
+// An SSH agent with nowhere to find it is a configuration error, at New.
+func TestNewAgentNeedsASocket(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	b := setup(t, bundleOpts{store: memory.New()})
+	for _, mod := range []func(*provision.Config){
+		func(c *provision.Config) { c.SSHAgent = true },
+		func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{Addr: "127.0.0.1:22", User: "u", Agent: true,
+				HostKeyCallback: ssh.FixedHostKey(c.Signer.PublicKey())}
+		},
+	} {
+		cfg := b.config("r", nil)
+		mod(&cfg)
+		_, err := provision.New(cfg)
+		require.ErrorIs(t, err, provision.ErrConfig)
+		assert.Contains(t, err.Error(), "SSH agent")
+		cfg.SSHAgentSocket = "/run/agent.sock"
+		p, err := provision.New(cfg)
+		require.NoError(t, err)
+		require.NoError(t, p.Close())
+	}
 }
 
 func TestEndToEnd(t *testing.T) {

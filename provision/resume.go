@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
 )
 
@@ -155,10 +156,24 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 	return nil
 }
 
-// Run calls Resume at once and then every Config.ResumeInterval until ctx
-// ends (returning ctx's error) or the Provisioner is shut down (returning
-// ErrClosed). Resume's errors are logged, not returned.
+// Run checks the provider's credentials (CheckProvider), then calls Resume
+// at once and every Config.ResumeInterval until ctx ends (returning ctx's
+// error) or the Provisioner is shut down (returning ErrClosed). A provider
+// that refuses the credentials (provider.ErrUnauthorized) makes Run return
+// that error at once, before any work: a bad token is an error at start,
+// not a failure per tenant later. A check that could not tell (the
+// provider unreachable) is logged and Run goes on. Resume's errors are
+// logged, not returned.
 func (p *Provisioner) Run(ctx context.Context) error {
+	if p.isClosed() {
+		return ErrClosed
+	}
+	if err := p.CheckProvider(ctx); errors.Is(err, provider.ErrUnauthorized) {
+		p.log.Error("the provider refuses the credentials; not starting", "err", err)
+		return err
+	} else if err != nil && ctx.Err() == nil {
+		p.log.Warn("cannot check the provider's credentials; going on", "err", err)
+	}
 	t := time.NewTicker(p.cfg.ResumeInterval)
 	defer t.Stop()
 	for {
