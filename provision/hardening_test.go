@@ -238,7 +238,7 @@ func TestSecretWithSurroundingWhiteSpace(t *testing.T) {
 	trimmedIn := func(secret string) func(context.Context, store.Record) (cloudinit.Config, error) {
 		return func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
 			c, _ := bootstrap(ctx, r)
-			c.WriteFiles = append(c.WriteFiles, cloudinit.File{Path: "/etc/app.conf", Content: "token=" + strings.TrimSpace(secret) + "\n"})
+			c.WriteFiles = append(c.WriteFiles, cloudinit.File{Path: "/etc/app.conf", Content: "token=" + strings.TrimSpace(secret) + " # the app's\n"})
 			return c, nil
 		}
 	}
