@@ -56,8 +56,9 @@ type Config struct {
 	// (store/postgres); a single process can use store/sqlite.
 	Store store.Store
 	// Secrets returns each tenant's secrets, by name. They go into the
-	// injection steps and are listed in the cloud-config's Secrets, so a
-	// secret that slipped into the bootstrap fails the build; values
+	// injection steps and are listed in the cloud-config's Secrets (as
+	// given, and without surrounding white space when they have some), so
+	// a secret that slipped into the bootstrap fails the build; values
 	// shorter than inject.MinRedactLen, and values that the Provisioner's
 	// own part of the cloud-config holds (a port of CallbackBase, the SSH
 	// user, "true"), are not listed, with a warning naming the secret
