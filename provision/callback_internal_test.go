@@ -29,7 +29,9 @@ func testConfig(t *testing.T) Config {
 	fp := fake.New(fake.Options{})
 	t.Cleanup(func() { fp.Close() })
 	return Config{
-		Provider: fp,
+		// Only the Provider interface: none of the optional ones that the
+		// fake may implement.
+		Provider: struct{ provider.Provider }{fp},
 		Store:    memory.New(),
 		Secrets:  inject.StaticSecrets{},
 		BootstrapFunc: func(context.Context, store.Record) (cloudinit.Config, error) {

@@ -193,7 +193,7 @@ func TestCrashMidFleet(t *testing.T) {
 		if interrupted[id] {
 			assert.Contains(t, []int{1, 2}, n, "%s was being injected when A died", id)
 		} else {
-			assert.Equal(t, 1, n, "%s injected once", id)
+			assert.Equal(t, 1, n, "%s injected once: %v attempts %d err %q", id, b.events.statuses(id), recs[id].Attempts, recs[id].Error)
 		}
 	}
 	t.Logf("killed at write %d; %d tenants were being injected", killAt, len(interrupted))
