@@ -56,8 +56,9 @@ type Config struct {
 	// (store/postgres); a single process can use store/sqlite.
 	Store store.Store
 	// Secrets returns each tenant's secrets, by name. They go into the
-	// injection steps and are listed in the cloud-config's Secrets, so a
-	// secret that slipped into the bootstrap fails the build; values
+	// injection steps and are listed in the cloud-config's Secrets (as
+	// given, and without surrounding white space when they have some), so
+	// a secret that slipped into the bootstrap fails the build; values
 	// shorter than inject.MinRedactLen, and values that the Provisioner's
 	// own part of the cloud-config holds (a port of CallbackBase, the SSH
 	// user, "true"), are not listed, with a warning naming the secret
@@ -90,6 +91,19 @@ type Config struct {
 	// SSHTimeout bounds connect and handshake (inject.SSHConfig.Timeout);
 	// 0 means DefaultSSHTimeout.
 	SSHTimeout time.Duration
+	// SSHAgent also offers the keys of the SSH agent at SSHAgentSocket
+	// ($SSH_AUTH_SOCK when empty) to the tenants' servers
+	// (inject.SSHConfig.Agent), besides Signer. Only Signer's key is put
+	// into the cloud-config: an agent key works on a tenant's server only
+	// when the bootstrap authorizes it for SSHUser. The agent is asked at
+	// each connection; it must be up while the Provisioner injects.
+	SSHAgent       bool
+	SSHAgentSocket string
+	// SSHJump, when set, is the bastion through which every SSH
+	// connection to a tenant's server is opened (inject.SSHConfig.Jump),
+	// for a control plane that cannot reach the servers directly. nil:
+	// direct connections.
+	SSHJump *JumpHost
 
 	// CallbackBase is the absolute URL where Handler is mounted, e.g.
 	// "https://cp.example.com/api/provision/callback". Servers must reach
@@ -110,7 +124,10 @@ type Config struct {
 	// CallbackCheckSource sets callback.Handler.CheckSource: a callback
 	// must come from the server's own address (its IPv4, or its IPv6 /64).
 	// Leave it off behind a load balancer unless CallbackTrustedProxies
-	// names it.
+	// names it. A server whose addresses the provider did not give at
+	// create cannot be checked by the handler; the Provisioner checks its
+	// phone_home's address before injecting (see the package
+	// documentation, Addresses that come later).
 	CallbackCheckSource bool
 	// CallbackTrustedProxies sets callback.Handler.TrustedProxies: the
 	// networks of the reverse proxies in front of Handler, whose
@@ -122,7 +139,9 @@ type Config struct {
 	// or a replayed one is refused. It depends on the provider: on Hetzner
 	// it is the numeric server ID (r.ServerID), with provider/fake it is
 	// "i-" + r.ServerID. It must be quick and must not use the Store; ""
-	// means it cannot tell. nil: no instance ID check.
+	// means it cannot tell. nil: the provider's own, when Provider
+	// implements provider.InstanceIDer (the check is then on by default),
+	// else no instance ID check.
 	InstanceIDFunc func(r store.Record) string
 
 	// Replica names this process in leases; unique per running replica.
@@ -134,6 +153,11 @@ type Config struct {
 	ServerNameFunc func(id string) string
 	// Labels are extra labels for every server; LabelTenant is always set.
 	Labels map[string]string
+	// PlacementFunc returns the server type, image and locations of a
+	// tenant's server (see Placement); nil, or an empty field, means the
+	// provider driver's default. It is called for every create, a retry's
+	// included, so a tenant's next server can be bigger.
+	PlacementFunc func(ctx context.Context, r store.Record) (Placement, error)
 
 	// PhoneHomeTimeout is how long a server may stay in cloud_init before
 	// Resume fails it; 0 means DefaultPhoneHomeTimeout.
@@ -173,7 +197,9 @@ type Config struct {
 	// failed; 0 means DefaultMaxAttempts. 1 disables retries.
 	MaxAttempts int
 	// RetryBackoff is the pause before the first retry, doubled for each
-	// further one up to MaxBackoff; 0 means DefaultRetryBackoff.
+	// further one up to MaxBackoff, of which a random-looking part is left
+	// out (between none and half, see the package documentation); 0 means
+	// DefaultRetryBackoff.
 	RetryBackoff time.Duration
 	// MaxBackoff caps RetryBackoff's doubling; 0 means DefaultMaxBackoff.
 	MaxBackoff time.Duration
@@ -203,6 +229,38 @@ type Config struct {
 	// (a callback's transition before its creator reports cloud_init);
 	// the store is the reference.
 	OnEvent func(Event)
+}
+
+// Placement is where a tenant's server goes and what it is, in the
+// provider driver's own names (Hetzner: server type "cx22", location
+// "fsn1", image "debian-12"); an empty field means the driver's default.
+type Placement struct {
+	ServerType string
+	Image      string
+	// Locations are tried in order: a create that the provider refuses
+	// for capacity (provider.ErrUnavailable) in one is tried in the next
+	// at once, within the same attempt, so the tenant's attempts are not
+	// spent on it; only when the last refuses too does the attempt fail
+	// (and the retry starts from the first again). Empty: the driver's
+	// default location, once.
+	Locations []string
+}
+
+// JumpHost is an SSH bastion (Config.SSHJump).
+type JumpHost struct {
+	// Addr is the bastion's SSH address, host:port.
+	Addr string
+	// User is the user to log in as on the bastion.
+	User string
+	// HostKeyCallback checks the bastion's host key (inject.KnownHosts,
+	// ssh.FixedHostKey). Required: never "accept anything".
+	HostKeyCallback ssh.HostKeyCallback
+	// Signer is the key offered to the bastion; nil means Config.Signer.
+	Signer ssh.Signer
+	// Agent also offers the keys of the SSH agent at Config.SSHAgentSocket
+	// ($SSH_AUTH_SOCK when empty), e.g. the operator's key the bastion
+	// authorizes.
+	Agent bool
 }
 
 // StepsInput is what StepsFunc turns into injection steps.
@@ -287,6 +345,24 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("Signer is nil")
 	case len(c.CallbackKey) < callback.MinKeySize:
 		return bad("CallbackKey is %d bytes, want at least %d", len(c.CallbackKey), callback.MinKeySize)
+	}
+	if (c.SSHAgent || c.SSHJump != nil && c.SSHJump.Agent) && c.SSHAgentSocket == "" && os.Getenv("SSH_AUTH_SOCK") == "" {
+		return bad("an SSH agent is asked for, but SSHAgentSocket and $SSH_AUTH_SOCK are empty")
+	}
+	if j := c.SSHJump; j != nil {
+		switch {
+		case j.Addr == "":
+			return bad("SSHJump.Addr is empty")
+		case j.User == "":
+			return bad("SSHJump.User is empty")
+		case j.HostKeyCallback == nil:
+			return bad("SSHJump.HostKeyCallback is nil (pin the bastion's key, e.g. with inject.KnownHosts)")
+		}
+		jump := *j
+		if jump.Signer == nil {
+			jump.Signer = c.Signer
+		}
+		c.SSHJump = &jump
 	}
 	u, err := url.Parse(c.CallbackBase)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {

@@ -138,7 +138,7 @@ func TestCrashAtEachState(t *testing.T) {
 			name := provision.DefaultServerName(id)
 			assert.Equal(t, 1, b.cloud.distinctServers(name), "one server for the tenant")
 			assert.Len(t, b.fake.Servers(), 1, "no second server")
-			assert.Equal(t, tt.wantInjections, injections(b.server(id)), "injections")
+			assert.Equal(t, tt.wantInjections, injections(b.server(id)), "injections (statuses %v, attempts %d)", b.events.statuses(id), r.Attempts)
 			assert.Empty(t, r.LeaseOwner)
 			assert.Equal(t, "API_TOKEN="+b.secrets.token(id)+"\n", readFile(t, b.server(id).Path(envPath)))
 			assert.True(t, b.server(id).Unit(unit).Active)
@@ -193,7 +193,7 @@ func TestCrashMidFleet(t *testing.T) {
 		if interrupted[id] {
 			assert.Contains(t, []int{1, 2}, n, "%s was being injected when A died", id)
 		} else {
-			assert.Equal(t, 1, n, "%s injected once", id)
+			assert.Equal(t, 1, n, "%s injected once: %v attempts %d err %q", id, b.events.statuses(id), recs[id].Attempts, recs[id].Error)
 		}
 	}
 	t.Logf("killed at write %d; %d tenants were being injected", killAt, len(interrupted))

@@ -13,12 +13,18 @@
 // The steps:
 //
 //   - [Provisioner.Provision] creates the record (pending), claims it
-//     (creating), renders the tenant's cloud-config (Config.BootstrapFunc,
-//     plus the phone_home URL with its token, the SSH user and key, and the
-//     tenant's secret values listed as secrets, so a secret that slipped
-//     into the bootstrap fails the build), creates the server under a name
-//     derived from the tenant ID, and records cloud_init with the server's
-//     ID and addresses.
+//     (creating, with a fresh Record.CallbackNonce), renders the tenant's
+//     cloud-config (Config.BootstrapFunc, plus the phone_home URL with its
+//     token, the SSH user and key, and the tenant's secret values listed as
+//     secrets, so a secret that slipped into the bootstrap fails the build;
+//     checked against the provider's user-data limit when it has one,
+//     provider.UserDataLimiter, or the bootstrap's MaxSize when smaller),
+//     creates the server under a name derived from the tenant ID, of the
+//     type, image and location Config.PlacementFunc gives (see Placement),
+//     and records cloud_init with the server's ID, addresses (when the
+//     provider knows them yet), server type and location. Provision on a
+//     deleted tenant fails with ErrDeleted; on a tenant that failed for
+//     good it returns the recorded *Error.
 //   - [Provisioner.Handler] receives cloud-init's phone_home: the
 //     callback.Handler moves the tenant to injecting_secrets with the host
 //     keys the server posted, and the Provisioner injects: it takes the
@@ -77,22 +83,88 @@
 // returned; a replica that did not create the server asks the provider
 // (Get), since the store keeps only the IP addresses.
 //
+// # Addresses that come later
+//
+// A provider may create a server before it has an address (DigitalOcean:
+// a droplet has none until it is active). The server is then recorded in
+// cloud_init without IPs, and the provider is asked once, by a Get, when
+// the server has phoned home, just before the injection: the addresses
+// are recorded then (Record.IPv4, IPv6). There is no polling. A provider
+// that gives the addresses at create (Hetzner) costs no Get.
+//
+// With Config.CallbackCheckSource, the callback.Handler cannot compare a
+// phone_home's client address with a server address it does not know yet,
+// and accepts it; the Provisioner keeps that client address and compares it
+// with the address the provider reports before it injects. A phone_home
+// from another address gets nothing: the attempt fails like a host key
+// mismatch (below), and the retry creates a new server. The client address
+// is kept in memory only: when the replica that received the phone_home
+// dies before injecting, the one that takes over injects without that
+// comparison, which costs no safety, only the early refusal: the SSH
+// connection goes to the address the provider reports, pinned to the posted
+// host keys, so keys posted by anyone but the server fail the handshake
+// before anything is sent. The check is not done in the handler, which must
+// answer fast and must not spend provider API calls on requests it has not
+// yet checked.
+//
+// # Reaching the servers
+//
+// The injection connects to each server directly, or through a bastion
+// (Config.SSHJump: its address, user, host key check, and Config.Signer or
+// an SSH agent's keys), one bastion connection per injection. The keys of
+// an SSH agent can be offered to the servers too (Config.SSHAgent); the
+// cloud-config authorizes only Config.Signer's.
+//
 // # Failures and retries
 //
 // A failure records failed, with Record.Error set to the phase ("create",
 // "phone_home", "inject", "rotate") and the cause with every secret value of
-// the tenant redacted, and Attempts incremented. A retry follows after
-// Config.RetryBackoff, doubled per attempt, until Config.MaxAttempts
-// attempts have failed. A retry goes back to:
+// the tenant redacted (as given, and without its surrounding white space,
+// since a value read from a file often ends in a newline that a bootstrap
+// or a step drops), and Attempts incremented. A retry follows after
+// Config.RetryBackoff, doubled per attempt up to Config.MaxBackoff, until
+// Config.MaxAttempts attempts have failed. The pause is jittered ("equal
+// jitter": between half and all of it), so that tenants that failed
+// together, in a provider outage, do not retry together; the jitter comes
+// from a hash of the tenant ID and the attempt count, so every replica
+// computes the same pause and no due time is stored: Resume's check (from
+// the failure's UpdatedAt) and the timer of the replica that recorded the
+// failure agree. A retry goes back to:
 //
 //   - injecting_secrets when the server's host keys are recorded (the server
 //     phoned home): the same server is injected again;
-//   - creating otherwise. A server that exists but never phoned home is
-//     deleted first, then a new one is created under the same name. Since
+//   - creating otherwise. A server that exists but never phoned home, or
+//     whose pin was dropped (below), is deleted first, then a new one is
+//     created under the same name, with a new Record.CallbackNonce. Since
 //     a provider may hold the name of a server it is deleting (Hetzner
 //     does, for some seconds), the retry waits until the provider's Get
 //     reports the old server gone (within Config.CreateTimeout) before it
 //     creates: the wait costs no attempt.
+//
+// A host key mismatch at the first injection of a server (its SSH daemon
+// presents another key than the one posted at phone_home), or a phone_home
+// that did not come from the server's address (see Addresses that come
+// later), fails the attempt without sending anything and drops the pin
+// (HostKeys, Hostname, InstanceID are cleared): the retry, automatic or
+// [Provisioner.Retry], deletes the server and creates a new one that phones
+// home afresh. It never injects to the same pin again: the posted keys may
+// be an attacker's, sent first with a token read off the tenant's server
+// (its user-data, cloud-init's log), and the real server's own phone_home
+// has been refused since. A rotation is different: its server was ready
+// with the pinned keys, so a mismatch is a man in the middle or a server
+// rebuilt behind the library's back; it is final, the server and the pin
+// are kept (deleting a working tenant's server is the operator's call),
+// and Retry retries the rotation.
+//
+// A capacity error (provider.ErrUnavailable) in one of the locations that
+// Config.PlacementFunc lists moves the create to the next location at
+// once, within the attempt, which is not spent unless the last location
+// refuses too. A server that a dead replica's create brought up is adopted
+// by name wherever it is (names are unique per provider account): the
+// resumed create tries the first location again, which adopts it there;
+// the record's Location is where the provider says the server is
+// (provider.Server.Location), or the location of the request when the
+// driver cannot tell, which for an adopted server may differ.
 //
 // An attempt that hangs fails too: Config.CreateTimeout bounds creating a
 // server, Config.InjectTimeout an injection, so a dead server cannot hold a
@@ -100,11 +172,22 @@
 //
 // Some failures are final and never retried, their Record.Error starting
 // with "final: " (see [Error]): a host key that does not match the pinned
-// one (a man in the middle or a rebuilt server), an SSH authentication
+// one at a rotation (above) or the bastion's, an SSH authentication
 // failure (a misconfiguration; retrying wrong keys gets addresses blocked),
 // a cloud-config that does not build (for instance because a secret is in
-// it), and a provider that refuses for good (invalid request, quota, a name
-// that is not ours). [Provisioner.Retry] retries any failed tenant by hand.
+// it, or it is over the provider's user-data limit), and a provider that
+// refuses for good (invalid request, quota, a name that is not ours,
+// credentials it refuses: provider.ErrUnauthorized). [Provisioner.Retry]
+// retries any failed tenant by hand.
+//
+// # Credentials
+//
+// [Provisioner.Run] first checks the provider's credentials, when the
+// provider can (provider.CredentialChecker, see
+// [Provisioner.CheckProvider]): refused credentials make Run return at
+// once with an error wrapping provider.ErrUnauthorized, before any work, so
+// a bad token is an error at start rather than a failure per tenant. New
+// does no I/O; call CheckProvider yourself when you do not use Run.
 //
 // # Shutdown
 //
@@ -130,13 +213,28 @@
 // Config.InstanceIDFunc (callback.Handler.InstanceIDFunc) returns the
 // cloud-init instance ID the tenant's server posts, so that a callback
 // from an earlier server of the tenant, or a replayed one, is refused. It
-// depends on the provider: with provider/hetzner it is the numeric server
-// ID, with provider/fake it is "i-" followed by the server ID:
+// depends on the provider, and a provider that knows it
+// (provider.InstanceIDer) gives it by default: without InstanceIDFunc, the
+// check is then on, with
+//
+//	func(r store.Record) string { return ip.InstanceID(r.ServerID) } // "" without a ServerID
+//
+// Set InstanceIDFunc for a provider that does not know it, e.g. with
+// provider/hetzner the numeric server ID, with provider/fake "i-" followed
+// by the server ID:
 //
 //	// provider/hetzner
 //	cfg.InstanceIDFunc = func(r store.Record) string { return r.ServerID }
 //	// provider/fake
 //	cfg.InstanceIDFunc = func(r store.Record) string { return "i-" + r.ServerID }
+//
+// Each new server of a tenant gets a new Record.CallbackNonce (a new
+// record, and a retry that deleted the failed attempt's server), to bind
+// the phone_home token to that server, so that a token read off an earlier
+// server of the tenant is refused (the token carries the nonce once
+// callback.Handler makes such tokens; until then it is per tenant). A create resumed after a crash, which
+// adopts the server the dead replica's create brought up, keeps the nonce:
+// that server's user-data holds the token of that nonce.
 //
 // Config.CallbackCheckSource (callback.Handler.CheckSource) requires the
 // callback to come from the server's own address; with a load balancer in

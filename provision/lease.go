@@ -1,7 +1,12 @@
 package provision
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,11 +38,14 @@ const finalPrefix = "final: "
 type Error struct {
 	Tenant string
 	Phase  string
-	// Final is true when the failure is not retried: a host key that does
-	// not match the pinned one, an SSH authentication failure, a
-	// cloud-config that does not build, a step that would put a secret on
-	// a command line, a provider that refuses the request for good
-	// (invalid, quota, name conflict).
+	// Final is true when the failure is not retried: an SSH
+	// authentication failure, a cloud-config that does not build, a step
+	// that would put a secret on a command line, a provider that refuses
+	// the request or the credentials for good (invalid, quota, name
+	// conflict, unauthorized), a rotation that meets another host key than
+	// the one pinned (a host key mismatch at a first injection is not
+	// final: the retry creates a new server, see the package
+	// documentation).
 	Final bool
 	msg   string
 	err   error // the cause, redacted link by link (see internal/redact.Chain)
@@ -60,21 +68,48 @@ func newError(id, phase string, final bool, msg string, cause error, secrets []s
 		err: redactchain.Chain(cause, func(s string) string { return redact(s, secrets) })}
 }
 
+// recordedError returns the *Error recorded in a failed r's Error: the
+// message as recorded, its phase and finality read from it, and the cause
+// as text (the original error is not stored).
+func recordedError(r store.Record) *Error {
+	rest, final := strings.CutPrefix(r.Error, finalPrefix)
+	phase, cause, ok := strings.Cut(rest, ": ")
+	if !ok {
+		phase, cause = "", rest
+	}
+	return &Error{Tenant: r.ID, Phase: phase, Final: final, msg: r.Error, err: errors.New(cause)}
+}
+
 // errNoHostKeys fails an injection that has nothing to pin.
 var errNoHostKeys = errors.New("no host keys recorded at phone_home: cannot pin the SSH connection")
 
-// isFinal reports whether a failure must not be retried.
+// isFinal reports whether a failure must not be retried (badPin says
+// when a host key failure is not final after all).
 func isFinal(err error) bool {
 	for _, target := range []error{
 		inject.ErrHostKey, inject.ErrAuth, inject.ErrSecretInCommand, errNoHostKeys, ErrConfig,
 		cloudinit.ErrInvalid, cloudinit.ErrSecret, cloudinit.ErrTooLarge,
-		provider.ErrInvalid, provider.ErrConflict, provider.ErrQuota,
+		provider.ErrInvalid, provider.ErrConflict, provider.ErrQuota, provider.ErrUnauthorized,
 	} {
 		if errors.Is(err, target) {
 			return true
 		}
 	}
 	return false
+}
+
+// errJump marks a failure to reach the bastion (Config.SSHJump), whose
+// host key failures are the bastion's, not the tenant server's.
+var errJump = errors.New("jump host")
+
+// badPin reports whether an injection failed because the host keys
+// pinned at phone_home are not the server's: its SSH daemon presented
+// another key (a phone_home forged with the tenant's token, a man in the
+// middle), or the phone_home came from another address (errWrongSource).
+// The pin is then worthless for good, but the server may be fine: see
+// fail.
+func badPin(err error) bool {
+	return errors.Is(err, errWrongSource) || errors.Is(err, inject.ErrHostKey) && !errors.Is(err, errJump)
 }
 
 // willRetry reports whether a failed record is going to be retried by the
@@ -89,13 +124,27 @@ func (p *Provisioner) retryable(r store.Record) bool {
 	return r.Attempts < p.cfg.MaxAttempts && !strings.HasPrefix(r.Error, finalPrefix)
 }
 
-// backoff is the pause after the given number of failed attempts.
-func (p *Provisioner) backoff(attempts int) time.Duration {
+// backoff is the pause of tenant id after the given number of failed
+// attempts: RetryBackoff doubled per attempt up to MaxBackoff, less a
+// part of up to half of it ("equal jitter"), so that tenants that failed
+// together (a provider outage) do not retry together. The part comes from
+// a hash of the tenant ID and the attempt count, not from a random
+// source: every replica computes the same pause for the same failure, so
+// Resume's due check (from the record's UpdatedAt) and the retry timer of
+// the replica that recorded the failure agree, with no due time stored.
+func (p *Provisioner) backoff(id string, attempts int) time.Duration {
 	d := p.cfg.RetryBackoff
 	for i := 1; i < attempts && d < p.cfg.MaxBackoff; i++ {
 		d *= 2
 	}
-	return min(d, p.cfg.MaxBackoff)
+	d = min(d, p.cfg.MaxBackoff)
+	sum := sha256.Sum256(fmt.Appendf(nil, "hatchery/backoff\x00%s\x00%d", id, attempts))
+	return d - time.Duration(binary.BigEndian.Uint64(sum[:8])%uint64(d/2+1))
+}
+
+// retryDueAt is when the retry of the failure recorded in r is due.
+func (p *Provisioner) retryDueAt(r store.Record) time.Time {
+	return r.UpdatedAt.Add(p.backoff(r.ID, r.Attempts))
 }
 
 // leaseFree reports whether r's lease may be taken at now, by this
@@ -123,17 +172,38 @@ func (p *Provisioner) claim(ctx context.Context, id string, from, to store.Statu
 			return errLeaseHeld
 		}
 		r.LeaseOwner, r.LeaseUntil = p.cfg.Replica, now.Add(p.cfg.LeaseDuration)
-		r.Error = ""
 		if fn != nil {
-			return fn(r)
+			if err := fn(r); err != nil { // fn sees the Error being retried
+				return err
+			}
 		}
+		r.Error = ""
 		return nil
 	})
 }
 
+// newNonce gives r a fresh CallbackNonce: 16 random bytes, base64url. It
+// is called when a new server is going to be created for the tenant: at
+// the claim that starts a new record (pending -> creating), and when a
+// retry has deleted the server of the failed attempt (create). It is not
+// called when a create is resumed (creating -> creating) or an injection
+// adopts a server by name: the server that a dead replica's Create brought
+// up holds the user-data of that create, and so the nonce then written;
+// a new nonce would make its phone_home token invalid (once tokens carry
+// it), and cost the tenant an attempt.
+func newNonce(r *store.Record) error {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("callback nonce: %w", err)
+	}
+	r.CallbackNonce = base64.RawURLEncoding.EncodeToString(b[:])
+	return nil
+}
+
 // retryTarget is where a failed record goes back to: injecting_secrets
 // when its server's host keys are recorded, creating otherwise (creating
-// deletes a server that never phoned home before creating a new one).
+// deletes a server that never phoned home, or whose pin was dropped after
+// a host key mismatch, before creating a new one).
 func retryTarget(r store.Record) store.Status {
 	if len(r.HostKeys) > 0 {
 		return store.StatusInjectingSecrets
@@ -143,31 +213,45 @@ func retryTarget(r store.Record) store.Status {
 
 // claimRetry moves a failed record back into the lifecycle under this
 // replica's lease. auto: only when a retry is due (attempts left, not a
-// final error, backoff elapsed).
-func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (store.Record, error) {
+// final error, backoff elapsed). It returns the phase the retry runs in
+// (see retryPhase).
+func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (store.Record, string, error) {
 	cur, err := p.cfg.Store.Get(ctx, id)
 	if err != nil {
-		return store.Record{}, err
+		return store.Record{}, "", err
 	}
 	if cur.Status != store.StatusFailed {
-		return cur, &store.ConflictError{ID: id, Status: cur.Status, Want: []store.Status{store.StatusFailed}, To: retryTarget(cur)}
+		return cur, "", &store.ConflictError{ID: id, Status: cur.Status, Want: []store.Status{store.StatusFailed}, To: retryTarget(cur)}
 	}
 	to := retryTarget(cur)
 	now := p.now()
+	var phase string
 	r, err := p.claim(ctx, id, store.StatusFailed, to, func(r *store.Record) error {
 		if retryTarget(*r) != to || r.ServerID != cur.ServerID {
 			return &store.ConflictError{ID: id, Status: store.StatusFailed, Want: []store.Status{store.StatusFailed}, To: to}
 		}
-		if auto && !(p.retryable(*r) && !now.Before(r.UpdatedAt.Add(p.backoff(r.Attempts)))) {
+		if auto && !(p.retryable(*r) && !now.Before(p.retryDueAt(*r))) {
 			return errNotDue
 		}
+		phase = retryPhase(*r)
 		return nil
 	})
 	if err != nil {
-		return r, err
+		return r, "", err
 	}
 	p.emit(Event{Tenant: id, From: store.StatusFailed, To: to})
-	return r, nil
+	return r, phase, nil
+}
+
+// retryPhase is the phase in which the retry of failed r runs: a failed
+// rotation is retried as a rotation, so that its server, which was ready
+// with the pinned host keys, is never deleted for a host key mismatch (see
+// fail); anything else runs in the phase of its status (see work).
+func retryPhase(r store.Record) string {
+	if strings.HasPrefix(strings.TrimPrefix(r.Error, finalPrefix), phaseRotate+": ") {
+		return phaseRotate
+	}
+	return ""
 }
 
 // leased runs fn under r's lease, held by this replica: the lease is
@@ -340,6 +424,20 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 		return fmt.Errorf("provision: %s %s stopped: %w", phase, r.ID, c)
 	}
 	final := isFinal(cause)
+	// A first injection that finds the pinned host keys are not the
+	// server's drops the pin, so that the retry goes back to creating: the
+	// server is deleted and a new one phones home afresh. The pin came from
+	// a phone_home that anyone holding the tenant's callback token could
+	// have sent first, and the real server's own phone_home has been
+	// refused since: injecting again to the same pin would fail for ever.
+	// A rotation keeps the pin and stays final: its server was ready with
+	// that pin, so a mismatch now is a man in the middle or a server
+	// rebuilt behind the library's back, and deleting it would destroy a
+	// working tenant's server; the operator decides (Retry).
+	dropPin := phase == phaseInject && badPin(cause)
+	if dropPin {
+		final = false
+	}
 	msg := storableText(redact(phase+": "+cause.Error(), secrets), maxErrorLen)
 	if final {
 		msg = finalPrefix + msg
@@ -354,6 +452,9 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
 			cur.Error = msg
 			cur.Attempts++
+			if dropPin {
+				cur.HostKeys, cur.Hostname, cur.InstanceID = nil, "", ""
+			}
 			return nil
 		})
 	if err != nil {
@@ -365,9 +466,13 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 		return e
 	}
 	p.forgetAddrIfDone(rec)
+	if dropPin {
+		p.log.Warn("the host keys posted at phone_home are not the server's; pin dropped, the retry creates a new server",
+			"tenant", r.ID, "server", rec.ServerID)
+	}
 	p.emit(Event{Tenant: r.ID, From: r.Status, To: store.StatusFailed, Err: e})
 	if p.willRetry(rec) {
-		p.scheduleRetry(r.ID, p.backoff(rec.Attempts))
+		p.scheduleRetry(r.ID, p.backoff(r.ID, rec.Attempts))
 	}
 	return e
 }
@@ -403,19 +508,24 @@ func (p *Provisioner) scheduleRetry(id string, d time.Duration) {
 // retryDue claims a failed tenant whose retry is due and runs the attempt
 // in the background (in one of Resume's slots with slot set).
 func (p *Provisioner) retryDue(ctx context.Context, id string, slot bool) error {
+	var phase string
 	return p.background(ctx, id, slot,
-		func(ctx context.Context) (store.Record, error) { return p.claimRetry(ctx, id, true) },
-		p.work)
+		func(ctx context.Context) (r store.Record, err error) {
+			r, phase, err = p.claimRetry(ctx, id, true)
+			return r, err
+		},
+		func(ctx context.Context, r store.Record) error { return p.work(ctx, r, phase) })
 }
 
-// work continues a claimed record where its status says.
-func (p *Provisioner) work(ctx context.Context, r store.Record) error {
+// work continues a claimed record where its status says; phase, when set,
+// is the phase of an injection (see retryPhase).
+func (p *Provisioner) work(ctx context.Context, r store.Record, phase string) error {
 	switch r.Status {
 	case store.StatusCreating:
 		return p.create(ctx, r)
 	case store.StatusInjectingSecrets:
 		// The service may already run: a retry or a takeover restarts it.
-		return p.inject(ctx, r, true, phaseInject)
+		return p.inject(ctx, r, true, cmp.Or(phase, phaseInject))
 	}
 	return fmt.Errorf("provision: no work for %s in status %s", r.ID, r.Status)
 }

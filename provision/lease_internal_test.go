@@ -112,3 +112,43 @@ func TestLeaseFreeAllowsForSkew(t *testing.T) {
 	assert.True(t, p.leaseFree(held, until.Add(time.Second+time.Nanosecond)))
 	assert.True(t, p.leaseFree(store.Record{}, until), "no owner")
 }
+
+// Backoffs are jittered: tenants that failed together (same attempt
+// count) retry apart, each within [half, all] of the doubled backoff, and
+// the same for every replica (a function of the tenant and the attempt
+// count only, so Resume's due check and the retry timers agree).
+func TestBackoffJitter(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.RetryBackoff, cfg.MaxBackoff = 10*time.Second, 80*time.Second
+	p, err := New(cfg)
+	require.NoError(t, err)
+	other, err := New(cfg) // another replica
+	require.NoError(t, err)
+	for attempts, full := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 3: 40 * time.Second, 4: 80 * time.Second, 9: 80 * time.Second} {
+		seen := map[time.Duration]bool{}
+		var lowHalf, highHalf int
+		for i := range 200 {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+			d := p.backoff(id, attempts)
+			assert.GreaterOrEqual(t, d, full/2, "attempts %d", attempts)
+			assert.LessOrEqual(t, d, full, "attempts %d", attempts)
+			assert.Equal(t, d, other.backoff(id, attempts), "every replica agrees")
+			assert.Equal(t, d, p.backoff(id, attempts), "deterministic")
+			seen[d] = true
+			if d < full*3/4 {
+				lowHalf++
+			} else {
+				highHalf++
+			}
+		}
+		assert.Greater(t, len(seen), 190, "attempts %d: tenants that failed together retry apart", attempts)
+		assert.Greater(t, lowHalf, 60, "spread over the range")
+		assert.Greater(t, highHalf, 60, "spread over the range")
+	}
+	id := "00000000-0000-4000-8000-000000000001"
+	assert.NotEqual(t, p.backoff(id, 1)*2, p.backoff(id, 2), "the jitter is drawn again per attempt")
+
+	r := store.Record{ID: id, Attempts: 2, UpdatedAt: time.Unix(1000, 0)}
+	assert.Equal(t, r.UpdatedAt.Add(p.backoff(id, 2)), p.retryDueAt(r))
+}

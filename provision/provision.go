@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hatchery-dev/hatchery/callback"
+	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
 )
 
@@ -24,6 +26,10 @@ var (
 	// the tenant's lease, or when ctx ends while this process finishes
 	// other work on it.
 	ErrBusy = errors.New("provision: tenant is being worked on")
+	// ErrDeleted is returned by Provision for a tenant that has been
+	// deprovisioned: its ID cannot be provisioned again while its deleted
+	// record exists.
+	ErrDeleted = errors.New("provision: tenant is deleted")
 )
 
 // Internal outcomes: never returned to callers as such.
@@ -57,13 +63,14 @@ type Provisioner struct {
 	cancels map[uint64]context.CancelCauseFunc
 	nextKey uint64
 	wg      sync.WaitGroup
-	busy    map[string]struct{} // tenants with work in flight in this process
-	again   map[string]bool     // tenants that phoned home while busy here
-	addrs   map[string]string   // SSH addresses learned from Create, by tenant
-	watches map[string]*watch   // Wait calls, by tenant
-	swept   atomic.Bool         // a Resume has swept the deleted records
-	warned  sync.Map            // secret warnings already logged (warnOnce)
-	vocab   []byte              // see newVocabulary
+	busy    map[string]struct{}   // tenants with work in flight in this process
+	again   map[string]bool       // tenants that phoned home while busy here
+	addrs   map[string]string     // SSH addresses learned from Create, by tenant
+	sources map[string]netip.Addr // phone_home client addresses to verify (see keepSource)
+	watches map[string]*watch     // Wait calls, by tenant
+	swept   atomic.Bool           // a Resume has swept the deleted records
+	warned  sync.Map              // secret warnings already logged (warnOnce)
+	vocab   []byte                // see newVocabulary
 
 	now func() time.Time
 }
@@ -87,10 +94,20 @@ func New(cfg Config) (*Provisioner, error) {
 		busy:    make(map[string]struct{}),
 		again:   make(map[string]bool),
 		addrs:   make(map[string]string),
+		sources: make(map[string]netip.Addr),
 		watches: make(map[string]*watch),
 		now:     time.Now,
 
 		resumeSlots: make(chan struct{}, c.ResumeConcurrency),
+	}
+	instanceID := c.InstanceIDFunc
+	if ip, ok := c.Provider.(provider.InstanceIDer); ok && instanceID == nil {
+		instanceID = func(r store.Record) string {
+			if r.ServerID == "" {
+				return ""
+			}
+			return ip.InstanceID(r.ServerID)
+		}
 	}
 	p.handler = &callback.Handler{
 		Store:          c.Store,
@@ -99,7 +116,7 @@ func New(cfg Config) (*Provisioner, error) {
 		Logger:         c.Logger,
 		CheckSource:    c.CallbackCheckSource,
 		TrustedProxies: c.CallbackTrustedProxies,
-		InstanceIDFunc: c.InstanceIDFunc,
+		InstanceIDFunc: instanceID,
 	}
 	if p.vocab, err = p.newVocabulary(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -110,16 +127,43 @@ func New(cfg Config) (*Provisioner, error) {
 // Replica returns the name this Provisioner uses in leases.
 func (p *Provisioner) Replica() string { return p.cfg.Replica }
 
-// Handler returns the phone_home endpoint, a *callback.Handler wired to
-// start the injection when a server phones home. Mount it at
+// Handler returns the phone_home endpoint: a *callback.Handler wired to
+// start the injection when a server phones home, configured from Config's
+// Callback fields, behind a thin wrapper that hands the request's client
+// address to the injection (see verifySource). Mount it at
 // Config.CallbackBase; the tenant ID is the last segment of the path, so it
 // works under a ServeMux prefix pattern or http.StripPrefix. Every call
 // returns the same handler.
-func (p *Provisioner) Handler() http.Handler { return p.handler }
+func (p *Provisioner) Handler() http.Handler { return callbackFront{p} }
 
 // CallbackURL returns the phone_home URL a server of tenant id is given.
 func (p *Provisioner) CallbackURL(id string) string {
 	return p.handler.URL(p.cfg.CallbackBase, id)
+}
+
+// callbackURL returns the phone_home URL that r's next (or current) server
+// is given. It is the one place where the URL is made from the record: the
+// token is to be bound to r.CallbackNonce, so that the token of an earlier
+// server of the tenant is refused, once callback.Handler makes such tokens;
+// until then it is CallbackURL's.
+func (p *Provisioner) callbackURL(r store.Record) string {
+	return p.handler.URL(p.cfg.CallbackBase, r.ID)
+}
+
+// CheckProvider checks the provider's credentials when Config.Provider
+// can (provider.CredentialChecker): nil when it accepts them or cannot
+// check, an error wrapping provider.ErrUnauthorized when it refuses them,
+// another error when it could not tell. Run calls it first; call it at
+// start when you do not use Run.
+func (p *Provisioner) CheckProvider(ctx context.Context) error {
+	cc, ok := p.cfg.Provider.(provider.CredentialChecker)
+	if !ok {
+		return nil
+	}
+	if err := cc.CheckCredentials(ctx); err != nil {
+		return fmt.Errorf("provision: check provider credentials: %w", err)
+	}
+	return nil
 }
 
 // Provision starts tenant id: it creates its record (pending), moves it to
@@ -132,6 +176,12 @@ func (p *Provisioner) CallbackURL(id string) string {
 // at once. When creating the server fails, the tenant is recorded failed
 // and retried in the background (see Config.MaxAttempts); the error is
 // returned, redacted, as an *Error.
+//
+// Two cases are errors: a deleted tenant gets one wrapping ErrDeleted
+// (its ID cannot be provisioned again while the deleted record exists),
+// and a tenant that failed for good (a final error, or no attempt left)
+// gets the recorded failure, as an *Error (Retry starts it again). A
+// failed tenant whose retry is coming gets nil.
 func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
@@ -153,9 +203,15 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	default:
 		return fmt.Errorf("provision: create record %s: %w", id, err)
 	}
-	r, err := p.claim(ctx, id, store.StatusPending, store.StatusCreating, nil)
+	r, err := p.claim(ctx, id, store.StatusPending, store.StatusCreating, newNonce)
 	if err != nil {
-		if ignorableClaim(err) {
+		var ce *store.ConflictError
+		switch {
+		case errors.As(err, &ce) && r.Status == store.StatusDeleted:
+			return fmt.Errorf("%w: %s", ErrDeleted, id)
+		case errors.As(err, &ce) && r.Status == store.StatusFailed && !p.willRetry(r):
+			return recordedError(r)
+		case ignorableClaim(err):
 			return nil
 		}
 		return fmt.Errorf("provision: claim %s: %w", id, err)
@@ -263,9 +319,10 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 
 // Retry moves a failed tenant back into the lifecycle now, whatever its
 // attempt count and even after a final error (see Error.Final): to creating
-// when it has no server or its server never phoned home (that server is
-// deleted first), to injecting_secrets when the server's host keys are
-// recorded. It returns when that attempt is over.
+// when it has no server, or its server never phoned home, or the host keys
+// its phone_home posted turned out not to be the server's (that server is
+// deleted first, and a new one created), to injecting_secrets when the
+// server's host keys are recorded. It returns when that attempt is over.
 func (p *Provisioner) Retry(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
@@ -277,7 +334,7 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 	defer done()
 	ctx, cancel := p.workContext(ctx)
 	defer cancel()
-	r, err := p.claimRetry(ctx, id, false)
+	r, phase, err := p.claimRetry(ctx, id, false)
 	if err != nil {
 		var ce *store.ConflictError
 		if errors.As(err, &ce) {
@@ -285,7 +342,7 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("provision: retry %s: %w", id, err)
 	}
-	return p.leased(ctx, r, func(ctx context.Context) error { return p.work(ctx, r) })
+	return p.leased(ctx, r, func(ctx context.Context) error { return p.work(ctx, r, phase) })
 }
 
 // Wait polls the store until tenant id is settled and returns its record:
@@ -533,8 +590,9 @@ func (p *Provisioner) background(ctx context.Context, id string, slot bool, clai
 // record is injecting_secrets; take the lease and inject. When this
 // process is busy with the tenant (its create is just finishing), the
 // injection is tried again as soon as that work ends.
-func (p *Provisioner) onReady(_ context.Context, r store.Record) {
-	if r.Status != "" {
+func (p *Provisioner) onReady(ctx context.Context, r store.Record) {
+	if r.Status != "" { // from the handler, not a follow-up of begin
+		p.keepSource(ctx, r)
 		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets})
 	}
 	var err error
@@ -640,9 +698,12 @@ func (p *Provisioner) rememberAddr(id, addr string) {
 	p.mu.Unlock()
 }
 
+// forgetAddr forgets what this process learned of the tenant's server:
+// its SSH address and a phone_home client address to verify.
 func (p *Provisioner) forgetAddr(id string) {
 	p.mu.Lock()
 	delete(p.addrs, id)
+	delete(p.sources, id)
 	p.mu.Unlock()
 }
 

@@ -4,15 +4,16 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
-	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provision"
@@ -48,6 +49,15 @@ func TestNewValidates(t *testing.T) {
 		{"negative skew", func(c *provision.Config) { c.MaxClockSkew = -time.Second }, "MaxClockSkew"},
 		{"negative resume concurrency", func(c *provision.Config) { c.ResumeConcurrency = -1 }, "ResumeConcurrency"},
 		{"negative attempts", func(c *provision.Config) { c.MaxAttempts = -1 }, "MaxAttempts"},
+		{"jump without address", func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{User: "u", HostKeyCallback: ssh.FixedHostKey(c.Signer.PublicKey())}
+		}, "SSHJump.Addr"},
+		{"jump without user", func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{Addr: "127.0.0.1:22", HostKeyCallback: ssh.FixedHostKey(c.Signer.PublicKey())}
+		}, "SSHJump.User"},
+		{"jump without host key check", func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{Addr: "127.0.0.1:22", User: "u"}
+		}, "SSHJump.HostKeyCallback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +89,29 @@ func TestNewValidates(t *testing.T) {
 	p, err = provision.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
+}
+
+// An SSH agent with nowhere to find it is a configuration error, at New.
+func TestNewAgentNeedsASocket(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	b := setup(t, bundleOpts{store: memory.New()})
+	for _, mod := range []func(*provision.Config){
+		func(c *provision.Config) { c.SSHAgent = true },
+		func(c *provision.Config) {
+			c.SSHJump = &provision.JumpHost{Addr: "127.0.0.1:22", User: "u", Agent: true,
+				HostKeyCallback: ssh.FixedHostKey(c.Signer.PublicKey())}
+		},
+	} {
+		cfg := b.config("r", nil)
+		mod(&cfg)
+		_, err := provision.New(cfg)
+		require.ErrorIs(t, err, provision.ErrConfig)
+		assert.Contains(t, err.Error(), "SSH agent")
+		cfg.SSHAgentSocket = "/run/agent.sock"
+		p, err := provision.New(cfg)
+		require.NoError(t, err)
+		require.NoError(t, p.Close())
+	}
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -276,30 +309,54 @@ func TestFaultNoPhoneHome(t *testing.T) {
 }
 
 // A man in the middle: the host key posted at phone_home is not the one
-// SSH presents. The injection is refused, final, and nothing reaches the
-// server.
+// SSH presents. Nothing reaches the server; the attempt fails (not for
+// good) and the pin is dropped, so the retry deletes the server and
+// creates a new one, which phones home afresh: never an injection to the
+// same pin again. Here every server does it, until the attempts are spent;
+// Retry by hand goes back to a new server too.
 func TestFaultWrongHostKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{faults: func(string) fake.Faults { return fake.Faults{WrongHostKey: true} }})
-	p := b.replica(b.config("r1", nil))
+	var mu sync.Mutex
+	var servers []*fake.Server
+	b.cloud.afterFunc = func(name string) {
+		if s, ok := b.fake.ServerByName(name); ok {
+			mu.Lock()
+			servers = append(servers, s)
+			mu.Unlock()
+		}
+	}
+	cfg := b.config("r1", nil)
+	cfg.MaxAttempts = 2
+	p := b.replica(cfg)
 	id := newID()
 	require.NoError(t, p.Provision(context.Background(), id))
 	r, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusFailed, r.Status)
-	assert.True(t, strings.HasPrefix(r.Error, "final: inject: "), r.Error)
-	assert.Equal(t, 1, r.Attempts, "not retried")
+	assert.True(t, strings.HasPrefix(r.Error, "inject: "), r.Error)
+	assert.Contains(t, r.Error, "host key not accepted")
+	assert.Equal(t, 2, r.Attempts, "retried, on a new server")
+	assert.Empty(t, r.HostKeys, "the pin is dropped")
+	name := provision.DefaultServerName(id)
+	assert.Equal(t, 2, b.cloud.distinctServers(name))
+	assert.Len(t, b.fake.Servers(), 1, "the first server was deleted")
 
-	srv := b.server(id)
-	assert.Empty(t, srv.Commands(), "no command reached the server")
-	_, err = os.Stat(srv.Path(envPath))
-	assert.ErrorIs(t, err, os.ErrNotExist)
-	assert.False(t, srv.Unit(unit).Active)
+	// Retrying by hand creates a new server too.
+	require.NoError(t, p.Retry(context.Background(), id))
+	r, err = p.Wait(ctxTimeout(t, 20*time.Second), id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, r.Status)
+	assert.Equal(t, 3, b.cloud.distinctServers(name))
+	assert.Len(t, b.fake.Servers(), 1)
 
-	// Retrying by hand is refused the same way.
-	err = p.Retry(context.Background(), id)
-	require.ErrorIs(t, err, inject.ErrHostKey)
-	assert.Empty(t, srv.Commands())
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, servers, 3)
+	for _, s := range servers {
+		assert.Empty(t, s.Commands(), "no command reached server %s", s.ID())
+		assert.False(t, s.Unit(unit).Active)
+	}
 }
 
 // The SSH connection is cut in the middle of the injection: the retry

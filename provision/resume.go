@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
 )
 
@@ -63,7 +64,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 			live[r.ID] = true
 			err = p.background(ctx, r.ID, true,
 				func(ctx context.Context) (store.Record, error) {
-					r, err := p.claim(ctx, r.ID, store.StatusPending, store.StatusCreating, nil)
+					r, err := p.claim(ctx, r.ID, store.StatusPending, store.StatusCreating, newNonce)
 					if err == nil {
 						p.emit(Event{Tenant: r.ID, From: store.StatusPending, To: store.StatusCreating})
 					}
@@ -94,7 +95,7 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 		case store.StatusFailed:
 			if p.willRetry(r) {
 				live[r.ID] = true
-				if !now.Before(r.UpdatedAt.Add(p.backoff(r.Attempts))) {
+				if !now.Before(p.retryDueAt(r)) {
 					err = p.retryDue(ctx, r.ID, true)
 				}
 			}
@@ -114,6 +115,11 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 	for id := range p.addrs {
 		if !live[id] {
 			delete(p.addrs, id)
+		}
+	}
+	for id := range p.sources {
+		if !live[id] {
+			delete(p.sources, id)
 		}
 	}
 	p.mu.Unlock()
@@ -145,15 +151,29 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 	e := newError(id, phasePhoneHome, false, msg, errors.New(msg), nil)
 	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e})
 	if p.willRetry(rec) {
-		p.scheduleRetry(id, p.backoff(rec.Attempts))
+		p.scheduleRetry(id, p.backoff(id, rec.Attempts))
 	}
 	return nil
 }
 
-// Run calls Resume at once and then every Config.ResumeInterval until ctx
-// ends (returning ctx's error) or the Provisioner is shut down (returning
-// ErrClosed). Resume's errors are logged, not returned.
+// Run checks the provider's credentials (CheckProvider), then calls Resume
+// at once and every Config.ResumeInterval until ctx ends (returning ctx's
+// error) or the Provisioner is shut down (returning ErrClosed). A provider
+// that refuses the credentials (provider.ErrUnauthorized) makes Run return
+// that error at once, before any work: a bad token is an error at start,
+// not a failure per tenant later. A check that could not tell (the
+// provider unreachable) is logged and Run goes on. Resume's errors are
+// logged, not returned.
 func (p *Provisioner) Run(ctx context.Context) error {
+	if p.isClosed() {
+		return ErrClosed
+	}
+	if err := p.CheckProvider(ctx); errors.Is(err, provider.ErrUnauthorized) {
+		p.log.Error("the provider refuses the credentials; not starting", "err", err)
+		return err
+	} else if err != nil && ctx.Err() == nil {
+		p.log.Warn("cannot check the provider's credentials; going on", "err", err)
+	}
 	t := time.NewTicker(p.cfg.ResumeInterval)
 	defer t.Stop()
 	for {

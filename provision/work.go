@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,22 +34,27 @@ func phoneHomePost() []string {
 // injection follows under the same lease.
 func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 	if r.ServerID != "" {
-		// A retry after a server that never phoned home: delete it, or
-		// creating by name would adopt it again; and wait until it is
-		// gone, since the provider may hold its name while it is being
-		// deleted (Hetzner does), which would make the create fail.
+		// A retry after a server that never phoned home, or whose
+		// phone_home's host keys were not its own: delete it, or creating
+		// by name would adopt it again; and wait until it is gone, since
+		// the provider may hold its name while it is being deleted
+		// (Hetzner does), which would make the create fail.
 		dctx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
 		err := p.deleteAndWait(dctx, r.ServerID)
 		cancel()
 		if err != nil {
-			return p.fail(ctx, r, phaseCreate, overdue(ctx, dctx, "deleting the server that never phoned home", p.cfg.CreateTimeout,
-				fmt.Errorf("delete server %s that never phoned home: %w", r.ServerID, err)), nil)
+			return p.fail(ctx, r, phaseCreate, overdue(ctx, dctx, "deleting the failed attempt's server", p.cfg.CreateTimeout,
+				fmt.Errorf("delete server %s of the failed attempt: %w", r.ServerID, err)), nil)
 		}
-		p.log.Info("deleted server that never phoned home", "tenant", r.ID, "server", r.ServerID)
+		p.log.Info("deleted the failed attempt's server", "tenant", r.ID, "server", r.ServerID)
 		rec, err := p.own(ctx, r.ID, []store.Status{store.StatusCreating}, func(cur *store.Record) error {
 			cur.ServerID, cur.IPv4, cur.IPv6 = "", "", ""
+			cur.ServerType, cur.Location = "", ""
 			cur.Hostname, cur.InstanceID, cur.HostKeys = "", "", nil
-			return nil
+			// A new server: a new nonce, so that the deleted server's
+			// phone_home token (readable on it, in its user-data) is
+			// refused once tokens carry the nonce.
+			return newNonce(cur)
 		})
 		if err != nil {
 			return p.stopped(ctx, r, phaseCreate, err)
@@ -161,6 +167,7 @@ func (p *Provisioner) stopped(ctx context.Context, r store.Record, phase string,
 
 func setServer(r *store.Record, srv provider.Server) {
 	r.ServerID, r.ServerName, r.IPv4, r.IPv6 = srv.ID, srv.Name, srv.IPv4, srv.IPv6
+	r.ServerType, r.Location = srv.ServerType, srv.Location
 }
 
 // createServer builds r's user-data and creates (or adopts) its server.
@@ -176,19 +183,50 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 	if err != nil {
 		return provider.Server{}, values, err
 	}
+	var place Placement
+	if p.cfg.PlacementFunc != nil {
+		if place, err = p.cfg.PlacementFunc(ctx, r.Clone()); err != nil {
+			return provider.Server{}, values, fmt.Errorf("placement: %w", err)
+		}
+	}
 	labels := maps.Clone(p.cfg.Labels)
 	labels[LabelTenant] = r.ID
-	req := provider.CreateRequest{Name: name, UserData: userData, Labels: labels}
+	req := provider.CreateRequest{Name: name, UserData: userData, Labels: labels,
+		ServerType: place.ServerType, Image: place.Image}
 	if err := req.Validate(); err != nil {
 		return provider.Server{}, values, fmt.Errorf("server name from ServerNameFunc: %w", err)
 	}
-	srv, err := p.cfg.Provider.Create(ctx, req)
+	// Capacity in one location is tried in the next, within the attempt.
+	// A server that a dead replica's create brought up is adopted by name
+	// wherever it is (names are unique per provider account): the first
+	// location that answers the create adopts it, and the server reports
+	// where it is (Server.Location), unless the driver cannot tell.
+	locations := place.Locations
+	if len(locations) == 0 {
+		locations = []string{""}
+	}
+	var srv provider.Server
+	for i, loc := range locations {
+		req.Location = loc
+		srv, err = p.cfg.Provider.Create(ctx, req)
+		if err == nil || !errors.Is(err, provider.ErrUnavailable) || i == len(locations)-1 || ctx.Err() != nil {
+			break
+		}
+		p.log.Info("no capacity in this location; trying the next", "tenant", r.ID,
+			"location", loc, "next", locations[i+1], "err", err)
+	}
 	if err != nil {
-		return provider.Server{}, values, fmt.Errorf("create server %s: %w", name, err)
+		where := ""
+		if req.Location != "" {
+			where = " in " + req.Location
+		}
+		return provider.Server{}, values, fmt.Errorf("create server %s%s: %w", name, where, err)
 	}
 	if srv.ID == "" {
 		return provider.Server{}, values, fmt.Errorf("create server %s: provider returned no server ID", name)
 	}
+	srv.ServerType = cmp.Or(srv.ServerType, req.ServerType)
+	srv.Location = cmp.Or(srv.Location, req.Location)
 	p.rememberAddr(r.ID, srv.Addr())
 	return srv, values, nil
 }
@@ -204,7 +242,7 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	if cfg.Hostname == "" {
 		cfg.Hostname = name
 	}
-	url := p.CallbackURL(r.ID)
+	url := p.callbackURL(r)
 	ph := cloudinit.PhoneHome{}
 	if cfg.PhoneHome != nil {
 		ph = *cfg.PhoneHome
@@ -226,7 +264,12 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	}
 	cfg.PhoneHome = &ph
 	cfg.Users = p.withSSHUser(cfg.Users)
-	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r.ID, secrets)...)
+	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r, secrets)...)
+	if ul, ok := p.cfg.Provider.(provider.UserDataLimiter); ok {
+		if limit := ul.MaxUserData(); limit > 0 && (cfg.MaxSize == 0 || cfg.MaxSize > limit) {
+			cfg.MaxSize = limit // the provider's limit, unless the bootstrap's is smaller
+		}
+	}
 	data, err := cloudinit.Build(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build cloud-config: %w", err)
@@ -234,10 +277,12 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	return data, nil
 }
 
-// checkedSecrets returns the secret values of tenant id that must not
+// checkedSecrets returns the secret values of tenant r that must not
 // appear in its user-data nor on a command line of its steps (Build's
-// Secrets, inject.WithRedact): every distinct value of secrets, longest
-// first, except
+// Secrets, inject.WithRedact): every distinct value of secrets, and the
+// value without its leading and trailing white space when it has some (a
+// file or a vault read often ends in a newline, which a bootstrap or a
+// step may drop), longest first, except
 //
 //   - values shorter than inject.MinRedactLen bytes (leading and trailing
 //     space not counted), which inject does not redact either: "80",
@@ -252,11 +297,11 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 // Each secret left out is logged once per Provisioner and reason, by
 // name, never its value. Errors are still redacted of every value of at
 // least inject.MinRedactLen bytes (see redact).
-func (p *Provisioner) checkedSecrets(id string, secrets map[string]string) []string {
+func (p *Provisioner) checkedSecrets(r store.Record, secrets map[string]string) []string {
 	if len(secrets) == 0 {
 		return nil
 	}
-	url, name := p.CallbackURL(id), p.cfg.ServerNameFunc(id)
+	url, name := p.callbackURL(r), p.cfg.ServerNameFunc(r.ID)
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
 		v := secrets[k]
@@ -267,12 +312,15 @@ func (p *Provisioner) checkedSecrets(id string, secrets map[string]string) []str
 			p.warnOnce("short", k, "secret value too short to look for in the user-data and on command lines; not checked there, nor redacted",
 				"min_len", inject.MinRedactLen)
 			continue
-		case bytes.Contains(p.vocab, []byte(v)) || strings.Contains(url, v) || strings.Contains(name, v):
-			p.warnOnce("common", k, "secret value found in what the Provisioner writes itself (callback URL, server name, SSH user or key, cloud-config keys); not checked in the user-data nor on command lines")
-			continue
 		}
-		if !slices.Contains(out, v) {
-			out = append(out, v)
+		for _, form := range secretForms(v) {
+			if bytes.Contains(p.vocab, []byte(form)) || strings.Contains(url, form) || strings.Contains(name, form) {
+				p.warnOnce("common", k, "secret value found in what the Provisioner writes itself (callback URL, server name, SSH user or key, cloud-config keys); not checked in the user-data nor on command lines")
+				continue
+			}
+			if !slices.Contains(out, form) {
+				out = append(out, form)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b string) int {
@@ -362,12 +410,29 @@ func (p *Provisioner) secretsOf(ctx context.Context, id string) (map[string]stri
 	return s, nil
 }
 
-// secretValues returns the distinct non-empty values of s, longest first.
+// secretForms returns v, and v without its leading and trailing white
+// space when that differs and is not empty: the forms of a secret value
+// that are looked for and redacted.
+func secretForms(v string) []string {
+	if t := strings.TrimSpace(v); t != v && t != "" {
+		return []string{v, t}
+	}
+	return []string{v}
+}
+
+// secretValues returns the distinct non-empty values of s, and their
+// forms without surrounding white space (secretForms), longest first: what
+// redact replaces.
 func secretValues(s map[string]string) []string {
 	var vs []string
 	for _, v := range s {
-		if v != "" && !slices.Contains(vs, v) {
-			vs = append(vs, v)
+		if v == "" {
+			continue
+		}
+		for _, form := range secretForms(v) {
+			if !slices.Contains(vs, form) {
+				vs = append(vs, form)
+			}
 		}
 	}
 	slices.SortFunc(vs, func(a, b string) int {
@@ -457,8 +522,25 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 			return fail(fmt.Errorf("record adopted server: %w", err), values)
 		}
 	}
-	addr, err := p.sshAddr(ctx, r)
+	addr, srv, err := p.sshAddr(ctx, r)
 	if err != nil {
+		return fail(err, values)
+	}
+	if r.IPv4 == "" && r.IPv6 == "" && (srv.IPv4 != "" || srv.IPv6 != "") {
+		// The provider did not know the addresses at create: record them
+		// now that they are known.
+		r, err = p.own(ctx, r.ID, []store.Status{store.StatusInjectingSecrets}, func(cur *store.Record) error {
+			if cur.ServerID != r.ServerID {
+				return errLeaseLost
+			}
+			cur.IPv4, cur.IPv6 = srv.IPv4, srv.IPv6
+			return nil
+		})
+		if err != nil {
+			return fail(fmt.Errorf("record the server's addresses: %w", err), values)
+		}
+	}
+	if err := p.verifySource(r, r.IPv4, r.IPv6); err != nil {
 		return fail(err, values)
 	}
 	steps, err := p.cfg.StepsFunc(ctx, StepsInput{Record: r.Clone(), Secrets: maps.Clone(secrets), Rotate: rotate})
@@ -466,7 +548,7 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 		return fail(fmt.Errorf("steps: %w", err), values)
 	}
 	wait, steps := p.splitCloudInitWait(steps)
-	checked := p.checkedSecrets(r.ID, secrets)
+	checked := p.checkedSecrets(r, secrets)
 	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
@@ -476,9 +558,20 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
 	}
 	dialCtx, cancelDial := context.WithTimeout(ctx, dialBudget*p.cfg.SSHTimeout)
+	jump, err := p.dialJump(dialCtx, r.ID)
+	if err != nil {
+		cancelDial()
+		return fail(err, values)
+	}
+	if jump != nil {
+		defer jump.Close()
+	}
 	conn, err := inject.Dial(dialCtx, addr, inject.SSHConfig{
 		User:              p.cfg.SSHUser,
 		Signer:            p.cfg.Signer,
+		Agent:             p.cfg.SSHAgent,
+		AgentSocket:       p.cfg.SSHAgentSocket,
+		Jump:              jump,
 		HostKeyCallback:   hostKeys,
 		HostKeyAlgorithms: algos,
 		Timeout:           p.cfg.SSHTimeout,
@@ -530,18 +623,45 @@ func (p *Provisioner) splitCloudInitWait(steps []inject.Step) (inject.Step, []in
 const dialBudget = 5
 
 // sshAddr returns where r's server listens for SSH: what Create returned
-// in this process, else what the provider reports now.
-func (p *Provisioner) sshAddr(ctx context.Context, r store.Record) (string, error) {
+// in this process, else what the provider reports now (one Get, which
+// also gives the addresses of a server whose provider did not know them
+// at create; the server has phoned home, so it is up). srv is the Get's
+// answer, zero when there was none.
+func (p *Provisioner) sshAddr(ctx context.Context, r store.Record) (addr string, srv provider.Server, err error) {
 	if a := p.knownAddr(r.ID); a != "" {
-		return a, nil
+		return a, provider.Server{}, nil
 	}
-	srv, err := p.cfg.Provider.Get(ctx, r.ServerID)
+	srv, err = p.cfg.Provider.Get(ctx, r.ServerID)
 	if err != nil {
-		return "", fmt.Errorf("look up server %s: %w", r.ServerID, err)
+		return "", provider.Server{}, fmt.Errorf("look up server %s: %w", r.ServerID, err)
 	}
-	addr := srv.Addr()
+	addr = srv.Addr()
 	if addr == "" {
-		return "", fmt.Errorf("server %s has no address", r.ServerID)
+		return "", provider.Server{}, fmt.Errorf("server %s has no address", r.ServerID)
 	}
-	return addr, nil
+	p.rememberAddr(r.ID, addr)
+	return addr, srv, nil
+}
+
+// dialJump connects to the bastion (Config.SSHJump) for one injection;
+// nil without one. Its errors wrap errJump: a host key failure there is
+// the bastion's, not the tenant server's (see badPin).
+func (p *Provisioner) dialJump(ctx context.Context, id string) (*inject.SSH, error) {
+	j := p.cfg.SSHJump
+	if j == nil {
+		return nil, nil
+	}
+	conn, err := inject.Dial(ctx, j.Addr, inject.SSHConfig{
+		User:            j.User,
+		Signer:          j.Signer,
+		Agent:           j.Agent,
+		AgentSocket:     p.cfg.SSHAgentSocket,
+		HostKeyCallback: j.HostKeyCallback,
+		Timeout:         p.cfg.SSHTimeout,
+		Logger:          p.log.With("tenant", id, "jump", j.Addr),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ssh %w %s: %w", errJump, j.Addr, err)
+	}
+	return conn, nil
 }

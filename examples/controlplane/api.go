@@ -118,6 +118,9 @@ func (a *api) provision(w http.ResponseWriter, r *http.Request) {
 	var pe *provision.Error
 	switch {
 	case err == nil, errors.As(err, &pe):
+	case errors.Is(err, provision.ErrDeleted):
+		writeJSON(w, http.StatusConflict, apiError{Error: "tenant " + id + " was deprovisioned; tenant IDs are not reused"})
+		return
 	case errors.Is(err, provision.ErrClosed):
 		a.fail(w, http.StatusServiceUnavailable, "shutting down", err)
 		return

@@ -1,0 +1,178 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/hatchery-dev/hatchery/store"
+)
+
+// Addresses that come later.
+//
+// A provider may create a server without telling its address yet
+// (DigitalOcean: a droplet has no IP until it is active). Such a server
+// is recorded in cloud_init without IPs, and the callback.Handler cannot
+// check where its phone_home comes from (CallbackCheckSource): it accepts
+// it, since nothing tells the server's address apart from another. The
+// Provisioner then checks before it injects:
+//
+//   - the Handler wrapper (callbackFront) passes the client address of
+//     each phone_home along with the request's context, and onReady keeps
+//     it for the injection when the handler could not compare it;
+//   - before injecting, the server's address comes from what its Create
+//     returned, else from one provider Get (sshAddr), which this needs
+//     anyway to connect; the IPs are recorded then (Record.IPv4, IPv6);
+//   - the kept client address must be the server's (its IPv4, or in its
+//     IPv6 /64: the rule of the callback.Handler): otherwise the host keys
+//     that the phone_home posted came from elsewhere, nothing is sent to
+//     the server, and the attempt fails like a host key mismatch: the pin
+//     is dropped and the retry creates a new server (errWrongSource).
+//
+// Why not a Get in the handler, before the transition: the handler must
+// answer fast and must not spend provider API calls (rate limited, shared
+// by every tenant) on requests it has not yet checked; and the injection
+// needs the address anyway. A callback's address alone is never trusted:
+// the SSH connection goes to the address the provider reports, pinned to
+// the posted keys.
+//
+// What is not covered: when the replica that received the phone_home dies
+// before injecting, the replica that takes the injection over does not know
+// the client address (it is not stored), and injects without this check.
+// That is still safe for the secrets: the connection goes to the address
+// the provider gives and is pinned to the posted host keys, so keys posted
+// by anyone but the server fail the handshake before any secret is sent
+// (and the attempt goes back to a new server, see fail). The check is a
+// guard against that wasted attempt, and an early, clear warning.
+//
+// A provider that knows the address at create (Hetzner) is checked by the
+// callback.Handler itself, as before, with no extra API call: the client
+// address is kept only for a callback that the handler could not compare.
+
+// errWrongSource fails an injection whose phone_home came from another
+// address than the server's.
+var errWrongSource = errors.New("the phone_home did not come from the server's address")
+
+// sourceKey is the context key of a phone_home's client address.
+type sourceKey struct{}
+
+// callbackFront is the Handler: the callback.Handler, with the client
+// address of each request in its context (when CallbackCheckSource is on),
+// which the handler passes on to onReady.
+type callbackFront struct{ p *Provisioner }
+
+func (f callbackFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.p.cfg.CallbackCheckSource {
+		if a, ok := clientAddr(r, f.p.cfg.CallbackTrustedProxies); ok {
+			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, a))
+		}
+	}
+	f.p.handler.ServeHTTP(w, r)
+}
+
+// keepSource keeps the client address of the phone_home that moved r
+// (as the handler wrote it) to injecting_secrets, when the handler could
+// not compare it with the server's address: r has no IP.
+func (p *Provisioner) keepSource(ctx context.Context, r store.Record) {
+	a, ok := ctx.Value(sourceKey{}).(netip.Addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.sources, r.ID) // an earlier phone_home's, if any
+	if ok && p.cfg.CallbackCheckSource && r.IPv4 == "" && r.IPv6 == "" {
+		p.sources[r.ID] = a
+	}
+}
+
+// takeSource returns, once, the client address kept for tenant id.
+func (p *Provisioner) takeSource(id string) (netip.Addr, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.sources[id]
+	delete(p.sources, id)
+	return a, ok
+}
+
+// verifySource checks the phone_home's client address kept for r, if any,
+// against the server's addresses as now known.
+func (p *Provisioner) verifySource(r store.Record, ipv4, ipv6 string) error {
+	a, ok := p.takeSource(r.ID)
+	if !ok || ipv4 == "" && ipv6 == "" || fromServer(ipv4, ipv6, a) {
+		return nil // nothing to check, nothing to compare with, or fine
+	}
+	p.log.Warn("phone_home came from another address than the server's; not injecting",
+		"tenant", r.ID, "client", a.String(), "ipv4", ipv4, "ipv6", ipv6)
+	return fmt.Errorf("%w: it came from %s, the provider reports %s",
+		errWrongSource, a, strings.Trim(ipv4+" "+ipv6, " "))
+}
+
+// fromServer reports whether addr may be the server with those addresses:
+// its IPv4, or in the /64 of its IPv6 (a prefix is used as is), the rule
+// of callback.Handler.CheckSource.
+func fromServer(ipv4, ipv6 string, addr netip.Addr) bool {
+	if a, err := netip.ParseAddr(ipv4); err == nil && a.Unmap() == addr {
+		return true
+	}
+	if ipv6 == "" {
+		return false
+	}
+	var pre netip.Prefix
+	var err error
+	if strings.Contains(ipv6, "/") {
+		pre, err = netip.ParsePrefix(ipv6)
+	} else {
+		var a netip.Addr
+		if a, err = netip.ParseAddr(ipv6); err == nil {
+			pre, err = a.Prefix(64)
+		}
+	}
+	return err == nil && pre.Masked().Contains(addr)
+}
+
+// clientAddr returns the address a request came from, by the rule of
+// callback.Handler (which does not export it): the peer's, or, when the
+// peer is in trusted, the rightmost X-Forwarded-For hop that is not (the
+// leftmost when all of them are). False when an address does not parse.
+func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
+	isTrusted := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	addr, ok := parseHop(r.RemoteAddr)
+	if !ok || !isTrusted(addr) {
+		return addr, ok
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, ok := parseHop(hops[i])
+		if !ok {
+			return netip.Addr{}, false
+		}
+		addr = a
+		if !isTrusted(a) {
+			break
+		}
+	}
+	return addr, true
+}
+
+// parseHop parses "addr", "addr:port" or "[addr]:port".
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
