@@ -31,19 +31,19 @@ func authorizedLine(k ssh.PublicKey) string {
 
 // postForged posts a phone_home with an attacker's host key to a tenant's
 // callback URL, as anyone who read the token off a server of the tenant
-// (its user-data, cloud-init's log) can.
-func postForged(t *testing.T, callbackURL string) {
+// (its user-data, cloud-init's log) can, and returns the status code.
+func postForged(t *testing.T, callbackURL, instanceID string) int {
 	t.Helper()
 	form := url.Values{
 		"pub_key_ed25519": {authorizedLine(newSigner(t).PublicKey())},
-		"instance_id":     {"i-attacker"},
+		"instance_id":     {instanceID},
 		"hostname":        {"attacker"},
 		"fqdn":            {"attacker"},
 	}
 	resp, err := http.PostForm(callbackURL, form)
 	require.NoError(t, err)
 	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, "the default config accepts the first phone_home")
+	return resp.StatusCode
 }
 
 // A phone_home forged with the tenant's token, posted before the real
@@ -72,7 +72,11 @@ func TestForgedPhoneHomeGetsANewServer(t *testing.T) {
 			require.NoError(t, err)
 			require.NotEmpty(t, before.CallbackNonce)
 
-			postForged(t, p.CallbackURL(id))
+			// The provider's instance ID is checked by default: a forgery
+			// must also guess the new server's ID. This one did.
+			require.Equal(t, http.StatusConflict, postForged(t, p.CallbackURL(id), "i-attacker"))
+			require.Equal(t, http.StatusOK, postForged(t, p.CallbackURL(id), "i-"+first.ID()),
+				"a forgery with the right instance ID is accepted")
 			if byHand {
 				r, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
 				require.NoError(t, err)

@@ -262,6 +262,22 @@ func (c *countingProvider) Create(ctx context.Context, req provider.CreateReques
 	return srv, nil
 }
 
+// MaxUserData and InstanceID pass the wrapped provider's abilities on, so
+// that the tests run with them as a user of provider/fake does.
+func (c *countingProvider) MaxUserData() int {
+	if l, ok := c.Provider.(provider.UserDataLimiter); ok {
+		return l.MaxUserData()
+	}
+	return 1 << 30
+}
+
+func (c *countingProvider) InstanceID(serverID string) string {
+	if i, ok := c.Provider.(provider.InstanceIDer); ok {
+		return i.InstanceID(serverID)
+	}
+	return ""
+}
+
 // distinctServers returns how many different servers Create returned for name.
 func (c *countingProvider) distinctServers(name string) int {
 	c.mu.Lock()
@@ -402,6 +418,8 @@ type bundleOpts struct {
 	store     store.Store // nil: SQLite in t.TempDir()
 	faults    func(name string) fake.Faults
 	bootDelay time.Duration // 0: 20ms
+	// maxUserData is the fake's user-data limit; 0: its default (32 KiB).
+	maxUserData int
 }
 
 func setup(t testing.TB, o bundleOpts) *bundle {
@@ -422,6 +440,7 @@ func setup(t testing.TB, o bundleOpts) *bundle {
 		BootDelay:         o.bootDelay,
 		PhoneHomeInterval: 50 * time.Millisecond,
 		Faults:            o.faults,
+		MaxUserData:       o.maxUserData,
 		Dir:               t.TempDir(),
 		Logger:            testLogger(t),
 	})

@@ -172,7 +172,10 @@ func TestPlacementErrorAndDefault(t *testing.T) {
 	require.Len(t, pp.requests(), 1)
 	req := pp.requests()[0]
 	assert.Empty(t, req.ServerType+req.Location+req.Image, "the driver's defaults")
-	assert.Empty(t, r.Location+r.ServerType)
+	// Where the server ended up, as the provider reports it: the fake's
+	// defaults.
+	assert.Equal(t, "local", r.Location)
+	assert.Equal(t, "sim", r.ServerType)
 }
 
 // credentialsProvider answers CheckCredentials with err.
@@ -266,12 +269,13 @@ func TestUserDataLimitFromProvider(t *testing.T) {
 	filler := strings.Repeat("the quick brown fox jumps over the lazy dog\n", 1000) // 44 KB
 	tests := []struct {
 		name      string
-		limit     int // the provider's; 0: none
+		limit     int // the provider's; 0: the fake's own (1 MiB); -1: none
 		bootstrap int // the bootstrap's MaxSize
 		wantLimit int // 0: ready
 	}{
 		{name: "provider allows more than the default", limit: 64 << 10},
-		{name: "no limit of the provider's: the default", wantLimit: cloudinit.MaxSize},
+		{name: "the provider's own limit: the fake's, 1 MiB"},
+		{name: "no limit of the provider's: the default", limit: -1, wantLimit: cloudinit.MaxSize},
 		{name: "provider allows less", limit: 40 << 10, wantLimit: 40 << 10},
 		{name: "bootstrap's is smaller", limit: 64 << 10, bootstrap: 40 << 10, wantLimit: 40 << 10},
 		{name: "bootstrap's is larger", limit: 40 << 10, bootstrap: 64 << 10, wantLimit: 40 << 10},
@@ -279,10 +283,14 @@ func TestUserDataLimitFromProvider(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, bundleOpts{store: memory.New()})
+			// The fake takes anything; the limit checked is the wrapper's.
+			b := setup(t, bundleOpts{store: memory.New(), maxUserData: 1 << 20})
 			cfg := b.config("r1", nil)
-			if tt.limit > 0 {
+			switch {
+			case tt.limit > 0:
 				cfg.Provider = limitedProvider{Provider: b.cloud, limit: tt.limit}
+			case tt.limit < 0:
+				cfg.Provider = struct{ provider.Provider }{b.cloud} // hides MaxUserData
 			}
 			cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
 				c, err := bootstrap(ctx, r)
