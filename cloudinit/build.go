@@ -9,11 +9,11 @@ import (
 	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Build validates cfg and renders it as user-data: Header followed by the
-// YAML that gopkg.in/yaml.v3 produces from the typed model, keys in
+// YAML that go.yaml.in/yaml/v3 produces from the typed model, keys in
 // declaration order (map keys sorted), byte-for-byte the same for the same
 // Config. With cfg.Compress it returns base64(gzip(document)) on one line,
 // without a trailing newline.

@@ -13,7 +13,7 @@
 // # Rendering
 //
 // Build validates a Config, then renders "#cloud-config\n" followed by the
-// YAML that gopkg.in/yaml.v3 emits for the model, keys in declaration
+// YAML that go.yaml.in/yaml/v3 emits for the model, keys in declaration
 // order, map keys sorted: the same Config always gives the same bytes. No
 // text is templated. Each string is given the style that both yaml.v3
 // (Parse) and PyYAML (cloud-init, YAML 1.1) read back as that same string:
