@@ -47,13 +47,17 @@
 // Non-2xx answers are retried (tries, 3 s apart) and then only logged.
 //
 // The handler accepts that form, and a JSON object with the same field
-// names (what the original plan described). Unknown fields are ignored,
-// and so is pub_key_dsa (a DSA host key cannot be pinned: OpenSSH and
-// golang.org/x/crypto/ssh no longer speak ssh-dss); "N/A" and empty values
-// count as absent; trailing newlines are trimmed. A key must parse as an SSH public key of the field's type (no options, no
-// certificate); it is recorded as "type base64" without its comment, in
-// the order above, so that records compare stably. hostname must be an RFC
-// 1123 host name (fqdn is used when hostname is absent); instance_id is 1
+// names (what the original plan described). A field given twice is
+// refused (400), in a form and in JSON alike, also when one of the two
+// spells its name with escapes ("host\u006eame"): encoding/json alone
+// would keep the last. Unknown fields are ignored, and so is pub_key_dsa
+// (a DSA host key cannot be pinned: OpenSSH and golang.org/x/crypto/ssh
+// no longer speak ssh-dss); "N/A" and empty values count as absent;
+// trailing newlines are trimmed. A key must parse as an SSH public key of
+// the field's type (no options, no certificate); it is recorded as "type
+// base64" without its comment, in the order above, so that records
+// compare stably. hostname must be an RFC 1123 host name (fqdn is used
+// when hostname is absent); instance_id is 1
 // to 128 characters of letters, digits and ._:-.
 //
 // # Empty callbacks
