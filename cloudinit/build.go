@@ -25,20 +25,27 @@ import (
 // would be sent is over cfg.MaxSize (0 means MaxSize) or the plain document
 // over MaxDocument.
 func Build(cfg Config) ([]byte, error) {
-	if err := scanSourceNames(&cfg); err != nil {
+	// Secrets first: a private key pasted into the wrong field is reported
+	// as a secret, not as an invalid value. Only the checks of Secrets
+	// themselves come before, since the scan looks for them.
+	if err := cfg.validateOwn(); err != nil {
+		return nil, err
+	}
+	sc := newScanner(cfg.Secrets)
+	if err := scanSourceNames(&cfg, sc); err != nil {
+		return nil, err
+	}
+	if err := scanConfig(&cfg, sc); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := scanConfig(&cfg); err != nil {
 		return nil, err
 	}
 	doc, err := render(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := scanDocument(doc, cfg.Secrets); err != nil {
+	if err := scanDocument(doc, sc); err != nil {
 		return nil, err
 	}
 	if len(doc) > MaxDocument {
@@ -68,6 +75,16 @@ func render(cfg Config) ([]byte, error) {
 		ph := *cfg.PhoneHome // never write to the caller's PhoneHome
 		ph.Tries = DefaultTries
 		cfg.PhoneHome = &ph
+	}
+	if len(cfg.Reporting) > 0 {
+		rep := make(map[string]Reporter, len(cfg.Reporting)) // nor to its map
+		for name, r := range cfg.Reporting {
+			if r.Timeout == 0 {
+				r.Timeout = DefaultReporterTimeout
+			}
+			rep[name] = r
+		}
+		cfg.Reporting = rep
 	}
 	var nb nodeBuilder
 	n, err := nb.build(reflect.ValueOf(cfg))
