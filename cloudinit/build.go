@@ -32,6 +32,7 @@ func Build(cfg Config) ([]byte, error) {
 		return nil, err
 	}
 	sc := newScanner(cfg.Secrets)
+	sc.allow(cfg.madeByControlPlane()...)
 	if err := scanSourceNames(&cfg, sc); err != nil {
 		return nil, err
 	}
@@ -148,4 +149,18 @@ func compress(doc []byte) ([]byte, error) {
 	out := make([]byte, base64.StdEncoding.EncodedLen(zb.Len()))
 	base64.StdEncoding.Encode(out, zb.Bytes())
 	return out, nil
+}
+
+// madeByControlPlane returns the values a control plane makes from the
+// tenant's identity: the host name, the phone_home URL and the reporting
+// endpoints, which carry the tenant ID.
+func (c *Config) madeByControlPlane() []string {
+	out := []string{c.Hostname}
+	if c.PhoneHome != nil {
+		out = append(out, c.PhoneHome.URL)
+	}
+	for _, r := range c.Reporting {
+		out = append(out, r.Endpoint)
+	}
+	return out
 }

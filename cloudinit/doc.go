@@ -93,7 +93,11 @@
 //     at least two characters each of two of lowercase letters, uppercase
 //     letters and digits; also in hex and base64 runs, which are decoded
 //     (below). A value of 24 bytes or more split over two fields is found
-//     however it is split (one part holds 12 of its bytes).
+//     however it is split (one part holds 12 of its bytes). Windows that
+//     occur in the host name, the phone_home URL or a reporting endpoint,
+//     which a control plane makes from the tenant's ID, are not looked
+//     for: a secret that holds the tenant ID (a database name, a bucket)
+//     is not refused because the ID is in the callback URL.
 //
 // All of this is also looked for in what the text decodes to, up to
 // MaxScanDepth (6) layers deep: runs of base64 (16 characters or more,

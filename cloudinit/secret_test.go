@@ -202,6 +202,15 @@ func TestSecretScanLimits(t *testing.T) {
 			"nested:\n        \"accessToken\": \"\"\n        \"scopes\": [\"user:inference\"]\n"})
 		accept(t, cfg)
 	})
+	t.Run("a secret that holds the tenant ID of the callback URL", func(t *testing.T) {
+		t.Parallel()
+		cfg := fullConfig()
+		cfg.Secrets = []string{"postgres://app:Zx9pw@db.internal:5432/tenant_" + tenantID}
+		cfg.WriteFiles = append(cfg.WriteFiles, cloudinit.File{Path: "/etc/tenant", Content: "TENANT_ID=" + tenantID + "\n"})
+		accept(t, cfg)
+		cfg.PhoneHome.URL = "https://hatchery.example.com/cb/elsewhere"
+		wantSecret(t, cfg, "12-byte fragment", "write_files[1].content", cfg.Secrets[0])
+	})
 	t.Run("a private key secret next to its public key and a certificate", func(t *testing.T) {
 		t.Parallel()
 		keys := testKeys(t)
