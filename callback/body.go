@@ -118,7 +118,8 @@ func parseBody(contentType string, body []byte) (payload, error) {
 }
 
 // decodeFields returns the body's fields by name, trimmed, with "N/A"
-// dropped. A field given twice is an error: which one would count?
+// dropped. A field given twice is an error, in a form as in JSON: which
+// one would count?
 func decodeFields(contentType string, body []byte) (map[string]string, error) {
 	kind := "form"
 	if contentType != "" {
@@ -155,17 +156,9 @@ func decodeFields(contentType string, body []byte) (map[string]string, error) {
 		}
 		return fields, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
+	obj, err := decodeObject(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: JSON: %w", errBody, err)
-	}
-	if obj == nil {
-		return nil, fmt.Errorf("%w: JSON: not an object", errBody)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: JSON: data after the object", errBody)
 	}
 	for name, v := range obj {
 		switch v := v.(type) {

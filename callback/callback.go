@@ -2,9 +2,6 @@ package callback
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +45,30 @@ type Handler struct {
 	// record stays where OnReady left it (usually injecting_secrets): the
 	// caller's own recovery (provision's Resume) must pick it up.
 	OnReady func(ctx context.Context, r store.Record)
+	// OnEvent, when set, is called for every boot event that cloud-init's
+	// reporting webhook posts to [Handler.EventsURL] and that the handler
+	// accepts, with the record as read (never changed: events are
+	// progress only) and the validated event. It runs inside the request,
+	// before the answer is sent: cloud-init posts one event at a time and
+	// waits for each answer, so a server's events reach OnEvent in the
+	// order they happened. It must be quick (hand the event on, do not
+	// provision from it); a panic in it is recovered and logged like
+	// OnReady's, and the event still answered 200.
+	//
+	// An event is accepted (200) only with the token of the record's
+	// current server, for a record in creating or cloud_init; the answers
+	// are those of phone_home, in the same order: 500 misconfigured, 405
+	// not a POST, 400 malformed ID, 401 bad token (before the store is
+	// read), 400 EventParam is not "1", 413 over MaxEventSize, 415 a
+	// Content-Type that is not JSON (cloud-init sends none), 400 a body
+	// that is not one event (see BootEvent), 404 no such tenant, 401 a
+	// token of another server of the tenant, 403 CheckSource is on and the
+	// client is not the server, 409 the record is past cloud_init (a late
+	// event: the server has phoned home already) or failed or deleted,
+	// 500 the store failed. A refused event changes nothing and reaches
+	// no OnEvent. nil: events are validated, answered and logged (Debug,
+	// Warn for WARN and FAIL results), nothing else.
+	OnEvent func(ctx context.Context, r store.Record, ev BootEvent)
 	// IDFunc returns the tenant ID of a request, e.g. r.PathValue("id")
 	// under a "POST /callback/{id}" ServeMux pattern, or chi.URLParam.
 	// nil: the last segment of r.URL.Path (one trailing slash ignored).
@@ -101,33 +122,6 @@ const DefaultStoreTimeout = 10 * time.Second
 // Key is a misconfiguration, handled like an empty one.
 const MinKeySize = 16
 
-// tokenDomain prefixes the tenant ID in the HMAC input, so that a token
-// is never also a valid MAC for another use of the same key.
-const tokenDomain = "hatchery/callback/v1\x00"
-
-// URL returns the phone_home URL for tenant id: base (the URL the handler
-// is mounted at, e.g. "https://cp.example.com/api/provision/callback",
-// trailing slashes ignored), then "/" + id, then "?token=" and the
-// lowercase hex HMAC-SHA256 under Key of "hatchery/callback/v1", a NUL
-// byte and id. The URL contains no "$", so cloud-init's template
-// substitution leaves it alone. It is only as useful as Key: with a Key
-// shorter than MinKeySize the handler refuses every request.
-func (h *Handler) URL(base, id string) string {
-	return strings.TrimRight(base, "/") + "/" + id + "?token=" + h.token(id)
-}
-
-func (h *Handler) token(id string) string {
-	m := hmac.New(sha256.New, h.Key)
-	m.Write([]byte(tokenDomain))
-	m.Write([]byte(id))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// validToken compares in constant time (for a token of the right length).
-func (h *Handler) validToken(id, got string) bool {
-	return hmac.Equal([]byte(got), []byte(h.token(id)))
-}
-
 // Outcomes, as logged in the "outcome" attribute.
 const (
 	outcomeReady      = "transitioned" // cloud_init/creating -> injecting_secrets
@@ -146,7 +140,15 @@ const (
 	outcomeStoreError = "store_error"
 	outcomePanic      = "on_ready_panicked"
 	outcomeInstance   = "wrong_instance"
+	outcomeStale      = "stale_token" // a genuine token of another server of the tenant
+	outcomeEvent      = "event"       // a boot event passed to OnEvent
+	outcomeLate       = "late_event"  // a boot event for a record past cloud_init
+	outcomeEventPanic = "on_event_panicked"
 )
+
+// errStale aborts the transition when the token's nonce is not the
+// record's CallbackNonce.
+var errStale = errors.New("callback: token is bound to another server of the tenant")
 
 // errSource aborts the transition when the source address is wrong.
 var errSource = errors.New("callback: request does not come from the server's address")
@@ -181,8 +183,10 @@ func (h *Handler) checkInstance(rec store.Record, posted string) error {
 	return nil
 }
 
-// ServeHTTP answers one phone_home callback. The checks run in this order
-// and the first that fails decides the answer:
+// ServeHTTP answers one phone_home callback, or, with EventParam in the
+// query, one boot event of cloud-init's reporting webhook (see
+// [Handler.OnEvent] for its answers). The checks run in this order and
+// the first that fails decides the answer:
 //
 //	500 the Key is shorter than MinKeySize or there is no Store (a
 //	    misconfiguration; logged once)
@@ -192,8 +196,12 @@ func (h *Handler) checkInstance(rec store.Record, posted string) error {
 //	401 the token is missing or wrong (before the store is touched)
 //	413 the body is over MaxBodySize
 //	415 the Content-Type is neither a form nor JSON
-//	400 the body does not parse, a value is invalid, or no host key is given
+//	400 the body does not parse, a value is invalid, a field is given
+//	    twice, or no host key is given
 //	404 no such tenant
+//	401 the token is bound to another server of the tenant: its nonce is
+//	    not the record's CallbackNonce (an earlier server's token), or it
+//	    has none while the record has one, or the reverse
 //	403 CheckSource is on and the client is not the server
 //	409 the tenant is failed, deleted or not yet creating, or it has
 //	    already phoned home with different data, or instance_id is not
@@ -207,6 +215,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("remote", r.RemoteAddr)
+	query := r.URL.Query()
+	_, event := query[EventParam]
+	what := "callback"
+	if event {
+		what = "boot event"
+		log = log.With("endpoint", "events")
+	}
 
 	if len(h.Key) < MinKeySize || h.Store == nil {
 		h.misconfigOnce.Do(func() {
@@ -219,7 +234,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			default:
 				what = "Handler.Store is nil"
 			}
-			log.Error("callback: " + what + ": refusing every phone_home callback with 500 until it is set")
+			log.Error("callback: " + what + ": refusing every phone_home callback and boot event with 500 until it is set")
 		})
 		http.Error(w, "callback handler is not configured", http.StatusInternalServerError)
 		return
@@ -237,29 +252,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "phone_home must POST its data (is the post list empty?)", http.StatusMethodNotAllowed)
-		log.Warn("callback refused", "outcome", outcomeMethod, "method", truncate(r.Method))
+		msg := "phone_home must POST its data (is the post list empty?)"
+		if event {
+			msg = "boot events must be POSTed"
+		}
+		http.Error(w, msg, http.StatusMethodNotAllowed)
+		log.Warn(what+" refused", "outcome", outcomeMethod, "method", truncate(r.Method))
 		return
 	}
 	if idErr != nil {
 		http.Error(w, "malformed tenant ID", http.StatusBadRequest)
-		log.Warn("callback refused", "outcome", outcomeID, "reason", idErr.Error())
+		log.Warn(what+" refused", "outcome", outcomeID, "reason", idErr.Error())
 		return
 	}
-	if !h.validToken(id, r.URL.Query().Get("token")) {
+	nonce, ok := h.verify(id, query.Get("token"))
+	if !ok {
 		http.Error(w, "missing or invalid token", http.StatusUnauthorized)
-		log.Warn("callback refused", "outcome", outcomeToken)
+		log.Warn(what+" refused", "outcome", outcomeToken)
+		return
+	}
+	if event {
+		h.serveEvent(w, r, log, id, nonce, query.Get(EventParam))
 		return
 	}
 
 	if r.ContentLength > MaxBodySize {
-		h.tooLarge(w, log)
+		h.tooLarge(w, log, what, MaxBodySize)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.tooLarge(w, log)
+			h.tooLarge(w, log, what, MaxBodySize)
 			return
 		}
 		http.Error(w, "cannot read body", http.StatusBadRequest)
@@ -294,15 +318,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}
 
-	timeout := h.StoreTimeout
-	if timeout <= 0 {
-		timeout = DefaultStoreTimeout
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), h.storeTimeout())
 	defer cancel()
 	rec, err := store.Transition(ctx, h.Store, id,
 		[]store.Status{store.StatusCloudInit, store.StatusCreating}, store.StatusInjectingSecrets,
 		func(rec *store.Record) error {
+			if rec.CallbackNonce != nonce {
+				return errStale
+			}
 			if err := checkSource(*rec); err != nil {
 				return err
 			}
@@ -326,8 +349,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, "unknown tenant", http.StatusNotFound)
 		log.Warn("callback refused", "outcome", outcomeNotFound)
+	case errors.Is(err, errStale):
+		// rec is the zero Record here: Transition returns the record only
+		// on a conflict. What the record holds is not needed to answer.
+		h.stale(w, log, what, nonce)
 	case errors.Is(err, errSource):
-		h.badSource(w, log, client)
+		h.badSource(w, log, what, client)
 	case errors.As(err, &wrongInstance):
 		http.Error(w, "instance_id is not the tenant's server's", http.StatusConflict)
 		log.Warn("phone_home from another instance than the tenant's server: a stray server or a replay",
@@ -335,25 +362,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"expected_instance_id", wrongInstance.want, "expected_from", wrongInstance.from,
 			"server_id", wrongInstance.server)
 	case errors.As(err, &conflict) && rec.ID == id:
-		h.repeat(w, log, rec, p, checkSource, client)
+		h.repeat(w, log, rec, p, nonce, checkSource, client)
 	default:
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		log.Error("callback failed", "outcome", outcomeStoreError, "err", err)
+		log.Error(what+" failed", "outcome", outcomeStoreError, "err", err)
 	}
+}
+
+func (h *Handler) storeTimeout() time.Duration {
+	if h.StoreTimeout <= 0 {
+		return DefaultStoreTimeout
+	}
+	return h.StoreTimeout
 }
 
 // repeat answers a callback for a record that the transition did not
 // apply to. After the transition, the same data again is a retry (a lost
 // answer, a rerun of the module) and gets 200; anything else is a 409.
-func (h *Handler) repeat(w http.ResponseWriter, log *slog.Logger, rec store.Record, p payload, checkSource func(store.Record) error, client netip.Addr) {
+// A token bound to another server than the record's is a 401 whatever
+// the status.
+func (h *Handler) repeat(w http.ResponseWriter, log *slog.Logger, rec store.Record, p payload, nonce string, checkSource func(store.Record) error, client netip.Addr) {
 	log = log.With("status", string(rec.Status))
+	if rec.CallbackNonce != nonce {
+		h.stale(w, log, "callback", nonce)
+		return
+	}
 	if rec.Status != store.StatusInjectingSecrets && rec.Status != store.StatusReady {
 		http.Error(w, fmt.Sprintf("tenant is %s: not expecting a phone_home", rec.Status), http.StatusConflict)
 		log.Warn("callback refused", "outcome", outcomeConflict)
 		return
 	}
 	if err := checkSource(rec); err != nil {
-		h.badSource(w, log, client)
+		h.badSource(w, log, "callback", client)
 		return
 	}
 	var differs []string
@@ -450,14 +490,27 @@ func panicSite() string {
 	}
 }
 
-func (h *Handler) tooLarge(w http.ResponseWriter, log *slog.Logger) {
-	http.Error(w, fmt.Sprintf("body over %d bytes", MaxBodySize), http.StatusRequestEntityTooLarge)
-	log.Warn("callback refused", "outcome", outcomeTooLarge)
+func (h *Handler) tooLarge(w http.ResponseWriter, log *slog.Logger, what string, limit int) {
+	http.Error(w, fmt.Sprintf("body over %d bytes", limit), http.StatusRequestEntityTooLarge)
+	log.Warn(what+" refused", "outcome", outcomeTooLarge)
 }
 
-func (h *Handler) badSource(w http.ResponseWriter, log *slog.Logger, client netip.Addr) {
-	http.Error(w, "callback does not come from the server", http.StatusForbidden)
-	log.Warn("callback refused", "outcome", outcomeSource, "client", client.String())
+func (h *Handler) badSource(w http.ResponseWriter, log *slog.Logger, what string, client netip.Addr) {
+	http.Error(w, what+" does not come from the server", http.StatusForbidden)
+	log.Warn(what+" refused", "outcome", outcomeSource, "client", client.String())
+}
+
+// stale answers a request whose token is genuine but bound to another
+// server of the tenant than the record's current one: 401, as a bad token,
+// since it no longer authenticates anything. The log says which case it
+// is, never the token.
+func (h *Handler) stale(w http.ResponseWriter, log *slog.Logger, what, nonce string) {
+	http.Error(w, "missing or invalid token", http.StatusUnauthorized)
+	kind := "token of another server of the tenant (an earlier server's, or a replay)"
+	if nonce == "" {
+		kind = "per-tenant token, but the record is bound to one server"
+	}
+	log.Warn(what+" refused", "outcome", outcomeStale, "reason", kind)
 }
 
 func writeOK(w http.ResponseWriter) {

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/store"
 )
@@ -174,5 +175,106 @@ func TestCloudInitPhoneHome(t *testing.T) {
 	assert.Equal(t, []int{200, 200, 401, 405, 400, 200}, s.answers)
 	assert.Equal(t, "GET", s.method[3])
 	assert.Contains(t, s.bodies[5], "pub_key_dsa=ssh-dss+")
+	s.mu.Unlock()
+}
+
+// reportEvents runs cloud-init's own reporting code (through
+// testdata/report_events.py) against url and returns its output.
+func reportEvents(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, python, append([]string{"testdata/report_events.py", url}, args...)...).CombinedOutput()
+	require.NoError(t, err, "running cloud-init's reporting:\n%s", out)
+	return string(out)
+}
+
+// TestCloudInitReporting drives cloud-init's own reporting webhook
+// (WebHookHandler, ReportEventStack, flush) against the handler over HTTP
+// on 127.0.0.1: every event of the boot reaches OnEvent in order, typed,
+// a failing module's FAIL included; an earlier server's token and events
+// after phone_home are refused and reach nothing.
+func TestCloudInitReporting(t *testing.T) {
+	t.Parallel()
+	needCloudInit(t)
+
+	eb := setupEvents(t, store.Record{ID: tenant, Status: store.StatusCloudInit, CallbackNonce: currentNonce})
+	var s seen
+	srv := httptest.NewServer(s.wrap(eb.h))
+	t.Cleanup(srv.Close)
+	base := srv.URL + "/api/provision/callback"
+	before := eb.get(t, tenant)
+	start := time.Now()
+
+	out := reportEvents(t, eb.h.EventsURL(base, tenant, currentNonce), "--fail", "scripts-user")
+	assert.NotContains(t, out, "Failed posting event", out)
+
+	type step struct {
+		name, module string
+		typ          callback.EventType
+		result       callback.Result
+		desc         string
+	}
+	want := []step{
+		{"modules-config", "", callback.EventStart, "", "running modules for config"},
+		{"modules-config/config-runcmd", "runcmd", callback.EventStart, "", "running config-runcmd with frequency once-per-instance"},
+		{"modules-config/config-runcmd", "runcmd", callback.EventFinish, callback.ResultSuccess, "config-runcmd ran successfully"},
+		{"modules-config", "", callback.EventFinish, callback.ResultSuccess, "running modules for config"},
+		{"modules-final", "", callback.EventStart, "", "running modules for final"},
+		{"modules-final/config-scripts-user", "scripts-user", callback.EventStart, "", "running config-scripts-user with frequency once-per-instance"},
+		{"modules-final/config-scripts-user", "scripts-user", callback.EventFinish, callback.ResultFail, "running config-scripts-user with frequency once-per-instance"},
+		{"modules-final/config-phone-home", "phone-home", callback.EventStart, "", "running config-phone-home with frequency once-per-instance"},
+		{"modules-final/config-phone-home", "phone-home", callback.EventFinish, callback.ResultSuccess, "config-phone-home ran successfully"},
+		{"modules-final", "", callback.EventFinish, callback.ResultFail, "running modules for final"},
+	}
+	got := eb.got()
+	require.Len(t, got, len(want), out)
+	var last time.Time
+	for i, ev := range got {
+		assert.Equal(t, want[i], step{ev.Name, ev.Module, ev.Type, ev.Result, ev.Description}, "event %d", i)
+		assert.Equal(t, strings.SplitN(ev.Name, "/", 2)[0], ev.Stage)
+		assert.Equal(t, "cloudinit", ev.Origin)
+		assert.WithinDuration(t, start, ev.Time, time.Minute, "the server's clock is this machine's")
+		assert.False(t, ev.Time.Before(last), "in order")
+		last = ev.Time
+	}
+	for _, r := range eb.recs {
+		assert.Equal(t, before, r)
+	}
+	assert.Equal(t, before, eb.get(t, tenant), "events never change the record")
+
+	s.mu.Lock()
+	require.Len(t, s.bodies, len(want))
+	for i := range s.bodies {
+		assert.Equal(t, "POST", s.method[i])
+		assert.Equal(t, "", s.ctype[i], "cloud-init 22.4 posts events without a Content-Type")
+		assert.True(t, strings.HasPrefix(s.agent[i], "Cloud-Init/"), s.agent[i])
+		assert.Equal(t, 200, s.answers[i])
+		assert.Less(t, len(s.bodies[i]), callback.MaxEventSize)
+	}
+	s.mu.Unlock()
+
+	// The token of an earlier server of the tenant: every event 401,
+	// cloud-init logs the failures and gives up on the rest at the flush.
+	eb.mu.Lock()
+	eb.events, eb.recs = nil, nil
+	eb.mu.Unlock()
+	out = reportEvents(t, eb.h.EventsURL(base, tenant, earlierNonce), "--timeout", "2")
+	assert.Contains(t, out, "Failed posting event", out)
+	assert.Contains(t, out, "401", out)
+	assert.NotContains(t, out, currentNonce)
+
+	// After phone_home: late events are 409.
+	_, err := eb.st.Update(context.Background(), tenant, func(r *store.Record) error { r.Status = store.StatusInjectingSecrets; return nil })
+	require.NoError(t, err)
+	after := eb.get(t, tenant)
+	out = reportEvents(t, eb.h.EventsURL(base, tenant, currentNonce), "--timeout", "2")
+	assert.Contains(t, out, "409", out)
+	assert.Empty(t, eb.got(), "refused events reach no OnEvent")
+	assert.Equal(t, after, eb.get(t, tenant))
+	s.mu.Lock()
+	for _, code := range s.answers[len(want):] {
+		assert.Contains(t, []int{401, 409}, code)
+	}
 	s.mu.Unlock()
 }

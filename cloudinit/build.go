@@ -9,11 +9,11 @@ import (
 	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Build validates cfg and renders it as user-data: Header followed by the
-// YAML that gopkg.in/yaml.v3 produces from the typed model, keys in
+// YAML that go.yaml.in/yaml/v3 produces from the typed model, keys in
 // declaration order (map keys sorted), byte-for-byte the same for the same
 // Config. With cfg.Compress it returns base64(gzip(document)) on one line,
 // without a trailing newline.
@@ -25,20 +25,28 @@ import (
 // would be sent is over cfg.MaxSize (0 means MaxSize) or the plain document
 // over MaxDocument.
 func Build(cfg Config) ([]byte, error) {
-	if err := scanSourceNames(&cfg); err != nil {
+	// Secrets first: a private key pasted into the wrong field is reported
+	// as a secret, not as an invalid value. Only the checks of Secrets
+	// themselves come before, since the scan looks for them.
+	if err := cfg.validateOwn(); err != nil {
+		return nil, err
+	}
+	sc := newScanner(cfg.Secrets)
+	sc.allow(cfg.madeByControlPlane()...)
+	if err := scanSourceNames(&cfg, sc); err != nil {
+		return nil, err
+	}
+	if err := scanConfig(&cfg, sc); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := scanConfig(&cfg); err != nil {
 		return nil, err
 	}
 	doc, err := render(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := scanDocument(doc, cfg.Secrets); err != nil {
+	if err := scanDocument(doc, sc); err != nil {
 		return nil, err
 	}
 	if len(doc) > MaxDocument {
@@ -68,6 +76,16 @@ func render(cfg Config) ([]byte, error) {
 		ph := *cfg.PhoneHome // never write to the caller's PhoneHome
 		ph.Tries = DefaultTries
 		cfg.PhoneHome = &ph
+	}
+	if len(cfg.Reporting) > 0 {
+		rep := make(map[string]Reporter, len(cfg.Reporting)) // nor to its map
+		for name, r := range cfg.Reporting {
+			if r.Timeout == 0 {
+				r.Timeout = DefaultReporterTimeout
+			}
+			rep[name] = r
+		}
+		cfg.Reporting = rep
 	}
 	var nb nodeBuilder
 	n, err := nb.build(reflect.ValueOf(cfg))
@@ -131,4 +149,18 @@ func compress(doc []byte) ([]byte, error) {
 	out := make([]byte, base64.StdEncoding.EncodedLen(zb.Len()))
 	base64.StdEncoding.Encode(out, zb.Bytes())
 	return out, nil
+}
+
+// madeByControlPlane returns the values a control plane makes from the
+// tenant's identity: the host name, the phone_home URL and the reporting
+// endpoints, which carry the tenant ID.
+func (c *Config) madeByControlPlane() []string {
+	out := []string{c.Hostname}
+	if c.PhoneHome != nil {
+		out = append(out, c.PhoneHome.URL)
+	}
+	for _, r := range c.Reporting {
+		out = append(out, r.Endpoint)
+	}
+	return out
 }

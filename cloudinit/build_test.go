@@ -6,7 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"os"
@@ -30,6 +32,7 @@ var goldens = []struct {
 }{
 	{"minimal", minimalConfig},
 	{"rachel8", fullConfig},
+	{"extras", extrasConfig},
 }
 
 func TestBuildGolden(t *testing.T) {
@@ -83,6 +86,12 @@ func TestBuildRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		if cfg.PhoneHome.Tries == 0 {
 			cfg.PhoneHome.Tries = cloudinit.DefaultTries
+		}
+		for name, r := range cfg.Reporting {
+			if r.Timeout == 0 {
+				r.Timeout = cloudinit.DefaultReporterTimeout
+				cfg.Reporting[name] = r
+			}
 		}
 		assert.Equal(t, cfg, got, g.name)
 	}
@@ -224,6 +233,58 @@ func TestBuildInvalid(t *testing.T) {
 		{"phone_home post all", func(c *cloudinit.Config) { c.PhoneHome.Post = []string{"all"} }, "phone_home.post[0]"},
 		{"phone_home post twice", func(c *cloudinit.Config) { c.PhoneHome.Post = []string{"fqdn", "hostname", "fqdn"} }, "phone_home.post[2]"},
 		{"phone_home negative tries", func(c *cloudinit.Config) { c.PhoneHome.Tries = -1 }, "phone_home.tries"},
+		{"blank secret", func(c *cloudinit.Config) { c.Secrets = []string{"x-long-enough", " \n"} }, "Secrets[1]"},
+		{"apt key is a signature", func(c *cloudinit.Config) {
+			c.Apt.Sources["github-cli"] = cloudinit.AptSource{Source: ghSource, Key: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\niQIzBAAB\n-----END PGP PUBLIC KEY BLOCK-----\n"}
+		}, "apt.sources[github-cli].key"},
+		{"apt key without blank line", func(c *cloudinit.Config) {
+			c.Apt.Sources["github-cli"] = cloudinit.AptSource{Source: ghSource, Key: "-----BEGIN PGP PUBLIC KEY BLOCK-----\nmQINBGX0\n-----END PGP PUBLIC KEY BLOCK-----\n"}
+		}, "apt.sources[github-cli].key"},
+		{"apt key body not base64", func(c *cloudinit.Config) {
+			c.Apt.Sources["github-cli"] = cloudinit.AptSource{Source: ghSource, Key: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n!!!!\n-----END PGP PUBLIC KEY BLOCK-----\n"}
+		}, "apt.sources[github-cli].key"},
+		{"apt key, two blocks", func(c *cloudinit.Config) {
+			c.Apt.Sources["github-cli"] = cloudinit.AptSource{Source: ghSource, Key: repoKey() + repoKey()}
+		}, "apt.sources[github-cli].key"},
+		{"ca_certs empty", func(c *cloudinit.Config) { c.CACerts = &cloudinit.CACerts{} }, "ca_certs"},
+		{"ca_certs not PEM", func(c *cloudinit.Config) { c.CACerts = &cloudinit.CACerts{Trusted: []string{"MIIBNDCB56ADAgECAgEC"}} }, "ca_certs.trusted[0]"},
+		{"ca_certs empty entry", func(c *cloudinit.Config) { c.CACerts = &cloudinit.CACerts{Trusted: []string{testCA(1, "a"), " \n"}} }, "ca_certs.trusted[1]"},
+		{"ca_certs junk after", func(c *cloudinit.Config) {
+			c.CACerts = &cloudinit.CACerts{Trusted: []string{testCA(1, "a") + "# comment\n"}}
+		}, "ca_certs.trusted[0]"},
+		{"ca_certs public key", func(c *cloudinit.Config) {
+			c.CACerts = &cloudinit.CACerts{Trusted: []string{"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAt+zX2GDJV8MxotxSlAzNQemxBB4AzFxDpziuUVfPMX4=\n-----END PUBLIC KEY-----\n"}}
+		}, "ca_certs.trusted[0]"},
+		{"ca_certs broken certificate", func(c *cloudinit.Config) {
+			c.CACerts = &cloudinit.CACerts{Trusted: []string{"-----BEGIN CERTIFICATE-----\nMIIBNDCB56ADAgECAgEC\n-----END CERTIFICATE-----\n"}}
+		}, "ca_certs.trusted[0]"},
+		{"ca_certs certificate with headers", func(c *cloudinit.Config) {
+			c.CACerts = &cloudinit.CACerts{Trusted: []string{strings.Replace(testCA(1, "a"), "-----\n", "-----\nX: y\n\n", 1)}}
+		}, "ca_certs.trusted[0]"},
+		{"reporting log handler", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: "log", Endpoint: eventsURL}}
+		}, "reporting[r].type"},
+		{"reporting without endpoint", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook}}
+		}, "reporting[r].endpoint"},
+		{"reporting endpoint with a variable", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook, Endpoint: "https://x.example/$INSTANCE_ID"}}
+		}, "reporting[r].endpoint"},
+		{"reporting endpoint ftp", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook, Endpoint: "ftp://x.example/e"}}
+		}, "reporting[r].endpoint"},
+		{"reporting endpoint with credentials", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook, Endpoint: "https://u:p@x.example/e"}}
+		}, "reporting[r].endpoint"},
+		{"reporting negative timeout", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook, Endpoint: eventsURL, Timeout: -1}}
+		}, "reporting[r].timeout"},
+		{"reporting negative retries", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook, Endpoint: eventsURL, Retries: -1}}
+		}, "reporting[r].retries"},
+		{"reporting handler name", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"a b": {Type: cloudinit.ReporterWebhook, Endpoint: eventsURL}}
+		}, "reporting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,6 +445,15 @@ func TestBuildSecrets(t *testing.T) {
 		{"token as apt source name", func(c *cloudinit.Config) {
 			c.Apt.Sources[ghp] = cloudinit.AptSource{Source: "deb https://x stable main"}
 		}, "GitHub token", "apt.sources (a source name)", []string{ghp}},
+		{"private key as a CA certificate", func(c *cloudinit.Config) {
+			c.CACerts = &cloudinit.CACerts{Trusted: []string{testCA(1, "a"), rsaPEM}}
+		}, "private key block", "ca_certs.trusted[1]", []string{"MIIEpAIBAAKCAQEA"}},
+		{"token in a reporting endpoint", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{"r": {Type: cloudinit.ReporterWebhook, Endpoint: "https://x.example/e?t=" + ghp}}
+		}, "GitHub token", "reporting[r].endpoint", []string{ghp}},
+		{"token as reporting handler name", func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{ghp: {Type: cloudinit.ReporterWebhook, Endpoint: eventsURL}}
+		}, "GitHub token", "reporting (a handler name)", []string{ghp}},
 		{"listed secret split by the renderer is still found in the field", func(c *cloudinit.Config) {
 			c.Secrets = []string{"abc\ndef"}
 			c.WriteFiles[0].Content = "x\nabc\ndef\n"
@@ -678,6 +748,39 @@ func BenchmarkBuild(b *testing.B) {
 func BenchmarkBuildCompressed(b *testing.B) {
 	cfg := fullConfig()
 	cfg.Compress = true
+	out, err := cloudinit.Build(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := cloudinit.Build(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildSecrets is BenchmarkBuild with ten secrets listed, as a
+// provisioner lists a tenant's: tokens, a password, a JSON credentials
+// file and a PEM private key, each looked for in every form and fragment.
+func BenchmarkBuildSecrets(b *testing.B) {
+	cfg := fullConfig()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Secrets = []string{
+		fake("sk-"+"ant-api03-", 95, tokenCh), fake("7123456789:", 35, tokenCh), fake("gh"+"p_", 36, alnum),
+		fake("", 64, alnum), "correct-horse-battery-staple\n", fake("xo"+"xb-", 40, alnum+"-"),
+		`{"claudeAiOauth":{"accessToken":"` + fake("sk-"+"ant-oat01-", 80, tokenCh) + `","expiresAt":1767225600000}}` + "\n",
+		fake("sk_"+"live_", 99, alnum), fake("AI"+"za", 35, tokenCh),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE" + " KEY", Bytes: der})),
+	}
 	out, err := cloudinit.Build(cfg)
 	if err != nil {
 		b.Fatal(err)

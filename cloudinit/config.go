@@ -17,6 +17,13 @@ type Config struct {
 	PackageUpdate bool `yaml:"package_update,omitempty"`
 	// PackageUpgrade upgrades every installed package first (slow).
 	PackageUpgrade bool `yaml:"package_upgrade,omitempty"`
+	// CACerts adds trusted CA certificates (cloud-init's ca_certs module).
+	// It runs in the init stage (cloud-init's network stage, the
+	// cloud_init_modules of /etc/cloud/cloud.cfg), before the config
+	// stage configures apt sources and before the final stage installs
+	// packages and runs runcmd and phone_home: whatever those fetch over
+	// HTTPS is checked against these CAs too.
+	CACerts *CACerts `yaml:"ca_certs,omitempty"`
 	// Apt adds apt repositories, which cloud-init configures before it
 	// installs Packages: a vendor package installs in the same apt pass.
 	Apt *Apt `yaml:"apt,omitempty"`
@@ -29,6 +36,10 @@ type Config struct {
 	RunCmd []Command `yaml:"runcmd,omitempty"`
 	// PhoneHome is the POST cloud-init sends when the final stage is reached.
 	PhoneHome *PhoneHome `yaml:"phone_home,omitempty"`
+	// Reporting registers cloud-init's reporting handlers, keyed by a name
+	// of the caller's choice: each gets every stage's and module's start
+	// and finish event as the server boots (see Reporter).
+	Reporting map[string]Reporter `yaml:"reporting,omitempty"`
 
 	// Secrets lists values that must not appear anywhere in the output;
 	// Build fails with ErrSecret when one does. Never rendered. An empty
@@ -89,6 +100,56 @@ type AptSource struct {
 	// Key is an ASCII-armored public key block, instead of KeyID.
 	Key string `yaml:"key,omitempty"`
 }
+
+// CACerts is cloud-config's ca_certs: CA certificates that cloud-init adds
+// to the system's trust store (it writes them, joined by a newline, to
+// /usr/local/share/ca-certificates/cloud-init-ca-certs.crt on Debian and
+// runs update-ca-certificates), in the init stage, before apt, packages,
+// runcmd and phone_home. Certificates are public: the secret scan does not
+// refuse them.
+//
+// Boot events that cloud-init's reporting webhook posts before this module
+// has run (the init-local stage, the start of init-network) are checked
+// against the image's CAs only: a reporting endpoint behind a private CA
+// loses them (cloud-init logs the failure and boots on).
+type CACerts struct {
+	// RemoveDefaults removes the image's default CAs first (every one not
+	// in Trusted is then distrusted, Debian's mirror over HTTPS included).
+	RemoveDefaults bool `yaml:"remove_defaults,omitempty"`
+	// Trusted are PEM certificates, one or more "CERTIFICATE" blocks per
+	// entry (nothing else but white space around them). At least one.
+	Trusted []string `yaml:"trusted,omitempty"`
+}
+
+// Reporter is one of cloud-config's reporting handlers. Only the webhook is
+// modeled: cloud-init POSTs every event, as JSON, to Endpoint, one at a
+// time from a worker thread, and waits for the queue at the end of each
+// stage (dropping the rest of it after three failed posts in a row).
+type Reporter struct {
+	// Type is "webhook" (ReporterWebhook), the only type modeled.
+	Type string `yaml:"type"`
+	// Endpoint is an absolute http(s) URL, checked like PhoneHome.URL
+	// except that cloud-init substitutes nothing in it: a "$" is refused.
+	// It is readable on the server, like the phone_home URL: authenticate
+	// it with a token bound to the server (callback.Handler.EventsURL).
+	Endpoint string `yaml:"endpoint"`
+	// Timeout bounds each POST, in whole seconds; 0 means
+	// DefaultReporterTimeout, which Build renders explicitly: without a
+	// timeout cloud-init waits for an unresponsive endpoint for ever, at
+	// the end of every stage.
+	Timeout int `yaml:"timeout"`
+	// Retries is how many times cloud-init retries a POST that failed,
+	// a second apart; 0 means none.
+	Retries int `yaml:"retries,omitempty"`
+}
+
+// ReporterWebhook is the Reporter.Type of a webhook.
+const ReporterWebhook = "webhook"
+
+// DefaultReporterTimeout is the Reporter.Timeout Build renders for 0, in
+// seconds: with it, an endpoint that does not answer delays each stage by
+// at most three timeouts (cloud-init then drops the stage's other events).
+const DefaultReporterTimeout = 5
 
 // File is one entry of cloud-config's write_files.
 type File struct {

@@ -112,3 +112,48 @@ func ExampleParse() {
 	fmt.Println(back.Hostname, err)
 	// Output: tenant-1 <nil>
 }
+
+// Boot progress: cloud-init posts every stage's and module's start and
+// finish to a webhook (callback.Handler.EventsURL gives one with a token
+// bound to the server). The timeout is written out, 5 seconds when left 0.
+func ExampleReporter() {
+	cfg := cloudinit.Config{
+		Hostname: "tenant-1",
+		Reporting: map[string]cloudinit.Reporter{
+			"hatchery": {Type: cloudinit.ReporterWebhook, Endpoint: "https://cp.example.com/callback/7c9e6679-7425-40de-944b-e07fc1f90ae7?token=T&event=1"},
+		},
+	}
+	out, err := cloudinit.Build(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(string(out))
+	// Output:
+	// #cloud-config
+	// hostname: tenant-1
+	// reporting:
+	//   hatchery:
+	//     type: webhook
+	//     endpoint: https://cp.example.com/callback/7c9e6679-7425-40de-944b-e07fc1f90ae7?token=T&event=1
+	//     timeout: 5
+}
+
+// A value listed in Secrets is refused in its encodings too, and so is a
+// long enough part of it.
+func ExampleBuild_encodedSecret() {
+	const token = "Zx9Q-c0rR3ct-H0rse-42-BaTT3ry"
+	for _, arg := range []string{
+		"ZXhwb3J0IFRPS0VOPVp4OVEtYzByUjNjdC1IMHJzZS00Mi1CYVRUM3J5Cg==", // base64 of "export TOKEN=...\n"
+		"H0rse-42-BaTT3ry",
+	} {
+		_, err := cloudinit.Build(cloudinit.Config{
+			RunCmd:  []cloudinit.Command{{"echo", arg}},
+			Secrets: []string{token + "\n"},
+		})
+		fmt.Println(err)
+	}
+	// Output:
+	// cloudinit: secret in user-data: a value listed in Config.Secrets (Secrets[0]), base64-encoded in runcmd[0][1]
+	// cloudinit: secret in user-data: a 12-byte fragment of a value listed in Config.Secrets (Secrets[0]) in runcmd[0][1]
+}

@@ -3,8 +3,15 @@ package cloudinit_test
 import (
 	"compress/gzip"
 	"crypto/ed25519"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -97,3 +104,59 @@ func fullConfig() cloudinit.Config {
 }
 
 func gzipWriter(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// repoKey is the armored public key of a throwaway repository signing key
+// (made with gpg --quick-gen-key, its secret part discarded).
+func repoKey() string {
+	b, err := os.ReadFile(filepath.Join("testdata", "repo-key.asc"))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// testCA returns a self-signed Ed25519 CA certificate in PEM, the same
+// bytes for the same seed (Ed25519 signatures are deterministic).
+func testCA(seed byte, name string) string {
+	s := make([]byte, ed25519.SeedSize)
+	for i := range s {
+		s[i] = seed ^ byte(i)
+	}
+	key := ed25519.NewKeyFromSeed(s)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(int64(seed) + 1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:              time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// eventsURL is a reporting webhook endpoint as callback.Handler.EventsURL
+// makes it: the callback URL with a token bound to the server, and event=1.
+const eventsURL = "https://hatchery.example.com/api/provision/callback/" + tenantID +
+	"?token=0f1e2d3c4b5a69788796a5b4c3d2e1f0.9a4f1c0e7b2d5e8f3a6c9b1d4e7f0a2c5b8e1d4f7a0c3e6b9d2f5a8c1e4b7d0a&event=1"
+
+// extrasConfig is the minimal bootstrap with what issue 12 adds to the
+// model: an extra CA, an apt source whose key is given inline, and the
+// reporting webhook.
+func extrasConfig() cloudinit.Config {
+	cfg := minimalConfig()
+	cfg.CACerts = &cloudinit.CACerts{Trusted: []string{testCA(1, "Hatchery test mirror CA")}}
+	cfg.Apt = &cloudinit.Apt{Sources: map[string]cloudinit.AptSource{
+		"github-cli": {Source: "deb [signed-by=$KEY_FILE] https://mirror.hatchery.example.com:8443/gh stable main", Key: repoKey()},
+	}}
+	cfg.PackageUpdate = true
+	cfg.Packages = []string{"gh"}
+	cfg.Reporting = map[string]cloudinit.Reporter{
+		"hatchery": {Type: cloudinit.ReporterWebhook, Endpoint: eventsURL},
+	}
+	return cfg
+}

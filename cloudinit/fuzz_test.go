@@ -13,7 +13,8 @@ import (
 // field of a Config, in this order.
 type fuzzFields struct {
 	hostname, name, group, shell, sudo, key, srcName, source, keyID, keyServer,
-	pkg, path, content, owner, perms, arg0, arg1, url, post, secret string
+	pkg, path, content, owner, perms, arg0, arg1, url, post, secret,
+	cert, endpoint string
 }
 
 func (f fuzzFields) config(tries int, flags uint8) cloudinit.Config {
@@ -37,6 +38,8 @@ func (f fuzzFields) config(tries int, flags uint8) cloudinit.Config {
 		}},
 		RunCmd:    []cloudinit.Command{{f.arg0, f.arg1}, cloudinit.Shell(f.arg1)},
 		PhoneHome: &cloudinit.PhoneHome{URL: f.url, Post: []string{f.post}, Tries: tries},
+		CACerts:   &cloudinit.CACerts{Trusted: []string{f.cert}},
+		Reporting: map[string]cloudinit.Reporter{"hatchery": {Type: cloudinit.ReporterWebhook, Endpoint: f.endpoint, Timeout: tries % 7}},
 		Secrets:   []string{f.secret},
 		Compress:  flags&128 != 0,
 	}
@@ -53,11 +56,11 @@ func FuzzBuild(f *testing.F) {
 		key: full.Users[0].SSHAuthorizedKeys[0], srcName: "github-cli", source: ghSource, keyID: ghKeyID,
 		keyServer: "keyserver.ubuntu.com", pkg: "git", path: "/home/rachel/.profile", content: pathSnippet,
 		owner: "rachel:rachel", perms: "0644", arg0: "echo", arg1: "hello | world", url: callbackURL,
-		post: "pub_key_ed25519", secret: "not-in-the-output",
+		post: "pub_key_ed25519", secret: "not-in-the-output", cert: testCA(1, "fuzz CA"), endpoint: eventsURL,
 	}
 	add := func(s fuzzFields, tries int, flags uint8) {
 		f.Add(s.hostname, s.name, s.group, s.shell, s.sudo, s.key, s.srcName, s.source, s.keyID, s.keyServer,
-			s.pkg, s.path, s.content, s.owner, s.perms, s.arg0, s.arg1, s.url, s.post, s.secret, tries, flags)
+			s.pkg, s.path, s.content, s.owner, s.perms, s.arg0, s.arg1, s.url, s.post, s.secret, s.cert, s.endpoint, tries, flags)
 	}
 	add(seed, 0, 1)
 	add(seed, 10, 0xff&^6) // compressed, plain content
@@ -67,6 +70,7 @@ func FuzzBuild(f *testing.F) {
 		add(v, 3, 8)
 		v = seed
 		v.url = callbackURL + s
+		v.endpoint = eventsURL + s
 		add(v, 1, 0)
 	}
 	b64 := seed
@@ -74,9 +78,9 @@ func FuzzBuild(f *testing.F) {
 	add(b64, 0, 2)
 
 	f.Fuzz(func(t *testing.T, hostname, name, group, shell, sudo, key, srcName, source, keyID, keyServer,
-		pkg, path, content, owner, perms, arg0, arg1, url, post, secret string, tries int, flags uint8) {
+		pkg, path, content, owner, perms, arg0, arg1, url, post, secret, cert, endpoint string, tries int, flags uint8) {
 		in := fuzzFields{hostname, name, group, shell, sudo, key, srcName, source, keyID, keyServer,
-			pkg, path, content, owner, perms, arg0, arg1, url, post, secret}
+			pkg, path, content, owner, perms, arg0, arg1, url, post, secret, cert, endpoint}
 		cfg := in.config(tries, flags)
 		out, err := cloudinit.Build(cfg)
 		if err != nil {
@@ -106,6 +110,10 @@ func FuzzBuild(f *testing.F) {
 		want.Secrets, want.MaxSize, want.Compress = nil, 0, false
 		if want.PhoneHome.Tries == 0 {
 			want.PhoneHome.Tries = cloudinit.DefaultTries
+		}
+		if r := want.Reporting["hatchery"]; r.Timeout == 0 {
+			r.Timeout = cloudinit.DefaultReporterTimeout
+			want.Reporting["hatchery"] = r
 		}
 		assertEqualConfig(t, want, got, out)
 	})

@@ -7,12 +7,12 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // nodeBuilder turns the typed model into a yaml.Node tree, reading the
 // same yaml tags Parse decodes with (name, omitempty, "-"), so that Build
-// can choose each string's style before gopkg.in/yaml.v3 emits it. It knows
+// can choose each string's style before go.yaml.in/yaml/v3 emits it. It knows
 // the kinds the model uses: structs, pointers, slices, string-keyed maps
 // (keys sorted), strings, bools and ints. Nodes and their Content slices
 // come from slabs: a few allocations instead of one or two per node.
@@ -135,8 +135,10 @@ func (b *nodeBuilder) str(s string) *yaml.Node {
 // YAML 1.1.
 //
 //   - Multi-line text is a literal block, unless it starts with a space, a
-//     tab or a line break (yaml.v3 v3.0.1 then writes a block that reads
-//     back differently or not at all) or holds a carriage return or a
+//     tab or a line break (gopkg.in/yaml.v3 v3.0.1 wrote a block that
+//     read back differently then, and go.yaml.in/yaml/v3 v3.0.6 still
+//     writes one that does not parse for a leading tab; one rule for all
+//     three keeps the output unchanged) or holds a carriage return or a
 //     Unicode line break (PyYAML folds those into "\n" inside a block;
 //     libyaml's emitter already avoids a block for them, this does not
 //     rely on it): double-quoted.

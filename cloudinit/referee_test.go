@@ -297,6 +297,7 @@ func TestRFC3987AcceptsOurURLs(t *testing.T) {
 	_, py := referee(t)
 	urls := []string{
 		callbackURL,
+		eventsURL,
 		"http://10.0.0.1:8080/cb/$INSTANCE_ID",
 		"http://[2001:db8::1]:8080/cb/$INSTANCE_ID?x=1#frag",
 		"https://x.example/cb/a%20b/!$INSTANCE_ID/&'()*+,;=:@~._-",
@@ -346,5 +347,13 @@ func kitchenSink(t *testing.T) cloudinit.Config {
 	cfg.PhoneHome.Post = []string{"pub_key_dsa", "pub_key_rsa", "pub_key_ecdsa", "pub_key_ed25519", "instance_id", "hostname", "fqdn"}
 	cfg.PhoneHome.URL = "http://[2001:db8::1]:8080/cb/$INSTANCE_ID?x=1"
 	cfg.PhoneHome.Tries = 3
+	cfg.CACerts = &cloudinit.CACerts{RemoveDefaults: true, Trusted: []string{
+		testCA(2, "first CA") + testCA(3, "second CA, same entry"), testCA(4, "third CA"),
+	}}
+	cfg.Apt.Sources["inline"] = cloudinit.AptSource{Source: "deb [signed-by=$KEY_FILE] https://repo.example/apt stable main", Key: repoKey()}
+	cfg.Reporting = map[string]cloudinit.Reporter{
+		"hatchery": {Type: cloudinit.ReporterWebhook, Endpoint: eventsURL, Timeout: 3, Retries: 2},
+		"second":   {Type: cloudinit.ReporterWebhook, Endpoint: "http://127.0.0.1:8080/events", Timeout: 1},
+	}
 	return cfg
 }

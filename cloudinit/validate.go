@@ -1,7 +1,10 @@
 package cloudinit
 
 import (
+	"bytes"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"net/url"
 	"path"
 	"slices"
@@ -53,19 +56,19 @@ func (l loc) String() string {
 // secret or is too large, which only Build can tell). Errors name the field
 // and the rule, never the value.
 func (c Config) Validate() error {
-	if c.MaxSize < 0 {
-		return at("MaxSize").err("must not be negative")
-	}
-	for i, s := range c.Secrets {
-		if s == "" {
-			return at("Secrets").index(i).err("is empty, which would match everything")
-		}
+	if err := c.validateOwn(); err != nil {
+		return err
 	}
 	if c.Hostname != "" && !isHostname(c.Hostname) {
 		return at("hostname").err("is not an RFC 1123 host name (letters, digits, hyphens, dot-separated labels of at most 63, 253 in all)")
 	}
 	for i, u := range c.Users {
 		if err := u.validate(at("users").index(i)); err != nil {
+			return err
+		}
+	}
+	if c.CACerts != nil {
+		if err := c.CACerts.validate(); err != nil {
 			return err
 		}
 	}
@@ -102,6 +105,107 @@ func (c Config) Validate() error {
 		if err := c.PhoneHome.validate(); err != nil {
 			return err
 		}
+	}
+	for n, name := range sortedKeys(c.Reporting) {
+		// The name goes into field paths below: like an apt source's,
+		// it must be neither malformed nor token-shaped before it is shown.
+		if !isSourceName(name) {
+			return at("reporting").err("handler #" + strconv.Itoa(n) + " (sorted) has a name that is not [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+		}
+		if kind, _ := findToken(name); kind != "" {
+			return at("reporting").err("handler #" + strconv.Itoa(n) + " (sorted) has a name shaped like a " + kind)
+		}
+		if err := c.Reporting[name].validate(at("reporting").keyed(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateOwn checks the fields that are not rendered: MaxSize, and
+// Secrets, which the secret scan looks for and so must check first.
+func (c Config) validateOwn() error {
+	if c.MaxSize < 0 {
+		return at("MaxSize").err("must not be negative")
+	}
+	for i, s := range c.Secrets {
+		if s == "" {
+			return at("Secrets").index(i).err("is empty, which would match everything")
+		}
+		if strings.TrimSpace(s) == "" {
+			return at("Secrets").index(i).err("is only white space, which would match almost everything")
+		}
+	}
+	return nil
+}
+
+func (cc *CACerts) validate() error {
+	l := at("ca_certs")
+	if !cc.RemoveDefaults && len(cc.Trusted) == 0 {
+		return l.err("is empty (cloud-init's schema wants remove_defaults or trusted)")
+	}
+	for i, cert := range cc.Trusted {
+		if r := certsReason(cert); r != "" {
+			return l.field("trusted").elem(i).err(r)
+		}
+	}
+	return nil
+}
+
+// certsReason checks one ca_certs.trusted entry: one or more PEM
+// CERTIFICATE blocks without headers that x509 parses, and nothing but
+// white space around them.
+func certsReason(s string) string {
+	if r := textReason(s); r != "" {
+		return r
+	}
+	rest := []byte(s)
+	n := 0
+	for {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
+			break
+		}
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN CERTIFICATE-----")) {
+			if n == 0 {
+				return "is not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+			}
+			return "holds something other than PEM certificates after certificate " + strconv.Itoa(n)
+		}
+		block, after := pem.Decode(rest)
+		if block == nil || block.Type != "CERTIFICATE" || len(block.Headers) > 0 {
+			return "holds a PEM block that does not decode as a certificate (#" + strconv.Itoa(n) + ")"
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return "holds a certificate that does not parse (#" + strconv.Itoa(n) + ")"
+		}
+		rest = after
+		n++
+	}
+	if n == 0 {
+		return "is empty"
+	}
+	return ""
+}
+
+func (r Reporter) validate(l loc) error {
+	if r.Type != ReporterWebhook {
+		return l.field("type").err(`is not "webhook", the only reporting handler modeled`)
+	}
+	if r.Endpoint == "" {
+		return l.field("endpoint").err("is required")
+	}
+	if strings.Contains(r.Endpoint, "$") {
+		return l.field("endpoint").err("has a $, which cloud-init does not substitute here")
+	}
+	if reason := urlReason(r.Endpoint); reason != "" {
+		return l.field("endpoint").err(reason)
+	}
+	if r.Timeout < 0 {
+		return l.field("timeout").err("is negative (0 means " + strconv.Itoa(DefaultReporterTimeout) + " seconds)")
+	}
+	if r.Retries < 0 {
+		return l.field("retries").err("is negative")
 	}
 	return nil
 }
@@ -220,9 +324,8 @@ func (s AptSource) validate(l loc) error {
 		if r := textReason(s.Key); r != "" {
 			return l.field("key").err(r)
 		}
-		k := strings.TrimSpace(s.Key)
-		if !strings.HasPrefix(k, "-----BEGIN PGP PUBLIC KEY BLOCK-----") || !strings.HasSuffix(k, "-----END PGP PUBLIC KEY BLOCK-----") {
-			return l.field("key").err("is not one ASCII-armored PGP public key block")
+		if r := pgpPublicKeyReason(s.Key); r != "" {
+			return l.field("key").err(r)
 		}
 	}
 	return nil
@@ -535,4 +638,51 @@ func decodeContent(encoding, content string) ([]byte, error) {
 		return gunzip(raw)
 	}
 	return raw, nil
+}
+
+// pgpPublicKeyReason checks an apt source's key: one ASCII-armored PGP
+// public key block (RFC 9580 section 6: the BEGIN line, optional "Name:
+// value" headers, a blank line, base64, an optional "=" checksum line, the
+// END line) whose first packet is a public key (tag 6).
+func pgpPublicKeyReason(key string) string {
+	const (
+		begin = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+		end   = "-----END PGP PUBLIC KEY BLOCK-----"
+	)
+	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(key, "\r\n", "\n")), "\n")
+	if len(lines) < 3 || lines[0] != begin || lines[len(lines)-1] != end {
+		return "is not one ASCII-armored PGP public key block"
+	}
+	i := 1
+	for i < len(lines)-1 && strings.Contains(lines[i], ": ") {
+		i++
+	}
+	if lines[i] != "" {
+		return "is not one ASCII-armored PGP public key block (no blank line after the armor headers)"
+	}
+	var body strings.Builder
+	bodyLines := lines[i+1 : len(lines)-1]
+	for j, l := range bodyLines {
+		if strings.HasPrefix(l, "=") && j == len(bodyLines)-1 {
+			break // the checksum, just before the END line
+		}
+		if strings.Contains(l, "-----") || strings.HasPrefix(l, "=") {
+			return "is not one ASCII-armored PGP public key block (it holds more than one block)"
+		}
+		body.WriteString(strings.TrimSpace(l))
+	}
+	b := strings.TrimRight(body.String(), "=")
+	n := len(b) - len(b)%4
+	if len(b)%4 >= 2 {
+		n = len(b)
+	}
+	raw := make([]byte, base64.RawStdEncoding.DecodedLen(n))
+	m, err := base64.RawStdEncoding.Decode(raw, []byte(b[:n]))
+	if err != nil || m == 0 {
+		return "is not one ASCII-armored PGP public key block (its body is not base64)"
+	}
+	if c := raw[0]; c != 0xc6 && (c&0xc0 != 0x80 || (c>>2)&0x0f != 6) {
+		return "is an armored PGP block whose first packet is not a public key"
+	}
+	return ""
 }
