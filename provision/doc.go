@@ -231,9 +231,10 @@
 // Each new server of a tenant gets a new Record.CallbackNonce (a new
 // record, and a retry that deleted the failed attempt's server), to bind
 // the phone_home token to that server, so that a token read off an earlier
-// server of the tenant is refused (the token carries the nonce once
-// callback.Handler makes such tokens; until then it is per tenant). A create resumed after a crash, which
-// adopts the server the dead replica's create brought up, keeps the nonce:
+// server of the tenant is refused: the token carries the nonce and its
+// MAC, and the callback answers 401 to a token whose nonce is not the
+// record's (see callback.Handler.AttemptURL). A create resumed after a
+// crash, which adopts the server the dead replica's create brought up, keeps the nonce:
 // that server's user-data holds the token of that nonce.
 //
 // Config.CallbackCheckSource (callback.Handler.CheckSource) requires the

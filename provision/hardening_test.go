@@ -74,8 +74,8 @@ func TestForgedPhoneHomeGetsANewServer(t *testing.T) {
 
 			// The provider's instance ID is checked by default: a forgery
 			// must also guess the new server's ID. This one did.
-			require.Equal(t, http.StatusConflict, postForged(t, p.CallbackURL(id), "i-attacker"))
-			require.Equal(t, http.StatusOK, postForged(t, p.CallbackURL(id), "i-"+first.ID()),
+			require.Equal(t, http.StatusConflict, postForged(t, p.CallbackURL(before), "i-attacker"))
+			require.Equal(t, http.StatusOK, postForged(t, p.CallbackURL(before), "i-"+first.ID()),
 				"a forgery with the right instance ID is accepted")
 			if byHand {
 				r, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
@@ -98,6 +98,10 @@ func TestForgedPhoneHomeGetsANewServer(t *testing.T) {
 			assert.Contains(t, srv.HostKeyLine(), r.HostKeys[0], "pinned to the new server's own key")
 			assert.Equal(t, 1, injections(srv))
 			assert.Len(t, b.fake.Servers(), 1)
+
+			// The token read off the first server no longer moves the
+			// tenant, whatever it posts.
+			assert.Equal(t, http.StatusUnauthorized, postForged(t, p.CallbackURL(before), "i-"+r.ServerID))
 		})
 	}
 }

@@ -3,9 +3,7 @@ package provision
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
 	redactchain "github.com/hatchery-dev/hatchery/internal/redact"
@@ -192,11 +191,7 @@ func (p *Provisioner) claim(ctx context.Context, id string, from, to store.Statu
 // a new nonce would make its phone_home token invalid (once tokens carry
 // it), and cost the tenant an attempt.
 func newNonce(r *store.Record) error {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return fmt.Errorf("callback nonce: %w", err)
-	}
-	r.CallbackNonce = base64.RawURLEncoding.EncodeToString(b[:])
+	r.CallbackNonce = callback.NewNonce()
 	return nil
 }
 

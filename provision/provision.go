@@ -136,19 +136,16 @@ func (p *Provisioner) Replica() string { return p.cfg.Replica }
 // returns the same handler.
 func (p *Provisioner) Handler() http.Handler { return callbackFront{p} }
 
-// CallbackURL returns the phone_home URL a server of tenant id is given.
-func (p *Provisioner) CallbackURL(id string) string {
-	return p.handler.URL(p.cfg.CallbackBase, id)
+// CallbackURL returns the phone_home URL that the tenant's current server
+// was given (r as stored): its token is bound to r.CallbackNonce, so that
+// the token of an earlier server of the tenant is refused (see
+// callback.Handler.AttemptURL).
+func (p *Provisioner) CallbackURL(r store.Record) string {
+	return p.handler.AttemptURL(p.cfg.CallbackBase, r.ID, r.CallbackNonce)
 }
 
-// callbackURL returns the phone_home URL that r's next (or current) server
-// is given. It is the one place where the URL is made from the record: the
-// token is to be bound to r.CallbackNonce, so that the token of an earlier
-// server of the tenant is refused, once callback.Handler makes such tokens;
-// until then it is CallbackURL's.
-func (p *Provisioner) callbackURL(r store.Record) string {
-	return p.handler.URL(p.cfg.CallbackBase, r.ID)
-}
+// callbackURL is CallbackURL, the one place where the URL is made.
+func (p *Provisioner) callbackURL(r store.Record) string { return p.CallbackURL(r) }
 
 // CheckProvider checks the provider's credentials when Config.Provider
 // can (provider.CredentialChecker): nil when it accepts them or cannot

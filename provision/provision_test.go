@@ -158,7 +158,9 @@ func TestEndToEnd(t *testing.T) {
 	// The secret never went into the user-data, nor into a command line.
 	ud := b.cloud.lastUserData(provision.DefaultServerName(id))
 	assert.NotContains(t, string(ud), b.secrets.token(id))
-	assert.Contains(t, string(ud), p.CallbackURL(id))
+	rec, err := b.store.Get(context.Background(), id)
+	require.NoError(t, err)
+	assert.Contains(t, string(ud), p.CallbackURL(rec))
 	for _, c := range srv.Commands() {
 		assert.NotContains(t, c, b.secrets.token(id))
 	}
