@@ -233,7 +233,17 @@ func TestOpenSSHCancelStopsStep(t *testing.T) {
 			pidFile := dir + "/pid"
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			cancelWhenStarted(pidFile, cancel)
+			// Cancel once the step runs and its start marker, written
+			// just before, has had time to reach the client.
+			go func() {
+				defer cancel()
+				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					if _, err := os.Stat(pidFile); err == nil {
+						time.Sleep(300 * time.Millisecond)
+						return
+					}
+				}
+			}()
 			steps := []inject.Step{
 				{Name: "quick", Cmd: "true"},
 				// The sleep writes its own PID (the subshell's $$ is the

@@ -27,7 +27,8 @@ type StreamRunner interface {
 // closed, which stops the command. From Run it is the Err of the
 // *StepError that names the step that was running.
 type OutputLimitError struct {
-	Limit int64 // bytes
+	Limit  int64  // bytes
+	Stream string // "stdout" or "stderr": the one whose write passed the limit
 }
 
 func (e *OutputLimitError) Error() string {
@@ -49,17 +50,19 @@ type output struct {
 	abort  func() // called once, when the limit is passed
 }
 
-// writer returns a writer that passes to w (nil: discards).
-func (o *output) writer(w io.Writer) io.Writer {
+// writer returns a writer for the stream name that passes to w (nil:
+// discards).
+func (o *output) writer(name string, w io.Writer) io.Writer {
 	if w == nil {
 		w = io.Discard
 	}
-	return &outputWriter{o: o, w: w}
+	return &outputWriter{o: o, w: w, name: name}
 }
 
 type outputWriter struct {
-	o *output
-	w io.Writer
+	o    *output
+	w    io.Writer
+	name string
 }
 
 func (ow *outputWriter) Write(p []byte) (int, error) {
@@ -78,7 +81,7 @@ func (ow *outputWriter) Write(p []byte) (int, error) {
 	o.n += int64(n)
 	written, err := ow.w.Write(p[:n])
 	if over {
-		o.err = &OutputLimitError{Limit: o.limit}
+		o.err = &OutputLimitError{Limit: o.limit, Stream: ow.name}
 	}
 	o.mu.Unlock()
 	if over {

@@ -53,13 +53,19 @@ type options struct {
 	pipeline bool
 }
 
-// WithRedact adds values to redact, besides every step's stdin. Values
-// shorter than MinRedactLen bytes are not redacted (see MinRedactLen).
+// WithRedact adds secret values to redact, besides every step's stdin:
+// each is found with and without its surrounding white space, in its
+// common encodings, wrapped over lines, and, from RedactWindow bytes on,
+// by any fragment of RedactWindow bytes or more (see the package doc's
+// Security section). Values shorter than MinRedactLen bytes are not
+// redacted (see MinRedactLen). Pass every secret of the tenant, not only
+// those that travel in this Run.
 func WithRedact(values ...string) Option {
 	return func(o *options) { o.redact = append(o.redact, values...) }
 }
 
-// WithLogger logs each step (name, index, outcome, redacted) to l.
+// WithLogger logs each step (its number from 1 as "step", its name,
+// outcome, all redacted) to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithEvents calls fn as steps start and end. With pipelining the events
@@ -67,8 +73,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithEvents(fn func(Event)) Option { return func(o *options) { o.events = fn } }
 
 // WithPipelining turns the combined script on (the default) or off. Off,
-// each step gets its own Runner.Run call: over SSH a session each, two or
-// three round trips per step instead of about three for the whole list.
+// each step runs as a script of its own, in its own Runner.Run call: over
+// SSH a session each, two or three round trips per step instead of about
+// three for the whole list.
 func WithPipelining(on bool) Option { return func(o *options) { o.pipeline = on } }
 
 // stderrTail is the most of a failing step's stderr that StepError
@@ -220,8 +227,28 @@ func (ru *run) script(r Runner, from, to int) error {
 		}
 	}
 	pre, preCut, res, perr := results(out, errs, n)
+	// Output over its limit: the step running when the stream that
+	// passed it stopped is to blame, even if the other stream, read
+	// further, says it ended well.
+	limitAt := -1
+	var le *OutputLimitError
+	if errors.As(rerr, &le) {
+		switch le.Stream {
+		case "stdout":
+			limitAt = out.secs - 1
+		case "stderr":
+			limitAt = errs.secs - 1
+		default:
+			limitAt = max(out.secs, errs.secs) - 1
+		}
+		limitAt = max(limitAt, 0)
+	}
 	for k, s := range res {
 		i := from + k
+		if k == limitAt {
+			ru.started(i)
+			return ru.fail(i, -1, s.stderr, s.cut, rerr)
+		}
 		switch {
 		case s.ended && s.code == 0:
 			ru.started(i)

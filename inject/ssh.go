@@ -439,7 +439,7 @@ func (s *SSH) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		})
 	}
 	out := &output{limit: s.maxOutput, abort: abort}
-	sess.Stdout, sess.Stderr = out.writer(stdout), out.writer(stderr)
+	sess.Stdout, sess.Stderr = out.writer("stdout", stdout), out.writer("stderr", stderr)
 	// No write reaches stdout or stderr once Stream has returned.
 	defer out.close()
 	in, err := sess.StdinPipe()

@@ -44,8 +44,8 @@
 // # What it does not find
 //
 //   - values shorter than MinLen (4) bytes without surrounding white space
-//     (counted by Skipped); values of MinLen to Window-1 bytes are found
-//     only whole, in the forms above;
+//     and line breaks (counted by Skipped); values of MinLen to Window-1
+//     such bytes are found only whole, in the forms above;
 //   - fragments shorter than Window bytes (a secret's first 11 bytes),
 //     but for Tail's leading fragment;
 //   - other encodings: base32, base58, quoted-printable, HTML entities,

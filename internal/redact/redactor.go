@@ -9,8 +9,9 @@ import (
 // Redacted replaces what a Redactor finds.
 const Redacted = "[REDACTED]"
 
-// MinLen is the shortest value (without surrounding white space) that a
-// Redactor looks for; shorter ones are counted by Skipped.
+// MinLen is the shortest value (without surrounding white space, nor
+// line breaks and the blanks around them) that a Redactor looks for;
+// shorter ones are counted by Skipped.
 const MinLen = 4
 
 // Window is the fragment length: every Window consecutive bytes of a
