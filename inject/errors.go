@@ -40,16 +40,19 @@ var (
 // is redacted.
 type StepError struct {
 	Step     string // the step's Name, redacted
-	Index    int    // the step's index in the list
-	ExitCode int    // the remote exit code; -1 when the step did not finish (cancelled, connection lost, not started)
-	Stderr   string // the step's standard error, redacted, at most the last 16 KiB
+	Index    int    // the step's index in the list, from 0; Error and Run's logs number steps from 1 (Index+1)
+	ExitCode int    // the remote exit code; -1 when the step did not finish (cancelled, connection lost, output over its limit, not started)
+	Stderr   string // the end of the step's standard error as it arrived, redacted, at most 16 KiB
 	Err      error  // the cause: its message, and that of every error Unwrap reaches from it, is redacted; errors.Is/As reach the original
 }
 
-// Error describes the step, the cause and the last lines of stderr.
+// Error describes the step (numbered from 1), the cause and the last
+// lines of stderr: `step 2 "write /etc/app.env" failed with exit code 1:
+// ...`. It does not start with the package's name: the caller says what
+// it was doing (provision prefixes "inject: ").
 func (e *StepError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "inject: step %d (%s) failed", e.Index, e.Step)
+	fmt.Fprintf(&b, "step %d %q failed", e.Index+1, e.Step)
 	if e.ExitCode >= 0 {
 		fmt.Fprintf(&b, " with exit code %d", e.ExitCode)
 	}

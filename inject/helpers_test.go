@@ -58,7 +58,7 @@ func (r *localRunner) Calls() []string {
 }
 
 // allowed are the external programs the steps may use (builtins aside).
-var allowed = []string{"cat", "head", "dd", "mkdir", "mktemp", "chmod", "chown", "mv", "rm", "sleep"}
+var allowed = []string{"cat", "head", "dd", "mkdir", "mktemp", "chmod", "chown", "mv", "rm", "sleep", "setsid"}
 
 // standins builds a bin directory holding the allowed programs (as
 // symlinks) and stand-ins for sudo, systemctl, journalctl and cloud-init,

@@ -111,7 +111,7 @@ func ParsePrivateKey(key, passphrase []byte) (ssh.Signer, error) {
 	var missing *ssh.PassphraseMissingError
 	if errors.As(err, &missing) {
 		if len(passphrase) == 0 {
-			return nil, fmt.Errorf("inject: private key: %w", ErrPassphrase)
+			return nil, ErrPassphrase
 		}
 		s, err = ssh.ParsePrivateKeyWithPassphrase(key, passphrase)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,4 +198,116 @@ func TestOpenSSH(t *testing.T) {
 			}
 		}
 	})
+}
+
+// openSSH starts a real sshd with the stand-ins (and evil's programs
+// before them) on PATH, and connects to it.
+func openSSH(t *testing.T, evil string) (*opensshd.Server, *inject.SSH) {
+	t.Helper()
+	key := sshtest.NewKey(t)
+	bin, _ := standins(t)
+	path := bin
+	if evil != "" {
+		path = evil + ":" + bin
+	}
+	srv := opensshd.Start(t, opensshd.Options{AuthorizedKeys: []ssh.PublicKey{key.PublicKey()}, Env: []string{"PATH=" + path}})
+	pinned, err := inject.PinnedHostKeys([]string{srv.HostKeyLine()})
+	require.NoError(t, err)
+	c, err := inject.Dial(context.Background(), srv.Addr, inject.SSHConfig{User: srv.User, Signer: key, HostKeyCallback: pinned, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return srv, c
+}
+
+// TestOpenSSHCancelStopsStep: issue 13 L2. sshd refuses the signal a
+// cancelled Run sends when the user is root without privilege separation,
+// or under ForceCommand (internal/opensshd has both when the tests run as
+// root); the step used to go on running after Run returned. The script
+// now stops its own process group once its session is gone.
+func TestOpenSSHCancelStopsStep(t *testing.T) {
+	t.Parallel()
+	srv, c := openSSH(t, "")
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pidFile := dir + "/pid"
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// Cancel once the step runs and its start marker, written
+			// just before, has had time to reach the client.
+			go func() {
+				defer cancel()
+				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+					if _, err := os.Stat(pidFile); err == nil {
+						time.Sleep(300 * time.Millisecond)
+						return
+					}
+				}
+			}()
+			steps := []inject.Step{
+				{Name: "quick", Cmd: "true"},
+				// The sleep writes its own PID (the subshell's $$ is the
+				// script's).
+				{Name: "slow", Cmd: "/bin/sh -c 'echo $$ >" + pidFile + ".new && mv " + pidFile + ".new " + pidFile + " && exec sleep 60'"},
+				{Name: "never", Cmd: ": >" + dir + "/never"},
+			}
+			err := inject.Run(ctx, c, steps, inject.WithPipelining(m.pipelined))
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, "slow", se.Step)
+			assert.ErrorIs(t, err, context.Canceled)
+
+			b, err := os.ReadFile(pidFile)
+			require.NoError(t, err)
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			require.NoError(t, err)
+			require.Greater(t, pid, 1)
+			t.Cleanup(func() {
+				if running(pid) {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			})
+			assert.Eventually(t, func() bool { return !running(pid) }, 10*time.Second, 20*time.Millisecond,
+				"the cancelled step (pid %d) still runs 10s after Run returned", pid)
+			assert.NoFileExists(t, dir+"/never")
+		})
+	}
+	// The premise: sshd did refuse the signal.
+	assert.Regexp(t, `refusing to send signal|session signalling requires privilege separation`, srv.Log())
+}
+
+// running reports whether pid is a live process (a zombie is not).
+func running(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// TestOpenSSHRenameNeverMovesIntoADirectory: issue 13 L1, against real
+// sshd. The owner of the directory swaps the target for a symbolic link
+// to another directory just before the rename (a stand-in mv wins that
+// race every time): mv -f moved the secret file into that directory;
+// mv -fT renames over the link itself.
+func TestOpenSSHRenameNeverMovesIntoADirectory(t *testing.T) {
+	t.Parallel()
+	v := newVictim(t)
+	_, c := openSSH(t, evilBin(t, v, "mv"))
+	for _, m := range modes {
+		dir := t.TempDir()
+		before := v.snapshot(t)
+		err := inject.Run(context.Background(), c, []inject.Step{
+			{Name: "first", Cmd: "true"},
+			inject.WriteFile(dir+"/f.env", []byte("TOKEN=secret-token-value\n"), 0o600, inject.AsRoot(), inject.Owner(currentUser(t))),
+		}, inject.WithPipelining(m.pipelined))
+		assert.Equal(t, before, v.snapshot(t), "%s: nothing landed in the directory the link points at", m.name)
+		require.NoError(t, err, m.name)
+		fi, err := os.Lstat(dir + "/f.env")
+		require.NoError(t, err)
+		assert.True(t, fi.Mode().IsRegular(), m.name)
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), m.name)
+	}
 }

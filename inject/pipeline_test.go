@@ -108,6 +108,13 @@ func TestParseStream(t *testing.T) {
 		{name: "bad code", in: "\nhatchery-n start 0\n\nhatchery-n end 0 256\n", wantErr: true},
 		{name: "signed code", in: "\nhatchery-n start 0\n\nhatchery-n end 0 +1\n", wantErr: true},
 		{name: "unknown marker", in: "\nhatchery-n middle\n", wantErr: true},
+		{name: "marker too long", in: "\nhatchery-n start 0" + strings.Repeat("0", 40), wantErr: true},
+		{
+			name: "probes anywhere",
+			in:   "\nhatchery-n alive\npre\nhatchery-n alive\n\nhatchery-n start 0\nha\nhatchery-n alive\nlf\n\nhatchery-n end 0 0\n\nhatchery-n alive\n",
+			pre:  "pre",
+			secs: []section{{started: true, ended: true, out: []byte("half\n")}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,14 +131,57 @@ func TestParseStream(t *testing.T) {
 	}
 }
 
+// feed parses b as one stream of a script of n steps, in chunks of size
+// bytes (0: at once).
+func feed(b []byte, nonce string, n, keep, size int) *stream {
+	s := newStream(markerTag(nonce), n, keep)
+	if size <= 0 {
+		size = len(b) + 1
+	}
+	for len(b) > 0 {
+		k := min(size, len(b))
+		s.Write(b[:k])
+		b = b[k:]
+	}
+	s.Close()
+	return s
+}
+
 func TestResultsDisagree(t *testing.T) {
 	t.Parallel()
 	out := formatStream(nil, []section{{started: true, ended: true, code: 1}}, markerTag("n"))
 	errs := formatStream(nil, []section{{started: true, ended: true, code: 2}}, markerTag("n"))
-	_, _, err := results(out, errs, "n", 1)
+	_, _, _, err := results(feed(out, "n", 1, 0, 0), feed(errs, "n", 1, 10, 0), 1)
 	require.ErrorIs(t, err, ErrProtocol)
-	_, _, err = results(out, out, "n", 0)
+	_, _, _, err = results(feed(out, "n", 0, 0, 0), feed(out, "n", 0, 10, 0), 0)
 	require.ErrorIs(t, err, ErrProtocol, "more markers than steps")
+}
+
+// TestStreamKeepsATail: whatever a step writes, the stream keeps the
+// markers and a tail of the last step's output, in any chunking.
+func TestStreamKeepsATail(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("0123456789"), 10000)
+	in := formatStream([]byte("sh: complaint\n"), []section{
+		{started: true, ended: true, code: 0, out: big},
+		{started: true, ended: true, code: 3, out: append(append([]byte{}, big...), "the end"...)},
+	}, markerTag("n"))
+	// The watchdog's probes land anywhere in between, mid-line too.
+	probe := []byte("\n" + markerTag("n") + " alive\n")
+	var probed []byte
+	for i := 0; i < len(in); i += 777 {
+		probed = append(append(probed, in[i:min(i+777, len(in))]...), probe...)
+	}
+	for _, size := range []int{0, 1, 7, 32 << 10} {
+		s := feed(probed, "n", 2, 100, size)
+		require.NoError(t, s.err, "chunks of %d", size)
+		assert.Equal(t, []stepMark{{true, true, 0}, {true, true, 3}}, s.steps)
+		assert.Equal(t, "sh: complaint\n", string(s.pre.Bytes()))
+		assert.Equal(t, string(big[len(big)-93:])+"the end", string(s.cur.Bytes()))
+		assert.True(t, s.cur.Cut())
+		assert.LessOrEqual(t, cap(s.cur.b), 200, "at most twice the tail is ever held")
+		assert.LessOrEqual(t, cap(s.hold), 2*max(size, 64)+len(probe), "what may start a marker is held back, no more")
+	}
 }
 
 // FuzzParseStream: any input parses without panicking, and the parse of a
@@ -139,11 +189,11 @@ func TestResultsDisagree(t *testing.T) {
 // steps wrote (as long as they do not contain the marker tag, which holds
 // a random nonce).
 func FuzzParseStream(f *testing.F) {
-	f.Add([]byte("pre"), []byte("out0\n"), []byte("out1"), uint8(0), uint8(3), true)
-	f.Add([]byte{}, []byte("\n\n"), []byte("\nhatchery-x start 0\n"), uint8(0), uint8(255), false)
-	f.Add([]byte("\nhatchery-n"), []byte{0, '\n'}, []byte{}, uint8(1), uint8(0), true)
+	f.Add([]byte("pre"), []byte("out0\n"), []byte("out1"), uint8(0), uint8(3), true, uint8(3))
+	f.Add([]byte{}, []byte("\n\n"), []byte("\nhatchery-x start 0\n"), uint8(0), uint8(255), false, uint8(3))
+	f.Add([]byte("\nhatchery-n"), []byte{0, '\n'}, []byte{}, uint8(1), uint8(0), true, uint8(5))
 	const tag = "hatchery-n"
-	f.Fuzz(func(t *testing.T, pre, out0, out1 []byte, code0, code1 uint8, ended bool) {
+	f.Fuzz(func(t *testing.T, pre, out0, out1 []byte, code0, code1 uint8, ended bool, chunk uint8) {
 		// Arbitrary bytes: no panic, and sections come in order.
 		for _, in := range [][]byte{pre, out0, out1, append(append(pre, out0...), out1...)} {
 			_, secs, _ := parseStream(in, tag)
@@ -184,6 +234,24 @@ func FuzzParseStream(f *testing.F) {
 				t.Fatalf("section %d = %+v, want %+v", i, g, w)
 			}
 		}
+		// Parsed as it arrives, in chunks, keeping a tail: the same
+		// story, and the end of the last section's output.
+		const keep = 16
+		st := feed(stream, "n", 2, keep, int(chunk))
+		if st.err != nil {
+			t.Fatalf("chunks of %d: %v", chunk, st.err)
+		}
+		for i, w := range secs {
+			if g := st.steps[i]; g.started != w.started || g.ended != w.ended || g.code != w.code {
+				t.Fatalf("chunks of %d: step %d = %+v, want %+v", chunk, i, g, w)
+			}
+		}
+		if want := out1[max(0, len(out1)-keep):]; !bytes.Equal(st.cur.Bytes(), want) {
+			t.Fatalf("chunks of %d: tail %q, want %q", chunk, st.cur.Bytes(), want)
+		}
+		if want := pre[max(0, len(pre)-keep):]; !bytes.Equal(st.pre.Bytes(), want) {
+			t.Fatalf("chunks of %d: pre %q, want %q", chunk, st.pre.Bytes(), want)
+		}
 	})
 }
 
@@ -191,11 +259,9 @@ func TestRedactorLongestFirst(t *testing.T) {
 	t.Parallel()
 	rd := newRedactor([]string{"abcd", "abcdefgh", "  padded-value \n", "xy"}, nil)
 	assert.Equal(t, "1 [REDACTED] 2 [REDACTED] 3 [REDACTED] xy", rd.String("1 abcdefgh 2 abcd 3 padded-value xy"))
-	assert.Equal(t, 1, rd.skipped)
-	assert.Equal(t, "...[REDACTED]", "..."+rd.tail([]byte("head abcdefgh"), len(Redacted)))
-
-	var nilRd *redactor
-	assert.Equal(t, "same", nilRd.String("same"))
+	assert.Equal(t, 1, rd.Skipped())
+	assert.Equal(t, "...[REDACTED]", "..."+rd.text([]byte("head abcdefgh"), false, len(Redacted)))
+	assert.Equal(t, "[REDACTED] tail", rd.text([]byte("efgh tail"), true, 100), "the end of a secret at a cut")
 
 	// The WriteFile trailer is not part of the value.
 	rd = newRedactor(nil, []Step{WriteFile("/x/y", []byte("file-secret"), 0o600)})
@@ -212,14 +278,71 @@ func FuzzRedact(f *testing.F) {
 		rd := newRedactor([]string{a, b}, nil)
 		out := strings.ReplaceAll(rd.String(text+a+text+b+text), Redacted, "\x00")
 		for _, v := range []string{a, b} {
-			v = strings.TrimSpace(v)
+			// Line breaks, and the blanks around them, do not count:
+			// the redactor reads text without them.
+			v = unwrap(strings.TrimSpace(v))
 			// Skip values that could be re-created from [REDACTED] itself.
 			if len(v) < MinRedactLen || strings.ContainsAny(v, "[]REDACT\x00") {
 				continue
 			}
-			if strings.Contains(out, v) {
+			if strings.Contains(unwrap(out), v) {
 				t.Fatalf("%q survives in %q", v, out)
 			}
 		}
 	})
+}
+
+// unwrap drops line breaks and the spaces and tabs around them.
+func unwrap(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		nl := false
+		for j < len(s) && strings.IndexByte("\r\n \t", s[j]) >= 0 {
+			nl = nl || s[j] == '\n' || s[j] == '\r'
+			j++
+		}
+		if j > i {
+			if !nl {
+				b.WriteString(s[i:j])
+			}
+			i = j
+			continue
+		}
+		b.WriteByte(s[i])
+		i++
+	}
+	return b.String()
+}
+
+func TestTailBuffer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		writes []string
+		want   string
+		cut    bool
+	}{
+		{nil, "", false},
+		{[]string{"ab", "c"}, "abc", false},
+		{[]string{"abcde"}, "abcde", false},
+		{[]string{"abcdef"}, "bcdef", true},
+		{[]string{"ab", "cdefg"}, "cdefg", true},
+		{[]string{"ab", "cd", "ef", "gh", "ij", "k"}, "ghijk", true},
+		{[]string{"abc", "de", "", "f"}, "bcdef", true},
+	}
+	for _, tt := range tests {
+		tb := tailBuffer{max: 5}
+		for _, w := range tt.writes {
+			n, err := tb.Write([]byte(w))
+			require.NoError(t, err)
+			require.Equal(t, len(w), n)
+			assert.LessOrEqual(t, cap(tb.b), 10, "%q", tt.writes)
+		}
+		assert.Equal(t, tt.want, string(tb.Bytes()), "%q", tt.writes)
+		assert.Equal(t, tt.cut, tb.Cut(), "%q", tt.writes)
+	}
+	none := tailBuffer{}
+	none.Write([]byte("dropped"))
+	assert.Empty(t, none.Bytes())
+	assert.True(t, none.Cut())
 }

@@ -37,7 +37,7 @@ type StepwiseRunner interface {
 // Event reports progress: Done=false when a step starts, Done=true when it
 // ends, with Err nil on success or the *StepError.
 type Event struct {
-	Index int
+	Index int    // the step's index in the list, from 0 (messages and logs say step Index+1)
 	Step  string // redacted
 	Done  bool
 	Err   error
@@ -53,13 +53,19 @@ type options struct {
 	pipeline bool
 }
 
-// WithRedact adds values to redact, besides every step's stdin. Values
-// shorter than MinRedactLen bytes are not redacted (see MinRedactLen).
+// WithRedact adds secret values to redact, besides every step's stdin:
+// each is found with and without its surrounding white space, in its
+// common encodings, wrapped over lines, and, from RedactWindow bytes on,
+// by any fragment of RedactWindow bytes or more (see the package doc's
+// Security section). Values shorter than MinRedactLen bytes are not
+// redacted (see MinRedactLen). Pass every secret of the tenant, not only
+// those that travel in this Run.
 func WithRedact(values ...string) Option {
 	return func(o *options) { o.redact = append(o.redact, values...) }
 }
 
-// WithLogger logs each step (name, index, outcome, redacted) to l.
+// WithLogger logs each step (its number from 1 as "step", its name,
+// outcome, all redacted) to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithEvents calls fn as steps start and end. With pipelining the events
@@ -67,11 +73,18 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithEvents(fn func(Event)) Option { return func(o *options) { o.events = fn } }
 
 // WithPipelining turns the combined script on (the default) or off. Off,
-// each step gets its own Runner.Run call: over SSH a session each, two or
-// three round trips per step instead of about three for the whole list.
+// each step runs as a script of its own, in its own Runner.Run call: over
+// SSH a session each, two or three round trips per step instead of about
+// three for the whole list.
 func WithPipelining(on bool) Option { return func(o *options) { o.pipeline = on } }
 
-const stderrTail = 16 << 10
+// stderrTail is the most of a failing step's stderr that StepError
+// keeps; rawTail is what Run keeps of it as it arrives, a little more, so
+// that a secret cut short by the tail's start is seen whole more often.
+const (
+	stderrTail = 16 << 10
+	rawTail    = stderrTail + 4<<10
+)
 
 // run holds the state of one Run call.
 type run struct {
@@ -86,16 +99,21 @@ type run struct {
 // returns as a *StepError naming the step. Before anything runs it checks
 // every step: a constructor's error or an empty command fails with
 // ErrInvalid; a command line or name that holds a value to redact (see
-// below) fails with ErrSecretInCommand. Every value that travels in a step's Stdin, and every value
-// given with WithRedact, is replaced by [REDACTED] in every error, log
-// line, event and StepError field.
+// below) fails with ErrSecretInCommand.
+//
+// Every value given with WithRedact is redacted, with its common
+// encodings and long fragments, from every error, log line, event and
+// StepError field; every step's Stdin is too, whole (see the package
+// doc's Security section).
 //
 // By default the steps run as one /bin/sh script in a single Runner.Run
-// call (see WithPipelining): the script stops at the first failing step
-// and marks where each step's output starts and ends, so the failure is
-// attributed to its step with its exit code and stderr. Cancelling ctx
-// stops the script through the Runner. Stepwise, ctx is checked before
-// each step.
+// (or StreamRunner.Stream) call (see WithPipelining): the script stops
+// at the first failing step and marks where each step's output starts
+// and ends, so the failure is attributed to its step with its exit code
+// and stderr. Run keeps only a bounded tail of the output, as it arrives
+// from a StreamRunner such as *SSH. Cancelling ctx stops the script
+// through the Runner, and the script stops itself when its session goes
+// away. Stepwise, ctx is checked before each step.
 func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 	o := options{pipeline: true}
 	for _, f := range opts {
@@ -105,8 +123,8 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 	if ru.log == nil {
 		ru.log = slog.New(slog.DiscardHandler)
 	}
-	if ru.rd.skipped > 0 {
-		ru.log.WarnContext(ctx, "inject: values too short to redact are left as they are", "count", ru.rd.skipped, "min_len", MinRedactLen)
+	if n := ru.rd.Skipped(); n > 0 {
+		ru.log.WarnContext(ctx, "inject: values too short to redact are left as they are", "count", n, "min_len", MinRedactLen)
 	}
 	for i, s := range steps {
 		err := s.err
@@ -120,9 +138,9 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 	for i, s := range steps {
 		var where string
 		switch {
-		case ru.rd.String(s.Cmd) != s.Cmd:
+		case ru.rd.Holds(s.Cmd):
 			where = "command line"
-		case ru.rd.String(s.Name) != s.Name:
+		case ru.rd.Holds(s.Name):
 			where = "name"
 		default:
 			continue
@@ -134,48 +152,103 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 		return nil
 	}
 	if sr, ok := r.(StepwiseRunner); ok && sr.Stepwise() {
-		o.pipeline = false
+		return ru.commands(r)
 	}
-	if !o.pipeline || len(steps) == 1 {
-		return ru.stepwise(r)
+	if !o.pipeline {
+		for i := range steps {
+			if err := ru.script(r, i, i+1); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return ru.pipelined(r)
+	return ru.script(r, 0, len(steps))
 }
 
-func (ru *run) stepwise(r Runner) error {
+// commands runs each step's own command in a Runner call of its own, for
+// a StepwiseRunner.
+func (ru *run) commands(r Runner) error {
 	for i, s := range ru.steps {
 		if err := ru.ctx.Err(); err != nil {
-			return ru.fail(i, -1, nil, err)
+			return ru.fail(i, -1, nil, false, err)
 		}
 		ru.started(i)
-		ru.log.DebugContext(ru.ctx, "inject: run", "index", i, "step", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
-		_, stderr, err := r.Run(ru.ctx, s.Cmd, bytes.NewReader(s.Stdin))
+		ru.log.DebugContext(ru.ctx, "inject: run", "step", i+1, "name", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
+		stderr := tailBuffer{max: rawTail}
+		err := runStream(ru.ctx, r, s.Cmd, bytes.NewReader(s.Stdin), nil, &stderr)
 		if err != nil {
 			if cerr := ru.ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 				err = fmt.Errorf("%w (%w)", cerr, err)
 			}
-			return ru.fail(i, exitCode(err), stderr, err)
+			return ru.fail(i, exitCode(err), stderr.Bytes(), stderr.Cut(), err)
 		}
 		ru.done(i)
 	}
 	return nil
 }
 
-func (ru *run) pipelined(r Runner) error {
-	if err := ru.ctx.Err(); err != nil {
-		return ru.fail(0, -1, nil, err)
+// runStream runs cmd on r, through Stream when r is a StreamRunner.
+func runStream(ctx context.Context, r Runner, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if sr, ok := r.(StreamRunner); ok {
+		return sr.Stream(ctx, cmd, stdin, stdout, stderr)
 	}
+	out, errs, err := r.Run(ctx, cmd, stdin)
+	if stdout != nil {
+		stdout.Write(out)
+	}
+	if stderr != nil {
+		stderr.Write(errs)
+	}
+	return err
+}
+
+// script runs steps[from:to] as one script.
+func (ru *run) script(r Runner, from, to int) error {
+	if err := ru.ctx.Err(); err != nil {
+		return ru.fail(from, -1, nil, false, err)
+	}
+	n := to - from
 	nonce := newNonce()
-	cmd, stdin := pipelineScript(ru.steps, nonce)
-	ru.log.DebugContext(ru.ctx, "inject: run script", "steps", len(ru.steps), "cmd_bytes", len(cmd), "stdin_bytes", len(stdin))
-	stdout, stderr, rerr := r.Run(ru.ctx, cmd, bytes.NewReader(stdin))
+	cmd, stdin := pipelineScript(ru.steps[from:to], nonce)
+	if n > 1 {
+		ru.log.DebugContext(ru.ctx, "inject: run script", "steps", n, "cmd_bytes", len(cmd), "stdin_bytes", len(stdin))
+	} else {
+		s := ru.steps[from]
+		ru.log.DebugContext(ru.ctx, "inject: run", "step", from+1, "name", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
+	}
+	out := newStream(markerTag(nonce), n, 0)
+	errs := newStream(markerTag(nonce), n, rawTail)
+	rerr := runStream(ru.ctx, r, cmd, bytes.NewReader(stdin), out, errs)
+	out.Close()
+	errs.Close()
 	if rerr != nil {
 		if cerr := ru.ctx.Err(); cerr != nil && !errors.Is(rerr, cerr) {
 			rerr = fmt.Errorf("%w (%w)", cerr, rerr)
 		}
 	}
-	pre, res, perr := results(stdout, stderr, nonce, len(ru.steps))
-	for i, s := range res {
+	pre, preCut, res, perr := results(out, errs, n)
+	// Output over its limit: the step running when the stream that
+	// passed it stopped is to blame, even if the other stream, read
+	// further, says it ended well.
+	limitAt := -1
+	var le *OutputLimitError
+	if errors.As(rerr, &le) {
+		switch le.Stream {
+		case "stdout":
+			limitAt = out.secs - 1
+		case "stderr":
+			limitAt = errs.secs - 1
+		default:
+			limitAt = max(out.secs, errs.secs) - 1
+		}
+		limitAt = max(limitAt, 0)
+	}
+	for k, s := range res {
+		i := from + k
+		if k == limitAt {
+			ru.started(i)
+			return ru.fail(i, -1, s.stderr, s.cut, rerr)
+		}
 		switch {
 		case s.ended && s.code == 0:
 			ru.started(i)
@@ -185,26 +258,26 @@ func (ru *run) pipelined(r Runner) error {
 			ru.started(i)
 			err := rerr
 			if err == nil {
-				err = fmt.Errorf("%w: script exited 0 after step %d failed", ErrProtocol, i)
+				err = fmt.Errorf("%w: script exited 0 after step %d failed", ErrProtocol, i+1)
 			}
-			return ru.fail(i, s.code, s.stderr, err)
+			return ru.fail(i, s.code, s.stderr, s.cut, err)
 		case s.started:
 			ru.started(i)
 			err := rerr
 			if err == nil {
-				err = fmt.Errorf("%w: step %d did not end", ErrProtocol, i)
+				err = fmt.Errorf("%w: step %d did not end", ErrProtocol, i+1)
 			}
-			return ru.fail(i, -1, s.stderr, err)
+			return ru.fail(i, -1, s.stderr, s.cut, err)
 		}
 		// The step never started: the script died, never ran, or its
 		// output is garbled. Whatever the shell said before the first
 		// marker is the best explanation.
 		err := errors.Join(rerr, perr)
 		if err == nil {
-			err = fmt.Errorf("%w: the script ended before step %d", ErrProtocol, i)
+			err = fmt.Errorf("%w: the script ended before step %d", ErrProtocol, i+1)
 		}
 		ru.started(i)
-		return ru.fail(i, exitCode(rerr), pre, err)
+		return ru.fail(i, exitCode(rerr), pre, preCut, err)
 	}
 	if rerr != nil {
 		// Every step reported success; only the session's end went wrong.
@@ -221,21 +294,23 @@ func (ru *run) started(i int) {
 
 func (ru *run) done(i int) {
 	name := ru.rd.String(ru.steps[i].Name)
-	ru.log.InfoContext(ru.ctx, "inject: step done", "index", i, "step", name)
+	ru.log.InfoContext(ru.ctx, "inject: step done", "step", i+1, "name", name)
 	if ru.o.events != nil {
 		ru.o.events(Event{Index: i, Step: name, Done: true})
 	}
 }
 
-func (ru *run) fail(i, code int, stderr []byte, err error) error {
+// fail returns the *StepError of step i; stderr is a tail of the step's
+// stderr, cut when it lost its start.
+func (ru *run) fail(i, code int, stderr []byte, cut bool, err error) error {
 	se := &StepError{
 		Step:     ru.rd.String(ru.steps[i].Name),
 		Index:    i,
 		ExitCode: code,
-		Stderr:   ru.rd.tail(stderr, stderrTail),
+		Stderr:   ru.rd.text(stderr, cut, stderrTail),
 		Err:      ru.rd.Error(err),
 	}
-	ru.log.ErrorContext(ru.ctx, "inject: step failed", "index", i, "step", se.Step, "exit_code", code, "err", se.Error())
+	ru.log.ErrorContext(ru.ctx, "inject: step failed", "step", i+1, "name", se.Step, "exit_code", code, "err", se.Error())
 	if ru.o.events != nil {
 		ru.o.events(Event{Index: i, Step: se.Step, Done: true, Err: se})
 	}

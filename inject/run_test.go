@@ -3,10 +3,14 @@ package inject_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +44,7 @@ func TestRunOrderAndFirstFailure(t *testing.T) {
 			assert.Equal(t, 2, se.Index)
 			assert.Equal(t, 7, se.ExitCode)
 			assert.Equal(t, "oops\n", se.Stderr)
-			assert.Contains(t, se.Error(), "step 2 (three) failed with exit code 7")
+			assert.Contains(t, se.Error(), `step 3 "three" failed with exit code 7`)
 			assert.Contains(t, se.Error(), "stderr: oops")
 
 			got, err := os.ReadFile(log)
@@ -199,6 +203,97 @@ func TestRunRedacts(t *testing.T) {
 			}
 			assert.Contains(t, logs.String(), "too short to redact")
 		})
+	}
+}
+
+// TestRunRedactsEncodings: issue 13 M3 and M2. A failing step prints a
+// secret given with WithRedact (with the trailing newline a file read
+// gives) in the ways a service's log may; none of it reaches the error,
+// StepError.Stderr, the logs or the events.
+func TestRunRedactsEncodings(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-ant-api03-Zx9/Kq+Lm_w8Tq2Vb7Nc&e=Rt5Yu1"
+	value := secret + "\n" // as a vault or a file read gives it
+	lines := []string{
+		"raw " + secret,
+		"base64 " + base64.StdEncoding.EncodeToString([]byte(secret)),
+		"base64 of the value " + base64.StdEncoding.EncodeToString([]byte(value)),
+		"base64url " + base64.RawURLEncoding.EncodeToString([]byte(secret)),
+		"basic auth " + base64.StdEncoding.EncodeToString([]byte("u:"+secret)),
+		"env file " + base64.StdEncoding.EncodeToString([]byte("X=1\nTOKEN="+value)),
+		"hex " + hex.EncodeToString([]byte(secret)),
+		"HEX " + strings.ToUpper(hex.EncodeToString([]byte(value))),
+		"query " + url.QueryEscape(secret),
+		"path " + url.PathEscape(secret),
+		`json {"token":` + jsonString(t, secret) + `}`,
+		`json of the value {"token":` + jsonString(t, value) + `}`,
+		"first 20 bytes " + secret[:20] + "...",
+		"middle " + secret[13:27],
+		"wrapped " + secret[:17] + "\n    " + secret[17:],
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(dir+"/journal", []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			var logs bytes.Buffer
+			var events []inject.Event
+			steps := []inject.Step{
+				{Name: "start", Cmd: "true"},
+				{Name: "check active", Cmd: "cat " + dir + "/journal >&2; exit 3"},
+			}
+			err := inject.Run(context.Background(), &localRunner{}, steps,
+				inject.WithPipelining(m.pipelined),
+				inject.WithRedact(value),
+				inject.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+				inject.WithEvents(func(e inject.Event) { events = append(events, e) }))
+			var se *inject.StepError
+			require.ErrorAs(t, err, &se)
+			for i, l := range strings.Split(strings.TrimSpace(se.Stderr), "\n") {
+				assert.Contains(t, l, "[REDACTED]", "line %d", i)
+			}
+			for name, text := range map[string]string{
+				"Error": err.Error(), "logs": logs.String(), "events": eventsText(events), "Stderr": se.Stderr,
+			} {
+				// No fragment of the secret of RedactWindow bytes, of its
+				// hex, base64 or JSON survives.
+				for _, enc := range []string{secret, hex.EncodeToString([]byte(secret)), base64.StdEncoding.EncodeToString([]byte(secret)), jsonString(t, secret)} {
+					for i := 0; i+inject.RedactWindow <= len(enc); i++ {
+						if w := enc[i : i+inject.RedactWindow]; strings.Contains(text, w) {
+							t.Errorf("%s holds %q of %q", name, w, enc)
+							break
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func jsonString(t *testing.T, s string) string {
+	t.Helper()
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestRunRedactsAtTheCut: Run keeps a tail of a long stderr; a secret cut
+// by the tail's start is redacted too, down to its last MinRedactLen
+// bytes, which no fragment rule would catch.
+func TestRunRedactsAtTheCut(t *testing.T) {
+	t.Parallel()
+	// 600 lines of secret+"\n", 45 bytes each: the 20 KiB kept start
+	// with the last 4 bytes of a secret (20480 = 455*45 + 5).
+	const secret = "ghp_0123456789abcdefghijABCDEFGHIJklmnopqrst"
+	require.Len(t, secret, 44)
+	for _, m := range modes {
+		err := inject.Run(context.Background(), &localRunner{}, []inject.Step{
+			{Name: "noisy", Cmd: `s=$(cat); i=0; while [ $i -lt 600 ]; do printf '%s\n' "$s"; i=$((i+1)); done >&2; exit 1`, Stdin: []byte(secret)},
+		}, inject.WithPipelining(m.pipelined), inject.WithRedact(secret))
+		var se *inject.StepError
+		require.ErrorAs(t, err, &se, m.name)
+		assert.True(t, strings.HasPrefix(se.Stderr, "[REDACTED]\n[REDACTED]\n"), "%s: %.40q", m.name, se.Stderr)
+		assert.NotContains(t, se.Stderr, secret[40:]+"\n", m.name)
 	}
 }
 

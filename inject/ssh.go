@@ -1,7 +1,6 @@
 package inject
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,10 +26,17 @@ const (
 	DefaultKeepAliveMax = 3
 	DefaultBackoff      = 250 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
+	// DefaultMaxOutput is SSHConfig.MaxOutput's default: 16 MiB.
+	DefaultMaxOutput = 16 << 20
 )
 
-// cancelGrace is how long Run waits, after ctx ends, for the server to
-// confirm that the stopped command's session is closed.
+// MaxStderr is how much of a command's stderr (*SSH).Run returns: its
+// last MaxStderr bytes, kept as they arrive.
+const MaxStderr = 64 << 10
+
+// cancelGrace is how long Stream waits, after ctx ends or the output
+// passed its limit, for the server to confirm that the stopped command's
+// session is closed.
 const cancelGrace = 2 * time.Second
 
 // SSHConfig configures Dial. User, HostKeyCallback and a key (Signer or
@@ -73,6 +79,14 @@ type SSHConfig struct {
 	// pauses double up to MaxBackoff (DefaultMaxBackoff), each drawn at
 	// random from its upper half.
 	Backoff, MaxBackoff time.Duration
+	// MaxOutput bounds what one session may send, stdout and stderr
+	// together, in bytes: past it the session is closed (which stops the
+	// command) and Run and Stream return an *OutputLimitError. It bounds
+	// the memory (*SSH).Run holds for stdout, and the time and traffic a
+	// server that floods its output can take; Run itself holds only a
+	// bounded tail of it whatever the limit. 0 means DefaultMaxOutput;
+	// negative means no limit.
+	MaxOutput int64
 	// Logger receives retries and keepalive failures; nil is quiet.
 	Logger *slog.Logger
 }
@@ -80,16 +94,17 @@ type SSHConfig struct {
 // SSH is a connection to a server, a Runner: each Run is one session.
 // Safe for concurrent use.
 type SSH struct {
-	client *ssh.Client
-	addr   string
-	log    *slog.Logger
+	client    *ssh.Client
+	addr      string
+	log       *slog.Logger
+	maxOutput int64
 
 	done chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
 }
 
-var _ Runner = (*SSH)(nil)
+var _ StreamRunner = (*SSH)(nil)
 
 // Dial connects to addr ("host:port") and authenticates, retrying while
 // the server is not up yet (see SSHConfig.Attempts) until ctx ends. It
@@ -144,7 +159,10 @@ func Dial(ctx context.Context, addr string, cfg SSHConfig) (*SSH, error) {
 	for attempt := 1; ; attempt++ {
 		c, err := dialOnce(ctx, addr, &cfg, auth, timeout)
 		if err == nil {
-			s := &SSH{client: c, addr: addr, log: log, done: make(chan struct{})}
+			s := &SSH{client: c, addr: addr, log: log, maxOutput: cfg.MaxOutput, done: make(chan struct{})}
+			if s.maxOutput == 0 {
+				s.maxOutput = DefaultMaxOutput
+			}
 			if ka := cmpOr(cfg.KeepAlive, DefaultKeepAlive); ka > 0 {
 				n := cfg.KeepAliveMax
 				if n <= 0 {
@@ -157,12 +175,12 @@ func Dial(ctx context.Context, addr string, cfg SSHConfig) (*SSH, error) {
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			if errors.Is(err, cerr) {
-				return nil, fmt.Errorf("inject: dial %s: %w", addr, err)
+				return nil, fmt.Errorf("dial %s: %w", addr, err)
 			}
-			return nil, fmt.Errorf("inject: dial %s: %w (last attempt: %w)", addr, cerr, err)
+			return nil, fmt.Errorf("dial %s: %w (last attempt: %w)", addr, cerr, err)
 		}
 		if !retryable(err) || (cfg.Attempts > 0 && attempt >= cfg.Attempts) {
-			return nil, fmt.Errorf("inject: dial %s: %w", addr, err)
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		log.InfoContext(ctx, "inject: ssh not reachable yet, retrying", "addr", addr, "attempt", attempt, "wait", wait, "err", err)
@@ -170,7 +188,7 @@ func Dial(ctx context.Context, addr string, cfg SSHConfig) (*SSH, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("inject: dial %s: %w (last attempt: %w)", addr, ctx.Err(), err)
+			return nil, fmt.Errorf("dial %s: %w (last attempt: %w)", addr, ctx.Err(), err)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, maxBackoff)
@@ -339,15 +357,51 @@ func (s *SSH) Close() error {
 }
 
 // Run runs cmd in a new session with stdin fed to it (then EOF), and
-// returns its output. A non-zero exit is an *ssh.ExitError. When ctx ends,
-// the command is sent SIGTERM (OpenSSH delivers it to the command's
-// process group) and the session is closed, which also closes the
-// command's stdin and output; Run then returns an error wrapping
-// ctx.Err() and, when the command's exit status arrived within a short
-// grace period, the *ssh.ExitError too.
+// returns its stdout and the last MaxStderr bytes of its stderr; see
+// Stream. Together they hold at most SSHConfig.MaxOutput bytes.
 func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []byte, error) {
+	stdout := growBuffer{max: s.maxOutput}
+	stderr := tailBuffer{max: MaxStderr}
+	err := s.Stream(ctx, cmd, stdin, &stdout, &stderr)
+	return stdout.b, stderr.Bytes(), err
+}
+
+// growBuffer collects what is written to it, doubling its capacity as
+// it grows but never beyond max (when max >= 0) more than it must.
+type growBuffer struct {
+	max int64
+	b   []byte
+}
+
+func (g *growBuffer) Write(p []byte) (int, error) {
+	if need := len(g.b) + len(p); need > cap(g.b) {
+		c := max(2*cap(g.b), need, 512)
+		if g.max >= 0 {
+			c = min(c, max(int(g.max), need))
+		}
+		b := make([]byte, len(g.b), c)
+		copy(b, g.b)
+		g.b = b
+	}
+	g.b = append(g.b, p...)
+	return len(p), nil
+}
+
+// Stream runs cmd in a new session with stdin fed to it (then EOF), and
+// writes its output to stdout and stderr (nil: discarded) as it arrives,
+// never to both at once and never after Stream returns. A non-zero exit
+// is an *ssh.ExitError. Past SSHConfig.MaxOutput bytes of output the
+// session is closed and Stream returns an *OutputLimitError.
+//
+// When ctx ends, the command is sent SIGTERM (which OpenSSH delivers to
+// the command's process group, unless it refuses to: see the package doc)
+// and the session is closed, which also closes the command's stdin and
+// output; Stream then returns an error wrapping ctx.Err() and, when the
+// command's exit status arrived within a short grace period, the
+// *ssh.ExitError too.
+func (s *SSH) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, err
+		return err
 	}
 	type opened struct {
 		sess *ssh.Session
@@ -362,7 +416,7 @@ func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []b
 	select {
 	case o := <-oc:
 		if o.err != nil {
-			return nil, nil, fmt.Errorf("inject: ssh session: %w", o.err)
+			return fmt.Errorf("ssh session: %w", o.err)
 		}
 		sess = o.sess
 	case <-ctx.Done():
@@ -371,26 +425,34 @@ func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []b
 				o.sess.Close()
 			}
 		}()
-		return nil, nil, ctx.Err()
+		return ctx.Err()
 	}
 	defer sess.Close()
 
-	var stdout, stderr lockedBuffer
-	sess.Stdout, sess.Stderr = &stdout, &stderr
+	var once sync.Once
+	aborted := make(chan struct{})
+	abort := func() {
+		once.Do(func() {
+			close(aborted)
+			sess.Signal(ssh.SIGTERM)
+			sess.Close()
+		})
+	}
+	out := &output{limit: s.maxOutput, abort: abort}
+	sess.Stdout, sess.Stderr = out.writer("stdout", stdout), out.writer("stderr", stderr)
+	// No write reaches stdout or stderr once Stream has returned.
+	defer out.close()
 	in, err := sess.StdinPipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("inject: ssh session: %w", err)
+		return fmt.Errorf("ssh session: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() {
-		sess.Signal(ssh.SIGTERM)
-		sess.Close()
-	})
+	stop := context.AfterFunc(ctx, abort)
 	defer stop()
 	if err := sess.Start(cmd); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, nil, cerr
+			return cerr
 		}
-		return nil, nil, fmt.Errorf("inject: ssh exec: %w", err)
+		return fmt.Errorf("ssh exec: %w", err)
 	}
 	src := &detachable{r: stdin}
 	go func() {
@@ -404,7 +466,7 @@ func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []b
 	var werr error
 	select {
 	case werr = <-waited:
-	case <-ctx.Done():
+	case <-aborted: // ctx ended, or the output passed its limit
 		t := time.NewTimer(cancelGrace)
 		select {
 		case werr = <-waited:
@@ -413,36 +475,20 @@ func (s *SSH) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, []b
 		}
 		t.Stop()
 	}
-	// Nothing reads the caller's stdin after Run returns.
+	// Nothing reads the caller's stdin after Stream returns.
 	src.detach()
+	if lerr := out.close(); lerr != nil {
+		return lerr
+	}
 	if cerr := ctx.Err(); cerr != nil && werr == nil {
-		werr = fmt.Errorf("inject: command stopped: %w", cerr)
+		werr = fmt.Errorf("command stopped: %w", cerr)
 	} else if cerr != nil {
 		// %w twice: an exit status that arrived in the grace period
 		// (the command exited on its own, or on SIGTERM) stays in reach
 		// of errors.As, for the step's exit code.
-		werr = fmt.Errorf("inject: command stopped: %w (%w)", cerr, werr)
+		werr = fmt.Errorf("command stopped: %w (%w)", cerr, werr)
 	}
-	return stdout.Bytes(), stderr.Bytes(), werr
-}
-
-// lockedBuffer is a bytes.Buffer safe against a late write from a session
-// that outlives Run.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.b.Bytes())
+	return werr
 }
 
 // detachable reads from r until detach; then it reports EOF. A Read

@@ -442,11 +442,15 @@ func TestRunCancelKeepsExitCode(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		// cat first: the server has our EOF on stdin before the link is
-		// held (sshtest's handler waits for it before it exits).
-		done <- inject.Run(ctx, c, []inject.Step{{Name: "slow", Cmd: "cat >/dev/null; : >" + dir + "/started; while [ ! -e " + dir + "/go ]; do sleep 0.01; done; exit 7"}})
+		done <- inject.Run(ctx, c, []inject.Step{{Name: "slow", Cmd: ": >" + dir + "/started; while [ ! -e " + dir + "/go ]; do sleep 0.01; done; exit 7"}})
 	}()
 	require.Eventually(t, func() bool { _, err := os.Stat(dir + "/started"); return err == nil }, 20*time.Second, 5*time.Millisecond)
+	// sshtest's handler sends the exit status only once it has the
+	// client's EOF on stdin (real sshd does not wait for it), which Run
+	// sends right after the command starts but the script, whose step
+	// reads /dev/null, does not wait for: give it time to arrive before
+	// the link is held.
+	time.Sleep(300 * time.Millisecond)
 	p.SetDelays(time.Hour, 0)
 	cancel()
 	require.NoError(t, os.WriteFile(dir+"/go", nil, 0o644))

@@ -213,10 +213,13 @@ const newName = ".hatchery-new~"
 // it below the top level is a symbolic link; it works in the directory it
 // entered after checking it, and writes, chmods and chowns (chown -h) the
 // new file only inside its private temp directory, which no other user can
-// change. One race is left to the owner of path's directory: swapping path
-// for a link to a directory just before the rename makes mv move the file
-// into that directory, as ".hatchery-new~" (a name system directories
-// ignore); the step then fails.
+// change. The rename (`mv -fT`, GNU coreutils) never moves the file into a
+// directory: when the owner of path's directory swaps path for a symbolic
+// link just before it, the rename replaces the link itself; when they
+// swap it for a directory, the rename fails, and so does the step, saying
+// so. Either way nothing lands outside path's directory. After the rename
+// the step checks that path is a regular file, not a link, and fails when
+// it was swapped again.
 func WriteFile(p string, data []byte, mode fs.FileMode, opts ...FileOption) Step {
 	name := "write " + p
 	o, err := fileOpts(opts)
@@ -271,7 +274,9 @@ func WriteFile(p string, data []byte, mode fs.FileMode, opts ...FileOption) Step
 	if o.owner != "" {
 		b.WriteString(" && chown -h " + Quote(o.owner) + " " + newName)
 	}
-	b.WriteString(" && mv -f " + newName + " ../" + Quote(base) + " ) || exit $?; ")
+	// -T: the target is never taken for a directory to move into, even
+	// when it was swapped for a link to one (or for one) in the meantime.
+	b.WriteString(" && mv -fT " + newName + " ../" + Quote(base) + " ) || exit $?; ")
 	b.WriteString("[ -f " + qb + " ] && [ ! -L " + qb + ` ] || { printf "hatchery: %s was replaced while it was being written\n" ` + q + " >&2; exit 1; }")
 	cmd := b.String()
 	if o.root {

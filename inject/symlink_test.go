@@ -176,40 +176,49 @@ target=VICTIM/file
 MV "$t" "$t.moved" && LN -s "$target" "$t"
 printf '%s\n' "$t"`,
 		// mv SRC DEST: DEST becomes a symlink to a victim directory just
-		// before the rename, so mv would move SRC into it.
+		// before the rename, so a plain mv would move SRC into it.
 		"mv": `for p; do :; done
 RM -rf "$p" && LN -s VICTIM/b "$p"
 exec MV "$@"`,
+		// The same with a directory of the directory owner's own.
+		"mv:dir": `for p; do :; done
+RM -rf "$p" && MKDIR "$p"
+exec MV "$@"`,
 	}
 	for _, name := range programs {
-		body := strings.NewReplacer("REAL", real(name), "MV", real("mv"), "LN", real("ln"), "RM", real("rm"), "VICTIM", v.dir).Replace(scripts[name])
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755))
+		prog, _, _ := strings.Cut(name, ":")
+		body := strings.NewReplacer("REAL", real(prog), "MV", real("mv"), "LN", real("ln"), "RM", real("rm"), "MKDIR", real("mkdir"), "VICTIM", v.dir).Replace(scripts[name])
+		require.NoError(t, os.WriteFile(filepath.Join(dir, prog), []byte("#!/bin/sh\n"+body+"\n"), 0o755))
 	}
 	return dir
 }
 
 // TestSymlinkRace: the owner of the directory swaps what a step has just
 // created for a symlink between two of the step's commands. The step
-// notices and fails; nothing the symlink points at changes.
+// notices and fails, or (the rename) replaces the symlink itself; nothing
+// the symlink points at changes.
 func TestSymlinkRace(t *testing.T) {
 	t.Parallel()
 	me := currentUser(t)
 	owned := []inject.FileOption{inject.AsRoot(), inject.Owner(me)}
+	write := func(dir string) inject.Step {
+		return inject.WriteFile(dir+"/f", []byte("SECRET=x\n"), 0o644, owned...)
+	}
 	tests := []struct {
 		name    string
 		program string
 		step    func(dir string) inject.Step
-		wantErr string
+		wantErr string // "": the step succeeds
 	}{
 		{"mkdir: directory swapped before chmod", "mkdir",
 			func(dir string) inject.Step { return inject.Mkdir(dir+"/d", 0o700, owned...) },
 			"/d is a symbolic link"},
-		{"write: temp swapped before the write", "mktemp",
-			func(dir string) inject.Step { return inject.WriteFile(dir+"/f", []byte("SECRET=x\n"), 0o644, owned...) },
-			"changed"},
-		{"write: target swapped before the rename", "mv",
-			func(dir string) inject.Step { return inject.WriteFile(dir+"/f", []byte("SECRET=x\n"), 0o644, owned...) },
-			"/f was replaced"},
+		{"write: temp swapped before the write", "mktemp", write, "changed"},
+		// Issue 13 L1: mv -f moved the file into the directory the link
+		// pointed at (the victim); mv -fT renames over the link itself.
+		{"write: target swapped for a link to a directory before the rename", "mv", write, ""},
+		// With a real directory there, mv -fT refuses, and says so.
+		{"write: target swapped for a directory before the rename", "mv:dir", write, "cannot overwrite directory"},
 	}
 	for _, m := range modes {
 		for _, tt := range tests {
@@ -220,25 +229,25 @@ func TestSymlinkRace(t *testing.T) {
 				before := v.snapshot(t)
 				err := inject.Run(context.Background(), c, []inject.Step{{Name: "first", Cmd: "true"}, tt.step(dir)},
 					inject.WithPipelining(m.pipelined))
-				var se *inject.StepError
-				require.ErrorAs(t, err, &se)
-				assert.Equal(t, 1, se.Index)
-				assert.Contains(t, se.Stderr, tt.wantErr)
-				after := v.snapshot(t)
-				for p, s := range before {
-					assert.Equal(t, s, after[p], "%s changed", p)
+				assert.Equal(t, before, v.snapshot(t), "nothing in the victim changed or appeared")
+				if tt.wantErr == "" {
+					require.NoError(t, err)
+					fi, err := os.Lstat(dir + "/f")
+					require.NoError(t, err)
+					assert.True(t, fi.Mode().IsRegular(), "the link was replaced by the file")
+					got, err := os.ReadFile(dir + "/f")
+					require.NoError(t, err)
+					assert.Equal(t, "SECRET=x\n", string(got))
+				} else {
+					var se *inject.StepError
+					require.ErrorAs(t, err, &se)
+					assert.Equal(t, 1, se.Index)
+					assert.Contains(t, se.Stderr, tt.wantErr)
 				}
-				for p := range after {
-					if _, ok := before[p]; ok {
-						continue
-					}
-					// The one race a shell cannot close: mv follows a DEST
-					// that became a symlink to a directory. The file lands
-					// there under an inert name, and the step fails.
-					if tt.program == "mv" && filepath.Base(p) == ".hatchery-new~" {
-						continue
-					}
-					t.Errorf("%s appeared in the victim", p)
+				if tt.program == "mv:dir" {
+					entries, err := os.ReadDir(dir + "/f")
+					require.NoError(t, err)
+					assert.Empty(t, entries, "nothing was moved into the directory")
 				}
 			})
 		}

@@ -1,6 +1,70 @@
-// Package redact copies an error chain with every message passed through a
-// redaction function, for the packages (inject, provision) whose errors may
-// quote a secret.
+// Package redact finds secret values in text meant for people (errors,
+// logs, events, a failing command's stderr) and replaces them with
+// [REDACTED]; Chain does it to every message of an error chain. inject and
+// provision use it.
+//
+// # What a Redactor finds
+//
+// For each secret value v given to New, and for v without its
+// surrounding white space when that differs (a value read from a file
+// often ends in a newline: both forms are looked for, and both are
+// encoded below), a Redactor finds
+//
+//   - v itself;
+//   - its base64 encodings: standard and URL alphabets, with and without
+//     padding, and v inside a longer base64 text (the characters that
+//     depend on v's bytes alone, for each of the three offsets modulo 3
+//     at which v can start; from 8 characters);
+//   - its hex encoding, lower and upper case;
+//   - its percent-encodings: as url.QueryEscape (space as +) and
+//     url.PathEscape write them, and with every byte but RFC 3986's
+//     unreserved ones escaped; hex digits in upper and lower case;
+//   - its JSON string escapings: Go's encoding/json (<, > and & escaped),
+//     plain (JavaScript), every non-ASCII character escaped (Python's
+//     json.dumps), and that with the slash escaped too (PHP);
+//   - any of these cut by line breaks: text is searched with its line
+//     breaks, and the spaces and tabs around them, left out, so a value
+//     wrapped over two or more lines (a log line wrapped, base64 wrapped
+//     at 64 or 76 columns, a PEM block re-flowed) is found and replaced
+//     whole, the line breaks inside it included;
+//   - for a value of at least Window (12) bytes without surrounding white
+//     space: every fragment of Window bytes or more of any of these forms
+//     (v's first 20 bytes, its last 12, base64 or hex of a part of it),
+//     each replaced whole.
+//
+// Whole values (New's second list) are found in the same forms, but only
+// whole, and each line of MinLineLen bytes or more of a multi-line one
+// on its own: they are text that holds secrets among other things (a
+// file's content), whose fragments would be ordinary words.
+//
+// Tail, for the end kept of a longer output, also redacts a fragment of
+// MinLen bytes or more at its start that ends one of these forms: the
+// part of a secret after the cut.
+//
+// # What it does not find
+//
+//   - values shorter than MinLen (4) bytes without surrounding white space
+//     and line breaks (counted by Skipped); values of MinLen to Window-1
+//     such bytes are found only whole, in the forms above;
+//   - fragments shorter than Window bytes (a secret's first 11 bytes),
+//     but for Tail's leading fragment;
+//   - other encodings: base32, base58, quoted-printable, HTML entities,
+//     UTF-16, shell escaping with backslashes, gzip and other
+//     compression, encryption, ROT13, mixed-case hex, a value whose case
+//     changed;
+//   - encodings of encodings (base64 of hex, JSON escaping of JSON
+//     escaping), but for their fragments that happen to be fragments of
+//     one of the forms above;
+//   - a value cut by anything but line breaks and blanks (a log prefix
+//     at the start of the continuation line, an ellipsis): only its
+//     parts of Window bytes or more are found;
+//   - text that never passes through a Redactor.
+//
+// Matching is exact and costs one or two map lookups per byte of text
+// (an index of every Window-byte window, and the whole forms by their
+// first 4 bytes), so a Redactor for 20 secrets redacts 16 KiB in well
+// under a millisecond (BenchmarkRedact); New builds the index, in time
+// and memory proportional to the total length of the values.
 package redact
 
 import "errors"
