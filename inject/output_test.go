@@ -97,6 +97,26 @@ func TestStepNumbers(t *testing.T) {
 		}
 		assert.Equal(t, map[string]float64{"first": 1, "second": 2}, numbers, m.name)
 
+		// A list that continues an earlier Run's steps numbers on.
+		logs.Reset()
+		var events []inject.Event
+		err = inject.Run(context.Background(), &localRunner{}, steps, inject.WithPipelining(m.pipelined),
+			inject.WithFirstIndex(1), inject.WithEvents(func(e inject.Event) { events = append(events, e) }),
+			inject.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, 2, se.Index)
+		assert.Equal(t, `step 3 "second" failed with exit code 4: exit status 4: stderr: broke`, err.Error())
+		for line := range strings.Lines(logs.String()) {
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal([]byte(line), &rec))
+			numbers[rec["name"].(string)] = rec["step"].(float64)
+		}
+		assert.Equal(t, map[string]float64{"first": 2, "second": 3}, numbers, m.name)
+		require.NotEmpty(t, events)
+		for _, e := range events {
+			assert.Equal(t, map[string]int{"first": 1, "second": 2}[e.Step], e.Index, m.name)
+		}
+
 		// What provision does with it.
 		wrapped := fmt.Errorf("inject: %w", err)
 		assert.Equal(t, 1, strings.Count(wrapped.Error(), "inject"), wrapped.Error())

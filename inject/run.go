@@ -51,6 +51,7 @@ type options struct {
 	logger   *slog.Logger
 	events   func(Event)
 	pipeline bool
+	first    int
 }
 
 // WithRedact adds secret values to redact, besides every step's stdin:
@@ -71,6 +72,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // WithEvents calls fn as steps start and end. With pipelining the events
 // arrive, in order, when the combined script returns.
 func WithEvents(fn func(Event)) Option { return func(o *options) { o.events = fn } }
+
+// WithFirstIndex numbers the steps from first instead of 0 in Events,
+// StepErrors and logs, for a list that continues the steps of an earlier
+// Run (so that step numbers agree across both).
+func WithFirstIndex(first int) Option { return func(o *options) { o.first = max(first, 0) } }
 
 // WithPipelining turns the combined script on (the default) or off. Off,
 // each step runs as a script of its own, in its own Runner.Run call: over
@@ -132,7 +138,7 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 			err = fmt.Errorf("%w: empty command", ErrInvalid)
 		}
 		if err != nil {
-			return &StepError{Step: ru.rd.String(s.Name), Index: i, ExitCode: -1, Err: ru.rd.Error(err)}
+			return &StepError{Step: ru.rd.String(s.Name), Index: i + ru.o.first, ExitCode: -1, Err: ru.rd.Error(err)}
 		}
 	}
 	for i, s := range steps {
@@ -145,7 +151,7 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 		default:
 			continue
 		}
-		return &StepError{Step: ru.rd.String(s.Name), Index: i, ExitCode: -1,
+		return &StepError{Step: ru.rd.String(s.Name), Index: i + ru.o.first, ExitCode: -1,
 			Err: fmt.Errorf("%w: the step's %s holds a value from a Stdin or WithRedact (pass it on stdin)", ErrSecretInCommand, where)}
 	}
 	if len(steps) == 0 {
@@ -173,7 +179,7 @@ func (ru *run) commands(r Runner) error {
 			return ru.fail(i, -1, nil, false, err)
 		}
 		ru.started(i)
-		ru.log.DebugContext(ru.ctx, "inject: run", "step", i+1, "name", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
+		ru.log.DebugContext(ru.ctx, "inject: run", "step", ru.o.first+i+1, "name", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
 		stderr := tailBuffer{max: rawTail}
 		err := runStream(ru.ctx, r, s.Cmd, bytes.NewReader(s.Stdin), nil, &stderr)
 		if err != nil {
@@ -214,7 +220,7 @@ func (ru *run) script(r Runner, from, to int) error {
 		ru.log.DebugContext(ru.ctx, "inject: run script", "steps", n, "cmd_bytes", len(cmd), "stdin_bytes", len(stdin))
 	} else {
 		s := ru.steps[from]
-		ru.log.DebugContext(ru.ctx, "inject: run", "step", from+1, "name", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
+		ru.log.DebugContext(ru.ctx, "inject: run", "step", ru.o.first+from+1, "name", ru.rd.String(s.Name), "cmd", ru.rd.String(s.Cmd))
 	}
 	out := newStream(markerTag(nonce), n, 0)
 	errs := newStream(markerTag(nonce), n, rawTail)
@@ -258,14 +264,14 @@ func (ru *run) script(r Runner, from, to int) error {
 			ru.started(i)
 			err := rerr
 			if err == nil {
-				err = fmt.Errorf("%w: script exited 0 after step %d failed", ErrProtocol, i+1)
+				err = fmt.Errorf("%w: script exited 0 after step %d failed", ErrProtocol, ru.o.first+i+1)
 			}
 			return ru.fail(i, s.code, s.stderr, s.cut, err)
 		case s.started:
 			ru.started(i)
 			err := rerr
 			if err == nil {
-				err = fmt.Errorf("%w: step %d did not end", ErrProtocol, i+1)
+				err = fmt.Errorf("%w: step %d did not end", ErrProtocol, ru.o.first+i+1)
 			}
 			return ru.fail(i, -1, s.stderr, s.cut, err)
 		}
@@ -274,7 +280,7 @@ func (ru *run) script(r Runner, from, to int) error {
 		// marker is the best explanation.
 		err := errors.Join(rerr, perr)
 		if err == nil {
-			err = fmt.Errorf("%w: the script ended before step %d", ErrProtocol, i+1)
+			err = fmt.Errorf("%w: the script ended before step %d", ErrProtocol, ru.o.first+i+1)
 		}
 		ru.started(i)
 		return ru.fail(i, exitCode(rerr), pre, preCut, err)
@@ -288,15 +294,15 @@ func (ru *run) script(r Runner, from, to int) error {
 
 func (ru *run) started(i int) {
 	if ru.o.events != nil {
-		ru.o.events(Event{Index: i, Step: ru.rd.String(ru.steps[i].Name)})
+		ru.o.events(Event{Index: i + ru.o.first, Step: ru.rd.String(ru.steps[i].Name)})
 	}
 }
 
 func (ru *run) done(i int) {
 	name := ru.rd.String(ru.steps[i].Name)
-	ru.log.InfoContext(ru.ctx, "inject: step done", "step", i+1, "name", name)
+	ru.log.InfoContext(ru.ctx, "inject: step done", "step", ru.o.first+i+1, "name", name)
 	if ru.o.events != nil {
-		ru.o.events(Event{Index: i, Step: name, Done: true})
+		ru.o.events(Event{Index: i + ru.o.first, Step: name, Done: true})
 	}
 }
 
@@ -305,14 +311,14 @@ func (ru *run) done(i int) {
 func (ru *run) fail(i, code int, stderr []byte, cut bool, err error) error {
 	se := &StepError{
 		Step:     ru.rd.String(ru.steps[i].Name),
-		Index:    i,
+		Index:    i + ru.o.first,
 		ExitCode: code,
 		Stderr:   ru.rd.text(stderr, cut, stderrTail),
 		Err:      ru.rd.Error(err),
 	}
-	ru.log.ErrorContext(ru.ctx, "inject: step failed", "step", i+1, "name", se.Step, "exit_code", code, "err", se.Error())
+	ru.log.ErrorContext(ru.ctx, "inject: step failed", "step", ru.o.first+i+1, "name", se.Step, "exit_code", code, "err", se.Error())
 	if ru.o.events != nil {
-		ru.o.events(Event{Index: i, Step: se.Step, Done: true, Err: se})
+		ru.o.events(Event{Index: i + ru.o.first, Step: se.Step, Done: true, Err: se})
 	}
 	return se
 }

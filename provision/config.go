@@ -290,7 +290,10 @@ type Event struct {
 	// injecting_secrets) or is the creation of the record.
 	From, To store.Status
 	// Step and StepIndex name an injection step; Step is empty on status
-	// changes.
+	// changes. StepIndex counts from 0 over the whole injection: 0 is the
+	// cloud-init wait, 1 the first of StepsFunc's steps. Messages and
+	// logs (String, inject's StepError and logs) number steps from 1:
+	// StepIndex+1.
 	Step      string
 	StepIndex int
 	StepDone  bool
@@ -304,9 +307,12 @@ func (e Event) String() string {
 	var s string
 	switch {
 	case e.Step != "" && !e.StepDone:
-		s = fmt.Sprintf("%s: step %d %q started", e.Tenant, e.StepIndex, e.Step)
+		s = fmt.Sprintf("%s: step %d %q started", e.Tenant, e.StepIndex+1, e.Step)
+	case e.Step != "" && e.Err != nil:
+		// Err says "step N ... failed ..." itself.
+		return fmt.Sprintf("%s: %s", e.Tenant, e.Err.Error())
 	case e.Step != "":
-		s = fmt.Sprintf("%s: step %d %q done", e.Tenant, e.StepIndex, e.Step)
+		s = fmt.Sprintf("%s: step %d %q done", e.Tenant, e.StepIndex+1, e.Step)
 	case e.From == "":
 		s = fmt.Sprintf("%s: -> %s", e.Tenant, e.To)
 	default:

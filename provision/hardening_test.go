@@ -2,6 +2,8 @@ package provision_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -390,5 +392,89 @@ func TestProvisionAgain(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, 1, r.Attempts, "nothing tried again")
 		})
+	}
+}
+
+// Step numbers agree everywhere: the record's error, the events and their
+// String, counting the cloud-init wait as step 1 and StepsFunc's steps
+// from 2.
+func TestStepNumbersAgree(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{store: memory.New()})
+	cfg := b.config("r1", nil)
+	cfg.MaxAttempts = 1
+	cfg.StepsFunc = func(context.Context, provision.StepsInput) ([]inject.Step, error) {
+		return []inject.Step{inject.Command("true"), {Name: "breaks", Cmd: "exit 3"}}, nil
+	}
+	p := b.replica(cfg)
+	id := newID()
+	require.NoError(t, p.Provision(context.Background(), id))
+	r, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, r.Status)
+	assert.Contains(t, r.Error, `step 3 "breaks" failed`)
+	var failed []provision.Event
+	b.events.mu.Lock()
+	for _, e := range b.events.all {
+		if e.Tenant == id && e.Step != "" && e.StepDone && e.Err != nil {
+			failed = append(failed, e)
+		}
+	}
+	b.events.mu.Unlock()
+	require.Len(t, failed, 1)
+	assert.Equal(t, 2, failed[0].StepIndex)
+	assert.Equal(t, 1, strings.Count(failed[0].String(), "step 3"), failed[0].String())
+	assert.Contains(t, failed[0].Err.Error(), `step 3 "breaks" failed`)
+}
+
+// A step that prints a secret encoded (as a service's journal may, which
+// CheckActive copies into stderr) or cut into pieces puts none of those
+// forms into the record's error, the logs or the events. The server makes
+// each form itself from the secret it got on stdin.
+func TestSecretEncodingsRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = "sk-live-Q9v3Zx7Lw2Rt8Yp4Kd6M"
+	tests := []struct{ name, cmd, form string }{
+		{"base64", "base64 -w0", base64.StdEncoding.EncodeToString([]byte(secret))},
+		{"hex", "od -An -v -tx1 | tr -d ' \\n'", hex.EncodeToString([]byte(secret))},
+		{"wrapped", "fold -w 14", secret[:14] + "\n" + secret[14:]},
+		{"prefix", "head -c 20", secret[:20]},
+	}
+	for _, tt := range tests {
+		for _, where := range []string{"server", "StepsFunc"} {
+			t.Run(tt.name+"/"+where, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, bundleOpts{store: memory.New()})
+				cfg := b.config("r1", nil)
+				cfg.MaxAttempts = 1
+				cfg.Secrets = secretsFunc(func(string) map[string]string { return map[string]string{"API_TOKEN": secret} })
+				cfg.StepsFunc = func(context.Context, provision.StepsInput) ([]inject.Step, error) {
+					if where == "StepsFunc" { // the caller's own error quotes it
+						return nil, fmt.Errorf("rendering failed near %q", tt.form)
+					}
+					return []inject.Step{{Name: "noisy", Cmd: "{ " + tt.cmd + "; echo; } >&2; exit 1", Stdin: []byte(secret)}}, nil
+				}
+				var logs syncBuffer
+				cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				p := b.replica(cfg)
+				id := newID()
+				require.NoError(t, p.Provision(context.Background(), id))
+				r, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
+				require.NoError(t, err)
+				require.Equal(t, store.StatusFailed, r.Status)
+				assert.Contains(t, r.Error, "[REDACTED]")
+				for _, line := range strings.Split(tt.form, "\n") {
+					assert.NotContains(t, r.Error, line)
+					assert.NotContains(t, logs.String(), line)
+					b.events.mu.Lock()
+					for _, e := range b.events.all {
+						if e.Err != nil {
+							assert.NotContains(t, e.Err.Error(), line)
+						}
+					}
+					b.events.mu.Unlock()
+				}
+			})
+		}
 	}
 }

@@ -63,8 +63,8 @@ func (e *Error) Unwrap() error { return e.err }
 // newError returns the *Error of a failure: cause with secrets redacted
 // from its message and from every error it wraps.
 func newError(id, phase string, final bool, msg string, cause error, secrets []string) *Error {
-	return &Error{Tenant: id, Phase: phase, Final: final, msg: msg,
-		err: redactchain.Chain(cause, func(s string) string { return redact(s, secrets) })}
+	rd := redactchain.New(secrets, nil)
+	return &Error{Tenant: id, Phase: phase, Final: final, msg: msg, err: redactchain.Chain(cause, rd.String)}
 }
 
 // recordedError returns the *Error recorded in a failed r's Error: the
@@ -547,14 +547,12 @@ func storableText(s string, max int) string {
 	return head + " ... " + tail
 }
 
-// redact replaces every secret value in s with [REDACTED], longest first.
-// Like inject, it leaves values shorter than inject.MinRedactLen alone:
-// they would garble every message and are no secrets worth the name.
+// redact replaces every secret value in s with [REDACTED], in the forms
+// and fragments that inject redacts too (internal/redact: the value
+// trimmed and as given, its base64, hex, URL and JSON encodings, wrapped
+// over lines, and every 12-byte fragment of a long one). Like inject, it
+// leaves values shorter than inject.MinRedactLen alone: they would garble
+// every message and are no secrets worth the name.
 func redact(s string, secrets []string) string {
-	for _, v := range secrets { // sorted longest first by secretValues
-		if len(v) >= inject.MinRedactLen {
-			s = strings.ReplaceAll(s, v, "[REDACTED]")
-		}
-	}
-	return s
+	return redactchain.New(secrets, nil).String(s)
 }

@@ -579,25 +579,24 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 	})
 	cancelDial()
 	if err != nil {
-		return fail(fmt.Errorf("ssh %s: %w", addr, err), values)
+		return fail(err, values) // inject.Dial's error names the address
 	}
 	defer conn.Close()
 	// Two runs on one connection: cloud-init first, alone, so that no
 	// secret leaves the control plane for a server whose bootstrap
 	// failed; then the caller's steps, as one pipelined script.
 	for i, part := range [][]inject.Step{{wait}, steps} {
-		offset := i // the wait is step 0; the caller's steps follow
+		// The wait is step index 0 (step 1 in messages); the caller's
+		// steps follow, numbered on by inject itself, so that errors,
+		// logs and events agree.
 		err = inject.Run(ctx, conn, part,
+			inject.WithFirstIndex(i),
 			inject.WithRedact(checked...),
 			inject.WithLogger(p.log.With("tenant", r.ID)),
 			inject.WithEvents(func(e inject.Event) {
-				p.emit(Event{Tenant: r.ID, Step: e.Step, StepIndex: e.Index + offset, StepDone: e.Done, Err: e.Err})
+				p.emit(Event{Tenant: r.ID, Step: e.Step, StepIndex: e.Index, StepDone: e.Done, Err: e.Err})
 			}))
 		if err != nil {
-			var se *inject.StepError
-			if errors.As(err, &se) {
-				se.Index += offset
-			}
 			return fail(err, values)
 		}
 	}
