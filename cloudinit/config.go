@@ -13,6 +13,9 @@ type Config struct {
 	Hostname string `yaml:"hostname,omitempty"`
 	// Users replaces the image's default user list.
 	Users []User `yaml:"users,omitempty"`
+	// SSHPwauth sets sshd's PasswordAuthentication (cloud-init's
+	// set_passwords module, config stage); nil leaves the image's setting.
+	SSHPwauth *bool `yaml:"ssh_pwauth,omitempty"`
 	// PackageUpdate runs apt-get update before Packages are installed.
 	PackageUpdate bool `yaml:"package_update,omitempty"`
 	// PackageUpgrade upgrades every installed package first (slow).

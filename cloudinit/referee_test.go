@@ -329,6 +329,7 @@ func kitchenSink(t *testing.T) cloudinit.Config {
 	cfg := fullConfig()
 	unlocked := false
 	cfg.PackageUpgrade = true
+	cfg.SSHPwauth = &unlocked
 	cfg.Users = append(cfg.Users, cloudinit.User{
 		Name: "deploy", Groups: []string{"adm", "docker"}, Shell: "/bin/sh", LockPasswd: &unlocked,
 		SSHAuthorizedKeys: []string{testKey(7, ""), testKey(8, "second key")},

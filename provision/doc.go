@@ -189,6 +189,16 @@
 // a bad token is an error at start rather than a failure per tenant. New
 // does no I/O; call CheckProvider yourself when you do not use Run.
 //
+// # No password logins
+//
+// Every user-data the Provisioner renders turns sshd's password
+// authentication off (ssh_pwauth: false) and locks root's password as the
+// first runcmd command (passwd -l root), after whatever the provider's
+// own vendor data set: Hetzner, for one, generates a root password for a
+// server created without an SSH key (set hetzner.Options.SSHKeys so that
+// it does not). Key logins, the injection's included, are unaffected. A
+// bootstrap that sets ssh_pwauth: true is a configuration error.
+//
 // # Shutdown
 //
 // [Provisioner.Shutdown] stops taking work and waits for the work in

@@ -478,3 +478,33 @@ func TestSecretEncodingsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// No server of ours accepts a password login: the user-data turns sshd's
+// password authentication off and locks root's password first thing in
+// runcmd; a bootstrap that asks for password logins is refused.
+func TestNoPasswordLogin(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{store: memory.New()})
+	p := b.replica(b.config("r1", nil))
+	id := newID()
+	require.NoError(t, p.Provision(context.Background(), id))
+	cfg, err := cloudinit.Parse(b.cloud.lastUserData(provision.DefaultServerName(id)))
+	require.NoError(t, err)
+	require.NotNil(t, cfg.SSHPwauth)
+	assert.False(t, *cfg.SSHPwauth)
+	require.NotEmpty(t, cfg.RunCmd)
+	assert.Equal(t, cloudinit.Command{"passwd", "-l", "root"}, cfg.RunCmd[0])
+
+	cfg2 := b.config("r2", nil)
+	cfg2.MaxAttempts = 1
+	cfg2.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
+		c, err := bootstrap(ctx, r)
+		yes := true
+		c.SSHPwauth = &yes
+		return c, err
+	}
+	p2 := b.replica(cfg2)
+	err = p2.Provision(context.Background(), newID())
+	require.ErrorIs(t, err, provision.ErrConfig)
+	assert.Contains(t, err.Error(), "ssh_pwauth")
+}

@@ -264,6 +264,9 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	}
 	cfg.PhoneHome = &ph
 	cfg.Users = p.withSSHUser(cfg.Users)
+	if err := noPasswordLogin(&cfg); err != nil {
+		return nil, err
+	}
 	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r, secrets)...)
 	if ul, ok := p.cfg.Provider.(provider.UserDataLimiter); ok {
 		if limit := ul.MaxUserData(); limit > 0 && (cfg.MaxSize == 0 || cfg.MaxSize > limit) {
@@ -275,6 +278,28 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 		return nil, fmt.Errorf("build cloud-config: %w", err)
 	}
 	return data, nil
+}
+
+// lockRoot is the command that locks root's password, first in runcmd.
+var lockRoot = cloudinit.Command{"passwd", "-l", "root"}
+
+// noPasswordLogin makes sure no server of ours can be logged into with a
+// password: sshd refuses password authentication (ssh_pwauth: false, set
+// by cloud-init's config stage), and root's password is locked (passwd -l,
+// first thing in the final stage, after whatever the provider's vendor
+// data set, such as the root password Hetzner generates for a server
+// created without an SSH key). Key logins are unaffected. A bootstrap that
+// asks for password logins is a configuration error.
+func noPasswordLogin(cfg *cloudinit.Config) error {
+	if cfg.SSHPwauth != nil && *cfg.SSHPwauth {
+		return fmt.Errorf("%w: the bootstrap sets ssh_pwauth: true; Hatchery's servers never accept password logins", ErrConfig)
+	}
+	no := false
+	cfg.SSHPwauth = &no
+	if !slices.ContainsFunc(cfg.RunCmd, func(c cloudinit.Command) bool { return slices.Equal(c, lockRoot) }) {
+		cfg.RunCmd = append([]cloudinit.Command{lockRoot}, cfg.RunCmd...)
+	}
+	return nil
 }
 
 // checkedSecrets returns the secret values of tenant r that must not
@@ -344,7 +369,8 @@ func (p *Provisioner) newVocabulary() ([]byte, error) {
 		PackageUpdate:  true,
 		PackageUpgrade: true,
 		WriteFiles:     []cloudinit.File{{Path: "/x", Content: "x", Owner: "root:root", Permissions: "0644", Append: true, Defer: true}},
-		RunCmd:         []cloudinit.Command{{"x"}},
+		SSHPwauth:      &no,
+		RunCmd:         []cloudinit.Command{lockRoot, {"x"}},
 		PhoneHome:      &cloudinit.PhoneHome{URL: p.cfg.CallbackBase, Post: phoneHomePost(), Tries: p.cfg.PhoneHomeTries},
 	})
 }
