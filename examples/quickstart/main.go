@@ -86,11 +86,10 @@ type options struct {
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	// The FlagSet prints nothing itself: a parse error is returned, and
+	// run prints it once; -h prints the usage below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.IntVar(&o.tenants, "tenants", 3, "number of tenants to provision (1-50)")
 	fs.StringVar(&o.db, "db", "", "keep the SQLite database at this `path` (default: a temporary one, removed at exit)")
 	fs.BoolVar(&o.verbose, "v", false, "log what the provisioner and the servers do (slog, to stderr)")
@@ -101,7 +100,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.settle, "settle", time.Second, "how long the service must stay active after it starts")
 	fs.BoolVar(&o.deprovision, "deprovision", false, "delete every tenant's server at the end (real servers otherwise keep running, and costing)")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usage)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return o, err
+		}
+		return o, fmt.Errorf("%w (see -h)", err)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))

@@ -303,10 +303,45 @@ func TestRunUsage(t *testing.T) {
 
 	stderr.Reset()
 	assert.Equal(t, exitOK, run(context.Background(), []string{"-h"}, &stdout, &stderr))
-	assert.Contains(t, stderr.String(), "Usage: go run ./examples/quickstart")
+	assert.Equal(t, 1, strings.Count(stderr.String(), "Usage: go run ./examples/quickstart"))
 	assert.Contains(t, stderr.String(), "-tenants")
+	assert.NotContains(t, stderr.String(), "quickstart: ", "-h is no error")
 	_, err := parseFlags([]string{"-h"}, noEnv, io.Discard)
 	assert.ErrorIs(t, err, flag.ErrHelp)
+}
+
+// Every bad usage prints its reason once, on one line of stderr, and
+// nothing else: the flag package's own message (and the whole usage)
+// used to come first, and the same reason again after it.
+func TestRunUsageErrorOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tenants", "abc"}, `quickstart: invalid value "abc" for flag -tenants: parse error (see -h)`},
+		{[]string{"-tenants"}, `quickstart: flag needs an argument: -tenants (see -h)`},
+		{[]string{"-nope"}, `quickstart: flag provided but not defined: -nope (see -h)`},
+		{[]string{"-v=maybe"}, `quickstart: invalid boolean value "maybe" for -v: parse error (see -h)`},
+		{[]string{"-settle", "soon"}, `quickstart: invalid value "soon" for flag -settle: parse error (see -h)`},
+		{[]string{"-tenants", "0"}, `quickstart: -tenants 0: want 1 to 50`},
+		{[]string{"extra"}, `quickstart: unexpected argument "extra" (flags only; see -h)`},
+		{[]string{"-timeout", "-1s"}, `quickstart: durations must not be negative`},
+		{[]string{"-callback-base", "cp.example.com"}, `quickstart: -callback-base "cp.example.com": want an absolute http(s) URL such as https://cp.example.com`},
+		{[]string{"-provider", "aws"}, `quickstart: -provider "aws"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			assert.Equal(t, exitUsage, run(context.Background(), tc.args, &stdout, &stderr))
+			assert.Empty(t, stdout.String())
+			got := stderr.String()
+			assert.True(t, strings.HasPrefix(got, tc.want), "got  %s\nwant %s...", got, tc.want)
+			assert.Equal(t, 1, strings.Count(got, "\n"), "one line: %q", got)
+			assert.True(t, strings.HasSuffix(got, "\n"), "%q", got)
+			assert.NotContains(t, got, "Usage:")
+		})
+	}
 }
 
 func TestNewUUID(t *testing.T) {
