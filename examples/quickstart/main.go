@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
 
 	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
@@ -52,7 +53,12 @@ const (
 // run is the whole program, in-process: parse args, provision, report.
 // It returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, os.Getenv, stderr)
+	return runEnv(ctx, args, os.Getenv, stdout, stderr)
+}
+
+// runEnv is run with the environment read through getenv.
+func runEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -60,8 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "quickstart:", err)
 		return exitUsage
 	}
-	o.tty = isTerminal(stdout) && !o.verbose // logs on the same terminal would break the board
-	o.color = os.Getenv("NO_COLOR") == ""
+	// Logs on the same terminal would break the board.
+	o.size = terminalSize(stdout, getenv)
+	o.tty = o.size != nil && !o.verbose
+	o.color = getenv("NO_COLOR") == ""
 	return o.run(ctx, stdout, stderr)
 }
 
@@ -79,6 +87,7 @@ type options struct {
 
 	// Set by run from the environment, or by tests.
 	tty, color  bool
+	size        func() (width, height int)    // the terminal's; nil means 80x24
 	maxAttempts int                           // 0 means provision's default
 	faults      func(name string) fake.Faults // fake only; nil means none
 }
@@ -164,15 +173,29 @@ Exit status: 0 when every tenant is ready, 1 otherwise, 2 on bad usage.
 Flags:
 `
 
-// isTerminal reports whether w is a character device (a terminal), which
-// gets the redrawing board instead of plain lines.
-func isTerminal(w io.Writer) bool {
+// terminalSize returns a function that reads the size of the terminal w
+// is, when it is one that can redraw a board; else nil, and w gets plain
+// lines. A terminal is what answers the terminal ioctls (term.IsTerminal):
+// /dev/null, a character device too, does not. TERM=dumb says the
+// terminal cannot move the cursor. The size is read at every call, so
+// that the board follows a resized window; when it cannot be read, 80x24
+// is assumed.
+func terminalSize(w io.Writer, getenv func(string) string) func() (width, height int) {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	if !ok || getenv("TERM") == "dumb" {
+		return nil
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	fd := int(f.Fd())
+	if !term.IsTerminal(fd) {
+		return nil
+	}
+	return func() (int, int) {
+		width, height, err := term.GetSize(fd)
+		if err != nil || width <= 0 || height <= 0 {
+			return 80, 24
+		}
+		return width, height
+	}
 }
 
 // demoSecrets are the fixed secrets every tenant gets on simulated
@@ -282,7 +305,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "secrets:  from the environment ("+rachel8.EnvPrefix+"*)")
 	}
 	fmt.Fprintln(stdout)
-	prog := newProgress(stdout, ids, progressOptions{tty: o.tty, color: o.color})
+	prog := newProgress(stdout, ids, progressOptions{tty: o.tty, color: o.color, size: o.size})
 	defer prog.stop()
 
 	cfg := provision.Config{

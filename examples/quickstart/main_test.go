@@ -191,22 +191,50 @@ func TestRunBoard(t *testing.T) {
 	assert.Len(t, readyRow.FindAllString(out, -1), 1)
 }
 
-func TestIsTerminal(t *testing.T) {
+// Only a terminal that can move the cursor gets the board: not a buffer,
+// a pipe, a file or /dev/null (a character device, but no terminal),
+// nor a terminal whose TERM is dumb (see pty_linux_test.go).
+func TestTerminalSize(t *testing.T) {
 	t.Parallel()
-	assert.False(t, isTerminal(&bytes.Buffer{}))
+	term := func(k string) string {
+		if k == "TERM" {
+			return "xterm-256color"
+		}
+		return ""
+	}
+	assert.Nil(t, terminalSize(&bytes.Buffer{}, term))
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()
 	defer w.Close()
-	assert.False(t, isTerminal(w), "a pipe gets plain lines")
+	assert.Nil(t, terminalSize(w, term), "a pipe gets plain lines")
 	f, err := os.CreateTemp(t.TempDir(), "out")
 	require.NoError(t, err)
 	defer f.Close()
-	assert.False(t, isTerminal(f), "a file gets plain lines")
+	assert.Nil(t, terminalSize(f, term), "a file gets plain lines")
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	require.NoError(t, err)
 	defer null.Close()
-	assert.True(t, isTerminal(null), "a character device (what a terminal is) gets the board")
+	assert.Nil(t, terminalSize(null, term), "/dev/null gets plain lines")
+}
+
+// With stdout on /dev/null, the run writes plain lines there and exits 0.
+func TestRunDevNull(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	var stderr syncBuffer
+	term := func(k string) string {
+		if k == "TERM" {
+			return "xterm"
+		}
+		return ""
+	}
+	assert.Equal(t, exitOK, runEnv(ctx, append([]string{"-tenants", "1"}, fast...), term, null, &stderr))
+	assert.Empty(t, stderr.String())
 }
 
 func noEnv(string) string { return "" }
