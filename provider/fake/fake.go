@@ -207,7 +207,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		return s.info(), nil
 	}
 	if p.unavailable[location] {
-		return provider.Server{}, fmt.Errorf("fake: create server %q in %s: %w", req.Name, location, provider.ErrUnavailable)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, provider.ErrUnavailable)
 	}
 	spec, err := parseUserData(req.UserData)
 	if err != nil {
