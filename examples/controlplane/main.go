@@ -256,7 +256,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	if c.postgres != "" {
 		pg, err := postgres.Open(ctx, c.postgres)
 		if err != nil {
-			return fmt.Errorf("open postgres: %w", err)
+			return err // "postgres: open: ..."
 		}
 		defer pg.Close()
 		st = pg
@@ -265,12 +265,13 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 		if path == "" {
 			path = filepath.Join(c.dir, "hatchery.db")
 		}
-		if err := createPrivate(path); err != nil {
-			return fmt.Errorf("open sqlite %s: %w", path, err)
+		// A missing directory is left to sqlite.Open to say.
+		if err := createPrivate(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("create the database: %w", err)
 		}
-		sq, err := sqlite.Open(ctx, path)
+		sq, err := sqlite.Open(ctx, path) // its errors name the path
 		if err != nil {
-			return fmt.Errorf("open sqlite %s: %w", path, err)
+			return err
 		}
 		defer sq.Close()
 		st = sq

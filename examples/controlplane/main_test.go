@@ -280,6 +280,29 @@ func TestKeysOthersCanRead(t *testing.T) {
 	})
 }
 
+// A store that cannot be opened: exit 1, the driver's error said once
+// ("sqlite: open PATH: ...", "postgres: open: ..."), not wrapped in
+// "open sqlite PATH:" or "open postgres:" again.
+func TestRunStoreErrorOnce(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		name, flag, value, want, driver string
+	}{
+		{"sqlite", "-db", filepath.Join(missing, "x.db"), "sqlite: open " + filepath.Join(missing, "x.db") + ": directory " + missing + " does not exist", "sqlite:"},
+		{"postgres", "-postgres", "postgres://hatchery@127.0.0.1:1/hatchery?connect_timeout=5", "postgres: open: ", "postgres:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"-dir", t.TempDir(), tc.flag, tc.value, "-addr", "127.0.0.1:0"}, &stdout, &stderr)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr.String(), tc.want)
+			assert.Equal(t, 1, strings.Count(stderr.String(), tc.driver), stderr.String())
+		})
+	}
+}
+
 // A port already taken: run fails with 1 and says why.
 func TestRunListenError(t *testing.T) {
 	t.Parallel()
