@@ -259,7 +259,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
-		return fail("open store: %v", err)
+		return fail("%v", err) // "sqlite: open PATH: ..."
 	}
 	defer st.Close()
 
@@ -275,7 +275,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	// The callback server: the real phone_home handler, over HTTP.
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return fail("listen: %v", err)
+		return fail("%v", err) // "listen tcp ADDR: ..."
 	}
 	base := o.callback
 	if base == "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -368,6 +369,35 @@ func TestRunUsageErrorOnce(t *testing.T) {
 			assert.Equal(t, 1, strings.Count(got, "\n"), "one line: %q", got)
 			assert.True(t, strings.HasSuffix(got, "\n"), "%q", got)
 			assert.NotContains(t, got, "Usage:")
+		})
+	}
+}
+
+// Failures to start say each thing once: the store's and the listener's
+// own errors name the path or the address and the operation.
+func TestRunStartErrorOnce(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() }) // after the parallel subtests
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+		once string
+	}{
+		{"store", []string{"-db", filepath.Join(missing, "x.db")},
+			"quickstart: sqlite: open " + filepath.Join(missing, "x.db") + ": directory " + missing + " does not exist\n", "open"},
+		{"listen", []string{"-listen", ln.Addr().String()},
+			"quickstart: listen tcp " + ln.Addr().String() + ": bind: address already in use\n", "listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			assert.Equal(t, exitFailed, run(context.Background(), tc.args, &stdout, &stderr))
+			assert.Equal(t, tc.want, stderr.String())
+			assert.Equal(t, 1, strings.Count(stderr.String(), tc.once), stderr.String())
 		})
 	}
 }
