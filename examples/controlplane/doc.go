@@ -58,6 +58,20 @@
 // Resume must be able to log in to servers created earlier and check
 // their tokens. Replicas sharing a PostgreSQL store must share both files.
 //
+// DIR is outside the working tree by default, in the user's state
+// directory: $XDG_STATE_HOME/hatchery/controlplane, else
+// ~/.local/state/hatchery/controlplane, on Linux and other Unix systems;
+// ~/Library/Application Support/hatchery/controlplane on macOS;
+// %LocalAppData%\hatchery\controlplane on Windows. Neither configuration
+// (which is edited and copied between machines) nor cache (which may be
+// deleted at any time) suits keys that are the only way into the servers.
+// DIR and its missing parents are created 0700, the database file 0600.
+// A key file that other users may read or write is refused, as ssh
+// refuses such an identity file; a DIR open to them is warned about.
+// Before this default, DIR was ./controlplane-data: when that directory
+// exists and -dir is not given, the log says so (pass -dir
+// controlplane-data to go on with its keys).
+//
 // # Providers and secrets
 //
 // The default provider is provider/fake: simulated servers in-process,

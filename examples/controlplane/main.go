@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type config struct {
 	addr        string
 	dir         string
+	dirSet      bool         // -dir was given
 	db          string       // "" means dir/hatchery.db
 	postgres    string       // a DSN; "" means SQLite
 	cloud       *cloud.Flags // -provider and its flags
@@ -83,13 +85,13 @@ type config struct {
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("controlplane", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	// The FlagSet prints nothing itself: a parse error is returned, and
+	// run prints it once; -h prints the usage below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen `address` of the API, the status page and the callback")
-	fs.StringVar(&c.dir, "dir", "controlplane-data", "`directory` of the SQLite database and the control plane's keys (created 0700)")
+	defaultDir, dirErr := stateDir(getenv, runtime.GOOS)
+	fs.StringVar(&c.dir, "dir", defaultDir, "`directory` of the SQLite database and the control plane's keys (created 0700; the default is the user's state directory)")
 	fs.StringVar(&c.db, "db", "", "SQLite database `path` (default DIR/hatchery.db)")
 	fs.StringVar(&c.postgres, "postgres", "", "PostgreSQL `DSN`; use it instead of SQLite, e.g. for several replicas")
 	c.cloud = cloud.Register(fs, cloud.Defaults{BootDelay: 2 * time.Second})
@@ -100,10 +102,23 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests and injections in flight")
 	fs.DurationVar(&c.settle, "settle", time.Second, "how long the service must stay active after it starts")
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usage)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return c, err
+		}
+		return c, fmt.Errorf("%w (see -h)", err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) { c.dirSet = c.dirSet || f.Name == "dir" })
+	if c.dir == "" {
+		if dirErr == nil {
+			dirErr = errors.New("empty")
+		}
+		return c, fmt.Errorf("-dir: %w; name a directory for the keys and the database", dirErr)
 	}
 	if c.settle < 0 || c.resumeEvery < 0 || c.shutdown < 0 {
 		return c, errors.New("durations must not be negative")
@@ -164,10 +179,76 @@ func (demoSecrets) Secrets(ctx context.Context, id string) (map[string]string, e
 	}.Map(), ctx.Err()
 }
 
+// stateDir returns the default -dir: hatchery/controlplane in the user's
+// state directory, which holds what a program keeps between runs and
+// that is neither configuration (os.UserConfigDir, which users edit and
+// copy between machines) nor cache (os.UserCacheDir, which may be deleted
+// at any time: losing the SSH key loses access to the servers):
+//
+//	Linux and other Unix  $XDG_STATE_HOME, else ~/.local/state (XDG Base Directory)
+//	macOS                 ~/Library/Application Support
+//	Windows               %LocalAppData% (not roaming: the keys stay on the machine)
+//
+// An XDG_STATE_HOME that is not absolute is ignored, as the XDG
+// specification says.
+func stateDir(getenv func(string) string, goos string) (string, error) {
+	var base string
+	switch goos {
+	case "windows":
+		base = getenv("LocalAppData")
+		if base == "" {
+			return "", errors.New("no default: %LocalAppData% is not set")
+		}
+	case "darwin", "ios":
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("no default: $HOME is not set")
+		}
+		base = filepath.Join(home, "Library", "Application Support")
+	default:
+		if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+			base = d
+			break
+		}
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("no default: neither $XDG_STATE_HOME nor $HOME is set")
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "hatchery", "controlplane"), nil
+}
+
+// oldDir is where the keys and the database were by default before they
+// moved to the user's state directory: relative to the working directory.
+const oldDir = "controlplane-data"
+
+// openDir creates dir (and its missing parents) 0700, and warns when dir
+// was there already with access for others: it holds the control plane's
+// private keys.
+func openDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 && runtime.GOOS != "windows" {
+		log.Warn("the state directory is accessible to other users; it holds the control plane's keys: chmod 700 it",
+			"dir", dir, "mode", fi.Mode().Perm().String())
+	}
+	return nil
+}
+
 // serve runs the service until ctx ends, then shuts it down.
 func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) error {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+	if err := openDir(c.dir, log); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(oldDir); err == nil && fi.IsDir() && !c.dirSet {
+		log.Warn("./"+oldDir+" holds the keys and the database of an earlier version, which kept them in the working directory; "+
+			"pass -dir "+oldDir+" to go on with them (its servers accept only those keys)", "dir", c.dir)
 	}
 
 	// The store.
@@ -175,7 +256,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	if c.postgres != "" {
 		pg, err := postgres.Open(ctx, c.postgres)
 		if err != nil {
-			return fmt.Errorf("open postgres: %w", err)
+			return err // "postgres: open: ..."
 		}
 		defer pg.Close()
 		st = pg
@@ -184,9 +265,13 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 		if path == "" {
 			path = filepath.Join(c.dir, "hatchery.db")
 		}
-		sq, err := sqlite.Open(ctx, path)
+		// A missing directory is left to sqlite.Open to say.
+		if err := createPrivate(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("create the database: %w", err)
+		}
+		sq, err := sqlite.Open(ctx, path) // its errors name the path
 		if err != nil {
-			return fmt.Errorf("open sqlite %s: %w", path, err)
+			return err
 		}
 		defer sq.Close()
 		st = sq
@@ -260,7 +345,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		log.Warn("the tenants API has no authentication and listens beyond loopback: put it behind your own auth, expose only " + CallbackPath + "/")
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "callback", base+CallbackPath, "provider", c.cloud.Provider, "secrets", c.secrets)
+	log.Info("serving", "addr", ln.Addr().String(), "callback", base+CallbackPath, "provider", c.cloud.Provider, "secrets", c.secrets, "dir", c.dir)
 
 	var broke error
 	select {
@@ -297,10 +382,43 @@ func reachable(addr net.Addr) string {
 	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
 }
 
+// createPrivate creates the empty file path 0600 unless it exists, so
+// that the database SQLite then opens there (and its -wal and -shm files,
+// which SQLite creates with the database's mode) is the user's alone.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// readKey reads the key file at path, refusing it when other users may
+// read or write it (as ssh refuses such an identity file): it would have
+// to be taken as leaked.
+func readKey(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return nil, fmt.Errorf("%s is accessible to other users (mode %s): if they may have read it, treat the key as leaked; else chmod 600 it", path, perm)
+	}
+	return io.ReadAll(f)
+}
+
 // loadOrCreateSSHKey reads the control plane's SSH private key (OpenSSH
 // format) from path, creating an ed25519 key there (0600) the first time.
 func loadOrCreateSSHKey(path string) (ssh.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
 		if gerr != nil {
@@ -329,7 +447,7 @@ func loadOrCreateSSHKey(path string) (ssh.Signer, error) {
 // loadOrCreateCallbackKey reads the HMAC key of the phone_home URLs (hex)
 // from path, creating 32 random bytes there (0600) the first time.
 func loadOrCreateCallbackKey(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
 
 	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
@@ -52,7 +53,12 @@ const (
 // run is the whole program, in-process: parse args, provision, report.
 // It returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, os.Getenv, stderr)
+	return runEnv(ctx, args, os.Getenv, stdout, stderr)
+}
+
+// runEnv is run with the environment read through getenv.
+func runEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -60,8 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "quickstart:", err)
 		return exitUsage
 	}
-	o.tty = isTerminal(stdout) && !o.verbose // logs on the same terminal would break the board
-	o.color = os.Getenv("NO_COLOR") == ""
+	// Logs on the same terminal would break the board.
+	o.size = terminalSize(stdout, getenv)
+	o.tty = o.size != nil && !o.verbose
+	o.color = getenv("NO_COLOR") == ""
 	return o.run(ctx, stdout, stderr)
 }
 
@@ -79,6 +87,7 @@ type options struct {
 
 	// Set by run from the environment, or by tests.
 	tty, color  bool
+	size        func() (width, height int)    // the terminal's; nil means 80x24
 	maxAttempts int                           // 0 means provision's default
 	faults      func(name string) fake.Faults // fake only; nil means none
 }
@@ -86,11 +95,10 @@ type options struct {
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	// The FlagSet prints nothing itself: a parse error is returned, and
+	// run prints it once; -h prints the usage below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.IntVar(&o.tenants, "tenants", 3, "number of tenants to provision (1-50)")
 	fs.StringVar(&o.db, "db", "", "keep the SQLite database at this `path` (default: a temporary one, removed at exit)")
 	fs.BoolVar(&o.verbose, "v", false, "log what the provisioner and the servers do (slog, to stderr)")
@@ -101,7 +109,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.settle, "settle", time.Second, "how long the service must stay active after it starts")
 	fs.BoolVar(&o.deprovision, "deprovision", false, "delete every tenant's server at the end (real servers otherwise keep running, and costing)")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usage)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return o, err
+		}
+		return o, fmt.Errorf("%w (see -h)", err)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
@@ -159,15 +173,29 @@ Exit status: 0 when every tenant is ready, 1 otherwise, 2 on bad usage.
 Flags:
 `
 
-// isTerminal reports whether w is a character device (a terminal), which
-// gets the redrawing board instead of plain lines.
-func isTerminal(w io.Writer) bool {
+// terminalSize returns a function that reads the size of the terminal w
+// is, when it is one that can redraw a board; else nil, and w gets plain
+// lines. A terminal is what answers the terminal ioctls (term.IsTerminal):
+// /dev/null, a character device too, does not. TERM=dumb says the
+// terminal cannot move the cursor. The size is read at every call, so
+// that the board follows a resized window; when it cannot be read, 80x24
+// is assumed.
+func terminalSize(w io.Writer, getenv func(string) string) func() (width, height int) {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	if !ok || getenv("TERM") == "dumb" {
+		return nil
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	fd := int(f.Fd())
+	if !term.IsTerminal(fd) {
+		return nil
+	}
+	return func() (int, int) {
+		width, height, err := term.GetSize(fd)
+		if err != nil || width <= 0 || height <= 0 {
+			return 80, 24
+		}
+		return width, height
+	}
 }
 
 // demoSecrets are the fixed secrets every tenant gets on simulated
@@ -231,7 +259,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
-		return fail("open store: %v", err)
+		return fail("%v", err) // "sqlite: open PATH: ..."
 	}
 	defer st.Close()
 
@@ -247,7 +275,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	// The callback server: the real phone_home handler, over HTTP.
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
-		return fail("listen: %v", err)
+		return fail("%v", err) // "listen tcp ADDR: ..."
 	}
 	base := o.callback
 	if base == "" {
@@ -277,7 +305,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "secrets:  from the environment ("+rachel8.EnvPrefix+"*)")
 	}
 	fmt.Fprintln(stdout)
-	prog := newProgress(stdout, ids, progressOptions{tty: o.tty, color: o.color})
+	prog := newProgress(stdout, ids, progressOptions{tty: o.tty, color: o.color, size: o.size})
 	defer prog.stop()
 
 	cfg := provision.Config{

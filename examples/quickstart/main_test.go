@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -191,22 +192,50 @@ func TestRunBoard(t *testing.T) {
 	assert.Len(t, readyRow.FindAllString(out, -1), 1)
 }
 
-func TestIsTerminal(t *testing.T) {
+// Only a terminal that can move the cursor gets the board: not a buffer,
+// a pipe, a file or /dev/null (a character device, but no terminal),
+// nor a terminal whose TERM is dumb (see pty_linux_test.go).
+func TestTerminalSize(t *testing.T) {
 	t.Parallel()
-	assert.False(t, isTerminal(&bytes.Buffer{}))
+	term := func(k string) string {
+		if k == "TERM" {
+			return "xterm-256color"
+		}
+		return ""
+	}
+	assert.Nil(t, terminalSize(&bytes.Buffer{}, term))
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
 	defer r.Close()
 	defer w.Close()
-	assert.False(t, isTerminal(w), "a pipe gets plain lines")
+	assert.Nil(t, terminalSize(w, term), "a pipe gets plain lines")
 	f, err := os.CreateTemp(t.TempDir(), "out")
 	require.NoError(t, err)
 	defer f.Close()
-	assert.False(t, isTerminal(f), "a file gets plain lines")
+	assert.Nil(t, terminalSize(f, term), "a file gets plain lines")
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	require.NoError(t, err)
 	defer null.Close()
-	assert.True(t, isTerminal(null), "a character device (what a terminal is) gets the board")
+	assert.Nil(t, terminalSize(null, term), "/dev/null gets plain lines")
+}
+
+// With stdout on /dev/null, the run writes plain lines there and exits 0.
+func TestRunDevNull(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer null.Close()
+	var stderr syncBuffer
+	term := func(k string) string {
+		if k == "TERM" {
+			return "xterm"
+		}
+		return ""
+	}
+	assert.Equal(t, exitOK, runEnv(ctx, append([]string{"-tenants", "1"}, fast...), term, null, &stderr))
+	assert.Empty(t, stderr.String())
 }
 
 func noEnv(string) string { return "" }
@@ -303,10 +332,74 @@ func TestRunUsage(t *testing.T) {
 
 	stderr.Reset()
 	assert.Equal(t, exitOK, run(context.Background(), []string{"-h"}, &stdout, &stderr))
-	assert.Contains(t, stderr.String(), "Usage: go run ./examples/quickstart")
+	assert.Equal(t, 1, strings.Count(stderr.String(), "Usage: go run ./examples/quickstart"))
 	assert.Contains(t, stderr.String(), "-tenants")
+	assert.NotContains(t, stderr.String(), "quickstart: ", "-h is no error")
 	_, err := parseFlags([]string{"-h"}, noEnv, io.Discard)
 	assert.ErrorIs(t, err, flag.ErrHelp)
+}
+
+// Every bad usage prints its reason once, on one line of stderr, and
+// nothing else: the flag package's own message (and the whole usage)
+// used to come first, and the same reason again after it.
+func TestRunUsageErrorOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tenants", "abc"}, `quickstart: invalid value "abc" for flag -tenants: parse error (see -h)`},
+		{[]string{"-tenants"}, `quickstart: flag needs an argument: -tenants (see -h)`},
+		{[]string{"-nope"}, `quickstart: flag provided but not defined: -nope (see -h)`},
+		{[]string{"-v=maybe"}, `quickstart: invalid boolean value "maybe" for -v: parse error (see -h)`},
+		{[]string{"-settle", "soon"}, `quickstart: invalid value "soon" for flag -settle: parse error (see -h)`},
+		{[]string{"-tenants", "0"}, `quickstart: -tenants 0: want 1 to 50`},
+		{[]string{"extra"}, `quickstart: unexpected argument "extra" (flags only; see -h)`},
+		{[]string{"-timeout", "-1s"}, `quickstart: durations must not be negative`},
+		{[]string{"-callback-base", "cp.example.com"}, `quickstart: -callback-base "cp.example.com": want an absolute http(s) URL such as https://cp.example.com`},
+		{[]string{"-provider", "aws"}, `quickstart: -provider "aws"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			assert.Equal(t, exitUsage, run(context.Background(), tc.args, &stdout, &stderr))
+			assert.Empty(t, stdout.String())
+			got := stderr.String()
+			assert.True(t, strings.HasPrefix(got, tc.want), "got  %s\nwant %s...", got, tc.want)
+			assert.Equal(t, 1, strings.Count(got, "\n"), "one line: %q", got)
+			assert.True(t, strings.HasSuffix(got, "\n"), "%q", got)
+			assert.NotContains(t, got, "Usage:")
+		})
+	}
+}
+
+// Failures to start say each thing once: the store's and the listener's
+// own errors name the path or the address and the operation.
+func TestRunStartErrorOnce(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() }) // after the parallel subtests
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+		once string
+	}{
+		{"store", []string{"-db", filepath.Join(missing, "x.db")},
+			"quickstart: sqlite: open " + filepath.Join(missing, "x.db") + ": directory " + missing + " does not exist\n", "open"},
+		{"listen", []string{"-listen", ln.Addr().String()},
+			"quickstart: listen tcp " + ln.Addr().String() + ": bind: address already in use\n", "listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			assert.Equal(t, exitFailed, run(context.Background(), tc.args, &stdout, &stderr))
+			assert.Equal(t, tc.want, stderr.String())
+			assert.Equal(t, 1, strings.Count(stderr.String(), tc.once), stderr.String())
+		})
+	}
 }
 
 func TestNewUUID(t *testing.T) {

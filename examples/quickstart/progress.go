@@ -1,12 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
@@ -14,8 +18,11 @@ import (
 
 // progress shows the tenants' progress while they are provisioned, from
 // the Provisioner's events. On a terminal it is a board that redraws in
-// place (ANSI cursor movement, lines kept under 80 columns so that none
-// wraps); elsewhere (a pipe, a file, a CI log) it prints one line per
+// place (ANSI cursor movement), sized to the terminal at every redraw: no
+// line as wide as the terminal (it would wrap), no more lines than fit
+// above the cursor (more would scroll, and the next redraw would start
+// below the top of the last); tenants that do not fit are summarized on
+// one line. Elsewhere (a pipe, a file, a CI log) it prints one line per
 // tenant per status change.
 //
 // Events arrive on the Provisioner's goroutines (Config.OnEvent must
@@ -26,6 +33,7 @@ type progress struct {
 	tty   bool // redraw a board; else plain lines
 	color bool // ANSI colours on the board
 	now   func() time.Time
+	size  func() (width, height int)
 	start time.Time
 	// interval is how often the board redraws.
 	interval time.Duration
@@ -56,6 +64,9 @@ type row struct {
 type progressOptions struct {
 	tty, color bool
 	now        func() time.Time
+	// size returns the terminal's width and height, read at every
+	// redraw; nil, or a size not above 0, means 80x24.
+	size func() (width, height int)
 	// interval is how often the board redraws (elapsed times move on);
 	// 0 means 100ms.
 	interval time.Duration
@@ -78,8 +89,11 @@ func makeProgress(w io.Writer, ids []string, o progressOptions) *progress {
 	if o.interval == 0 {
 		o.interval = 100 * time.Millisecond
 	}
+	if o.size == nil {
+		o.size = func() (int, int) { return 80, 24 }
+	}
 	p := &progress{
-		w: w, tty: o.tty, color: o.color && o.tty, now: o.now, interval: o.interval,
+		w: w, tty: o.tty, color: o.color && o.tty, now: o.now, size: o.size, interval: o.interval,
 		order: append([]string(nil), ids...),
 		rows:  make(map[string]*row, len(ids)),
 		wake:  make(chan struct{}, 1),
@@ -251,6 +265,7 @@ func (p *progress) flush() {
 const (
 	ansiUp    = "\x1b[%dA" // cursor up N lines
 	ansiClear = "\x1b[2K"  // erase the whole line
+	ansiBelow = "\x1b[J"   // erase from the cursor to the end of the screen
 	ansiReset = "\x1b[0m"
 	ansiGreen = "\x1b[32m"
 	ansiRed   = "\x1b[31m"
@@ -258,40 +273,92 @@ const (
 	ansiBold  = "\x1b[1m"
 )
 
+// Board columns: TENANT, STATUS and TIME are fixed; PROGRESS takes what
+// the terminal's width leaves, between minProgress and maxProgress
+// columns, and is left out below minProgress.
+const (
+	fixedColumns = 2 + 8 + 2 + 17 + 2 + 6 // indent, TENANT, gap, STATUS, gap, TIME
+	minProgress  = 10
+	maxProgress  = 70
+)
+
 // board renders the status board, moving the cursor back over the
 // previous one first. Called with p.mu held.
 func (p *progress) board() string {
 	now := p.now()
-	lines := []string{p.paint(ansiBold, fmt.Sprintf("  %-8s  %-17s  %-38s  %6s", "TENANT", "STATUS", "PROGRESS", "TIME"))}
-	ready, failed := 0, 0
-	for _, id := range p.order {
-		r := p.rows[id]
-		end := r.ended
-		if end.IsZero() {
-			end = now
-		}
-		status := string(r.status)
-		if status == "" {
-			status = "waiting"
-		}
-		switch r.status {
-		case store.StatusReady:
-			ready++
-			status = p.paint(ansiGreen, fmt.Sprintf("%-17s", status))
-		case store.StatusFailed:
-			failed++
-			status = p.paint(ansiRed, fmt.Sprintf("%-17s", status))
-		default:
-			status = fmt.Sprintf("%-17s", status)
-		}
-		lines = append(lines, fmt.Sprintf("  %-8s  %s  %-38s  %6s",
-			short(id), status, clip(boardProgress(r), 38), seconds(end.Sub(r.started))))
+	width, height := p.size()
+	if width <= 0 || height <= 0 {
+		width, height = 80, 24
 	}
+	// A line as wide as the terminal wraps on some terminals, and the
+	// cursor rests on the line below the board: one column and one line
+	// fewer than the terminal has.
+	maxWidth, maxLines := width-1, height-1
+
+	progressWidth := min(maxWidth-fixedColumns-2, maxProgress)
+	row := func(tenant, status, progress, took string) string {
+		if progressWidth < minProgress {
+			return fmt.Sprintf("  %-8s  %s  %6s", tenant, status, took)
+		}
+		return fmt.Sprintf("  %-8s  %s  %-*s  %6s", tenant, status, progressWidth, clip(progress, progressWidth), took)
+	}
+
+	counts := make(map[store.Status]int)
+	for _, id := range p.order {
+		counts[p.rows[id].status]++
+	}
+	ready, failed := counts[store.StatusReady], counts[store.StatusFailed]
 	summary := fmt.Sprintf("  %d/%d ready", ready, len(p.order))
 	if failed > 0 {
 		summary += fmt.Sprintf(", %d failed", failed)
 	}
-	lines = append(lines, p.paint(ansiDim, summary))
+
+	var lines []string
+	switch slots := maxLines - 2; { // the header and the summary
+	case slots < 1:
+		// No room for a table: the summary alone, with what the rest do.
+		others := maps.Clone(counts)
+		delete(others, store.StatusReady)
+		delete(others, store.StatusFailed)
+		if len(others) > 0 {
+			summary += "; " + countList(others)
+		}
+		lines = []string{p.paint(ansiDim, summary)}
+	default:
+		lines = append(lines, p.paint(ansiBold, row("TENANT", fmt.Sprintf("%-17s", "STATUS"), "PROGRESS", "TIME")))
+		shown, hidden := p.visible(slots)
+		for _, id := range shown {
+			r := p.rows[id]
+			end := r.ended
+			if end.IsZero() {
+				end = now
+			}
+			status := fmt.Sprintf("%-17s", statusName(r.status))
+			switch r.status {
+			case store.StatusReady:
+				status = p.paint(ansiGreen, status)
+			case store.StatusFailed:
+				status = p.paint(ansiRed, status)
+			}
+			lines = append(lines, row(short(id), status, boardProgress(r), seconds(end.Sub(r.started))))
+		}
+		if len(hidden) > 0 {
+			n := 0
+			for _, c := range hidden {
+				n += c
+			}
+			more := fmt.Sprintf("  ... and %d more: %s", n, countList(hidden))
+			if len(more) > maxWidth {
+				more = fmt.Sprintf("  +%d more: %s", n, countList(hidden))
+			}
+			lines = append(lines, more)
+		}
+		lines = append(lines, p.paint(ansiDim, summary))
+	}
+	for i, l := range lines {
+		lines[i] = p.fit(l, maxWidth)
+	}
+
 	frame := strings.Join(lines, "\n")
 	if frame == p.frame {
 		return ""
@@ -303,8 +370,131 @@ func (p *progress) board() string {
 	for _, l := range lines {
 		b.WriteString(ansiClear + l + "\n")
 	}
+	if len(lines) < p.drawn {
+		b.WriteString(ansiBelow) // the rest of a taller board drawn before
+	}
 	p.drawn, p.frame = len(lines), frame
 	return b.String()
+}
+
+// visible returns the tenants that get a row on a board with slots rows
+// for tenants, in display order, and how many of each status the others
+// are. When they do not all fit, one slot goes to the line that counts
+// the others, and the rows go to failed tenants first, then those being
+// worked on, then those waiting, ready ones last: what needs watching.
+func (p *progress) visible(slots int) (shown []string, hidden map[store.Status]int) {
+	if len(p.order) <= slots {
+		return p.order, nil
+	}
+	rank := func(s store.Status) int {
+		switch s {
+		case store.StatusFailed:
+			return 0
+		case "":
+			return 2
+		case store.StatusReady, store.StatusDeleted:
+			return 3
+		}
+		return 1
+	}
+	idx := make([]int, len(p.order))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		return cmp.Compare(rank(p.rows[p.order[a]].status), rank(p.rows[p.order[b]].status))
+	})
+	keep := idx[:slots-1]
+	slices.Sort(keep)
+	hidden = make(map[store.Status]int)
+	for _, i := range idx[slots-1:] {
+		hidden[p.rows[p.order[i]].status]++
+	}
+	for _, i := range keep {
+		shown = append(shown, p.order[i])
+	}
+	return shown, hidden
+}
+
+// statusName is a status as the board shows it.
+func statusName(s store.Status) string {
+	if s == "" {
+		return "waiting"
+	}
+	return string(s)
+}
+
+// countList renders counts by status, largest first, ties in lifecycle
+// order: "7 ready, 3 injecting_secrets, 2 creating".
+func countList(counts map[store.Status]int) string {
+	order := []store.Status{"", store.StatusPending, store.StatusCreating, store.StatusCloudInit,
+		store.StatusInjectingSecrets, store.StatusReady, store.StatusFailed, store.StatusDeleted}
+	statuses := slices.Collect(maps.Keys(counts))
+	slices.SortFunc(statuses, func(a, b store.Status) int {
+		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
+			return c
+		}
+		return cmp.Compare(slices.Index(order, a), slices.Index(order, b))
+	})
+	parts := make([]string, 0, len(statuses))
+	for _, s := range statuses {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[s], statusName(s)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// fit shortens line to n columns, marking the cut with "...". ANSI
+// sequences take no column; a colour cut short is reset. A rune counts
+// one column: the board's text is ASCII but for step names and errors.
+func (p *progress) fit(line string, n int) string {
+	if visibleWidth(line) <= n {
+		return line
+	}
+	keep := max(n-3, 0)
+	var b strings.Builder
+	cols, escaped := 0, false
+	for i := 0; i < len(line) && cols < keep; {
+		if line[i] == '\x1b' {
+			j := i + 1
+			for j < len(line) && !(line[j] >= '@' && line[j] <= '~' && line[j] != '[') {
+				j++
+			}
+			b.WriteString(line[i:min(j+1, len(line))])
+			i, escaped = j+1, true
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(line[i:])
+		b.WriteRune(r)
+		i += size
+		cols++
+	}
+	if escaped {
+		b.WriteString(ansiReset)
+	}
+	if n >= 3 {
+		b.WriteString("...")
+	}
+	return b.String()
+}
+
+// visibleWidth is the number of columns s takes: its runes, ANSI
+// sequences left out.
+func visibleWidth(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		if s[i] == '\x1b' {
+			j := i + 1
+			for j < len(s) && !(s[j] >= '@' && s[j] <= '~' && s[j] != '[') {
+				j++
+			}
+			i = j + 1
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	return n
 }
 
 // boardProgress is the board's PROGRESS column: the injection step while

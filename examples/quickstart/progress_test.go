@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,4 +168,182 @@ func TestClip(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, clip(tc.in, 10), tc.in)
 	}
+}
+
+// crowdIDs are n tenant IDs, fixed for the golden files.
+func crowdIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%08x-1b2c-4d5e-8f90-%012x", 0x10000000+i*0x01234567, i)
+	}
+	return ids
+}
+
+// crowd replays a run of 30 tenants in waves, calling step at each
+// checkpoint: every tenant waits; 20 are created; 12 phone home; some
+// inject, one fails; the last 10 start; all but the failed one end
+// ready.
+func crowd(c *clock, p *progress, ids []string, step func()) {
+	ev := func(d time.Duration, e provision.Event) {
+		e.Time = c.advance(d)
+		p.observe(e)
+	}
+	to := func(id string, s store.Status) provision.Event { return provision.Event{Tenant: id, To: s} }
+	for _, id := range ids {
+		p.begin(id)
+	}
+	step()
+	for _, id := range ids[:20] {
+		ev(time.Millisecond, to(id, store.StatusPending))
+		ev(time.Millisecond, to(id, store.StatusCreating))
+	}
+	step()
+	for _, id := range ids[:12] {
+		ev(40*time.Millisecond, to(id, store.StatusCloudInit))
+	}
+	step()
+	for i, id := range ids[:8] {
+		ev(time.Second, to(id, store.StatusInjectingSecrets))
+		p.setSteps(id, 5)
+		ev(time.Millisecond, provision.Event{Tenant: id, Step: "write /home/rachel8/.claude/.credentials.json", StepIndex: i % 5})
+	}
+	step()
+	for _, id := range ids[:7] {
+		ev(300*time.Millisecond, to(id, store.StatusReady))
+	}
+	failure := errors.New("inject: step 4 \"check rachel8.service is active\": failed\n-- journal --")
+	ev(time.Millisecond, provision.Event{Tenant: ids[7], To: store.StatusFailed, Err: failure})
+	step()
+	for _, id := range ids[20:] {
+		ev(time.Millisecond, to(id, store.StatusPending))
+		ev(time.Millisecond, to(id, store.StatusCreating))
+	}
+	step()
+	for i, id := range ids {
+		if i != 7 {
+			ev(50*time.Millisecond, to(id, store.StatusReady))
+		}
+	}
+	step()
+}
+
+// More tenants than the terminal has rows: every frame fits the terminal
+// (at most height-1 lines, none as wide as the terminal), has one header,
+// and is drawn over the last, so the screen never scrolls; the tenants
+// that do not fit are counted on one line, those that need watching
+// (failed, in progress) keep their rows. The golden files hold the
+// output, escape sequences as \e.
+func TestBoardSmallTerminal(t *testing.T) {
+	t.Parallel()
+	for _, size := range []struct{ w, h int }{{80, 24}, {40, 10}} {
+		name := fmt.Sprintf("board-30-%dx%d.golden", size.w, size.h)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			ids := crowdIDs(30)
+			var out bytes.Buffer
+			p := makeProgress(&out, ids, progressOptions{tty: true, color: true, now: c.now,
+				size: func() (int, int) { return size.w, size.h }})
+			scr := newScreen(t, size.w, size.h)
+			frames := 0
+			crowd(c, p, ids, func() {
+				before := out.Len()
+				p.flush()
+				frame := out.String()[before:]
+				if frame == "" {
+					return
+				}
+				frames++
+				lines := strings.Split(strings.TrimSuffix(frame, "\n"), "\n")
+				assert.LessOrEqual(t, len(lines), size.h-1, "the frame fits above the cursor")
+				for _, l := range lines {
+					assert.LessOrEqual(t, visibleWidth(l), size.w-1, "%q", l)
+				}
+				assert.Equal(t, 1, strings.Count(frame, "TENANT"), "one header per frame")
+				scr.write(frame)
+				assert.Empty(t, scr.scrolled, "nothing scrolled off: redrawn in place")
+				assert.Equal(t, 1, count(scr.lines(), "TENANT"), "one header on the screen")
+			})
+			assert.Equal(t, 7, frames)
+			assert.Zero(t, scr.wraps, "no line wrapped")
+			got := out.String()
+			assert.Equal(t, frames-1, strings.Count(got, fmt.Sprintf("\x1b[%dA", size.h-1)), "every frame but the first moves up over the last")
+
+			final := strings.Join(scr.lines(), "\n")
+			assert.Contains(t, final, "29/30 ready, 1 failed")
+			assert.Contains(t, final, short(ids[7])+"  failed", "a failed tenant keeps its row")
+			assert.Regexp(t, `(\.\.\. and |\+)\d+ more: \d+ ready\n`, final)
+			golden(t, name, strings.ReplaceAll(got, "\x1b", `\e`))
+		})
+	}
+}
+
+// A terminal made smaller gets a smaller board, with what was below it
+// erased; one made larger gets a larger board.
+func TestBoardResize(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	ids := crowdIDs(30)
+	w, h := 80, 24
+	var out bytes.Buffer
+	p := makeProgress(&out, ids, progressOptions{tty: true, now: c.now, size: func() (int, int) { return w, h }})
+	frame := func() []string {
+		before := out.Len()
+		p.flush()
+		return strings.Split(strings.TrimSuffix(out.String()[before:], "\n"), "\n")
+	}
+	assert.Len(t, frame(), 23)
+	w, h = 50, 12
+	c.advance(time.Second)
+	small := frame()
+	require.Len(t, small, 12, "cursor up, 11 lines, erase below")
+	assert.Equal(t, "\x1b[23A", small[0][:5])
+	assert.Equal(t, ansiBelow, small[11])
+	for _, l := range small {
+		assert.LessOrEqual(t, visibleWidth(l), 49, "%q", l)
+	}
+	w, h = 100, 40
+	c.advance(time.Second)
+	large := frame()
+	assert.Len(t, large, 32, "all 30 tenants, the header and the summary")
+	assert.Equal(t, "\x1b[11A", large[0][:5])
+	assert.NotContains(t, strings.Join(large, "\n"), ansiBelow)
+
+	// A terminal of three lines or fewer gets the summary alone.
+	w, h = 80, 3
+	c.advance(time.Second)
+	tiny := frame()
+	require.Len(t, tiny, 2)
+	assert.Equal(t, "\x1b[32A"+ansiClear+"  0/30 ready; 30 waiting", tiny[0])
+}
+
+func TestFit(t *testing.T) {
+	t.Parallel()
+	p := &progress{color: true}
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"eleven char", 10, "eleven ..."},
+		{ansiBold + "bold header line" + ansiReset, 10, ansiBold + "bold he" + ansiReset + "..."},
+		{"  a  " + ansiRed + "failed" + ansiReset + "  why", 8, "  a  ..."},
+		{"  a  " + ansiRed + "failed" + ansiReset + "  why", 10, "  a  " + ansiRed + "fa" + ansiReset + "..."},
+		{"ünïcödé wörds", 10, "ünïcödé..."},
+		{"abc", 2, ""},
+	} {
+		got := p.fit(tc.in, tc.n)
+		assert.Equal(t, tc.want, got, "%q", tc.in)
+		assert.LessOrEqual(t, visibleWidth(got), tc.n)
+	}
+}
+
+func TestCountList(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "7 ready, 3 injecting_secrets, 2 creating", countList(map[store.Status]int{
+		store.StatusCreating: 2, store.StatusReady: 7, store.StatusInjectingSecrets: 3}))
+	assert.Equal(t, "2 waiting, 2 creating, 1 failed", countList(map[store.Status]int{
+		store.StatusFailed: 1, store.StatusCreating: 2, "": 2}))
 }

@@ -312,18 +312,22 @@ func (e EnvSource) Secrets(ctx context.Context, id string) (map[string]string, e
 	}
 	switch {
 	case len(m) == 0:
-		return nil, fmt.Errorf("rachel8: tenant %s: none of the %s* variables is set: %w", id, EnvPrefix, inject.ErrNoSecrets)
+		// The same for every tenant: the error does not name id.
+		return nil, fmt.Errorf("rachel8: none of the %s* variables is set: %w", EnvPrefix, inject.ErrNoSecrets)
 	case len(missing) > 0:
 		return nil, &SecretError{Name: strings.Join(missing, ", "), Reason: plural(len(missing), "is", "are") + " not set in the environment"}
 	}
 	return m, nil
 }
 
-// Load asks src for tenant id's secrets and reads them with From.
+// Load asks src for tenant id's secrets and reads them with From. The
+// source's error is returned as it is: the source says what it knows (an
+// inject.StaticSecrets names the tenant, an EnvSource the variables, the
+// same for every tenant), and wrapping it would say it again.
 func Load(ctx context.Context, src inject.SecretSource, id string) (Secrets, error) {
 	m, err := src.Secrets(ctx, id)
 	if err != nil {
-		return Secrets{}, fmt.Errorf("rachel8: secrets for tenant %s: %w", id, err)
+		return Secrets{}, err
 	}
 	return From(m)
 }

@@ -3,6 +3,7 @@ package rachel8_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +137,40 @@ func TestEnvSourceReadsProcessEnvironment(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, sampleSecrets(), s)
 	assert.Equal(t, time.UTC, s.ClaudeExpiresAt.Location())
+}
+
+// Load's errors say rachel8, the tenant and the cause once each.
+func TestLoadErrorsSayEachThingOnce(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) rachel8.EnvSource {
+		return rachel8.EnvSource{LookupEnv: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+	}
+	partial := env(map[string]string{"RACHEL8_TELEGRAM_BOT_TOKEN": "1:a", "RACHEL8_CLAUDE_ACCESS_TOKEN": "x"})
+	incomplete := inject.StaticSecrets{"tenant-1": {"CLAUDE_ACCESS_TOKEN": "x"}}
+	for _, tc := range []struct {
+		name string
+		src  inject.SecretSource
+		want string
+		is   error
+	}{
+		{"environment empty", env(nil), "rachel8: none of the RACHEL8_* variables is set: " + inject.ErrNoSecrets.Error(), inject.ErrNoSecrets},
+		{"environment empty, pointer", new(rachel8.EnvSource), "", inject.ErrNoSecrets},
+		{"environment partial", partial, "rachel8: secret RACHEL8_CLAUDE_REFRESH_TOKEN, RACHEL8_CLAUDE_EXPIRES_AT, RACHEL8_OWNER_TELEGRAM_USER_ID are not set in the environment", rachel8.ErrInvalidSecret},
+		{"other source", inject.StaticSecrets{}, inject.ErrNoSecrets.Error() + `: "tenant-1"`, inject.ErrNoSecrets},
+		{"other source, incomplete", incomplete, "rachel8: secret CLAUDE_REFRESH_TOKEN, CLAUDE_EXPIRES_AT, TELEGRAM_BOT_TOKEN, OWNER_TELEGRAM_USER_ID are missing", rachel8.ErrInvalidSecret},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if e, ok := tc.src.(*rachel8.EnvSource); ok {
+				e.LookupEnv = func(string) (string, bool) { return "", false }
+			}
+			_, err := rachel8.Load(context.Background(), tc.src, "tenant-1")
+			require.ErrorIs(t, err, tc.is)
+			if tc.want != "" {
+				assert.Equal(t, tc.want, err.Error())
+			}
+			assert.LessOrEqual(t, strings.Count(err.Error(), "rachel8:"), 1, err.Error())
+			assert.LessOrEqual(t, strings.Count(err.Error(), "tenant-1"), 1, err.Error())
+		})
+	}
 }

@@ -79,8 +79,17 @@ type Options struct {
 // Validate checks the options without any API call. Errors wrap
 // provider.ErrInvalid.
 func (o Options) Validate() error {
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("digitalocean: options: %w", err)
+	}
+	return nil
+}
+
+// validate is Validate without the driver's name: errors of the helpers
+// say what is wrong, their callers say where (see Validate, Create).
+func (o Options) validate() error {
 	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("%w: digitalocean: "+format, append([]any{provider.ErrInvalid}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{provider.ErrInvalid}, args...)...)
 	}
 	if err := checkSize("Size", o.Size); err != nil {
 		return err
@@ -123,11 +132,11 @@ func (o Options) Validate() error {
 func checkSize(field, size string) error {
 	switch {
 	case size == "":
-		return fmt.Errorf("%w: digitalocean: empty %s", provider.ErrInvalid, field)
+		return fmt.Errorf("%w: empty %s", provider.ErrInvalid, field)
 	case !slug(size):
-		return fmt.Errorf("%w: digitalocean: %s %q is not a size slug", provider.ErrInvalid, field, size)
+		return fmt.Errorf("%w: %s %q is not a size slug", provider.ErrInvalid, field, size)
 	case strings.HasPrefix(size, "gpu-"):
-		return fmt.Errorf("%w: digitalocean: %s %q: GPU droplets are not listed with the others, so Create could not adopt them", provider.ErrInvalid, field, size)
+		return fmt.Errorf("%w: %s %q: GPU droplets are not listed with the others, so Create could not adopt them", provider.ErrInvalid, field, size)
 	}
 	return nil
 }
@@ -207,13 +216,13 @@ func New(client *godo.Client, opts Options) *Provider {
 	opts.SSHKeys = slices.Clone(opts.SSHKeys)
 	opts.Tags = slices.Clone(opts.Tags)
 	opts.Labels = maps.Clone(opts.Labels)
-	err := opts.Validate()
+	err := opts.validate()
 	switch {
 	case err != nil:
 	case client == nil:
-		err = fmt.Errorf("%w: digitalocean: nil client", provider.ErrInvalid)
+		err = fmt.Errorf("%w: nil client", provider.ErrInvalid)
 	case client.RetryConfig.RetryMax > 0:
-		err = fmt.Errorf("%w: digitalocean: the client retries creates (godo.NewFromToken, godo.WithRetryAndBackoffs), which makes duplicate droplets; use NewClient",
+		err = fmt.Errorf("%w: the client retries creates (godo.NewFromToken, godo.WithRetryAndBackoffs), which makes duplicate droplets; use NewClient",
 			provider.ErrInvalid)
 	}
 	return &Provider{
@@ -232,7 +241,7 @@ func New(client *godo.Client, opts Options) *Provider {
 // first Create instead of the start.
 func (p *Provider) Init(ctx context.Context) error {
 	if p.optsErr != nil {
-		return p.optsErr
+		return fmt.Errorf("digitalocean: options: %w", p.optsErr)
 	}
 	if err := p.CheckCredentials(ctx); err != nil {
 		return err
@@ -248,7 +257,7 @@ func (p *Provider) Init(ctx context.Context) error {
 		switch {
 		case errors.Is(mapped, provider.ErrNotFound):
 			// A missing key is a bad option, not a missing server.
-			return fmt.Errorf("%w: digitalocean: SSH key %s is not in the account: %w", provider.ErrInvalid, k, err)
+			return fmt.Errorf("digitalocean: %w: SSH key %s is not in the account: %w", provider.ErrInvalid, k, err)
 		case err != nil:
 			return fmt.Errorf("digitalocean: look up SSH key %s: %w", k, mapped)
 		}
@@ -259,7 +268,7 @@ func (p *Provider) Init(ctx context.Context) error {
 // CheckCredentials checks the token with one request (GET /v2/account).
 func (p *Provider) CheckCredentials(ctx context.Context) error {
 	if p.client == nil {
-		return p.optsErr
+		return fmt.Errorf("digitalocean: check credentials: options: %w", p.optsErr)
 	}
 	_, _, err := p.client.Account.Get(ctx)
 	if err != nil {
@@ -311,7 +320,7 @@ func (p *Provider) request(req provider.CreateRequest) (*godo.DropletCreateReque
 		return nil, err
 	}
 	if n := len(req.UserData); n > MaxUserData {
-		return nil, fmt.Errorf("%w: digitalocean: user_data is %d bytes, over DigitalOcean's limit of %d",
+		return nil, fmt.Errorf("%w: user_data is %d bytes, over DigitalOcean's limit of %d",
 			provider.ErrInvalid, n, MaxUserData)
 	}
 	size := cmp.Or(req.ServerType, p.opts.Size)
@@ -320,7 +329,7 @@ func (p *Provider) request(req provider.CreateRequest) (*godo.DropletCreateReque
 	}
 	region := cmp.Or(req.Location, p.opts.Region)
 	if region != "" && !slug(region) {
-		return nil, fmt.Errorf("%w: digitalocean: location %q is not a region slug", provider.ErrInvalid, region)
+		return nil, fmt.Errorf("%w: location %q is not a region slug", provider.ErrInvalid, region)
 	}
 	labels := maps.Clone(p.opts.Labels)
 	if labels == nil {
@@ -387,7 +396,7 @@ func (p *Provider) request(req provider.CreateRequest) (*godo.DropletCreateReque
 // failed create made nothing; one more per duplicate deleted.
 func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
 	if p.optsErr != nil {
-		return provider.Server{}, p.optsErr
+		return provider.Server{}, fmt.Errorf("digitalocean: create droplet %q: options: %w", req.Name, p.optsErr)
 	}
 	spec, err := p.request(req)
 	if err != nil {
@@ -541,7 +550,7 @@ func (p *Provider) pages(ctx context.Context, list func(*godo.ListOptions) ([]go
 			return nil
 		}
 		if page >= maxPages {
-			return fmt.Errorf("digitalocean: listing longer than %d pages", maxPages)
+			return fmt.Errorf("listing longer than %d pages", maxPages)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
@@ -556,7 +565,7 @@ func (p *Provider) pages(ctx context.Context, list func(*godo.ListOptions) ([]go
 func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
 	n, err := parseID(id)
 	if err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("digitalocean: get droplet %q: %w", id, err)
 	}
 	d, _, err := p.client.Droplets.Get(ctx, n)
 	switch {
@@ -577,9 +586,12 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 func (p *Provider) Delete(ctx context.Context, id string) error {
 	n, err := parseID(id)
 	if err != nil {
-		return err
+		return fmt.Errorf("digitalocean: delete droplet %q: %w", id, err)
 	}
-	return p.deleteDroplet(ctx, n)
+	if err := p.deleteDroplet(ctx, n); err != nil {
+		return fmt.Errorf("digitalocean: %w", err)
+	}
+	return nil
 }
 
 func (p *Provider) deleteDroplet(ctx context.Context, id int) error {
@@ -589,7 +601,7 @@ func (p *Provider) deleteDroplet(ctx context.Context, id int) error {
 		if errors.Is(err, provider.ErrNotFound) {
 			return nil
 		}
-		return fmt.Errorf("digitalocean: delete droplet %d: %w", id, err)
+		return fmt.Errorf("delete droplet %d: %w", id, err)
 	}
 	return nil
 }
@@ -606,11 +618,11 @@ func (p *Provider) deleteDroplet(ctx context.Context, id int) error {
 // not take a droplet's absence from one List as proof.
 func (p *Provider) List(ctx context.Context, selector map[string]string) ([]provider.Server, error) {
 	if p.client == nil {
-		return nil, p.optsErr
+		return nil, fmt.Errorf("digitalocean: list droplets: options: %w", p.optsErr)
 	}
 	want, err := labelTags("selector", selector)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("digitalocean: list droplets: %w", err)
 	}
 	filter := ManagedTag
 	for _, t := range want {
@@ -643,7 +655,7 @@ func (p *Provider) List(ctx context.Context, selector map[string]string) ([]prov
 func parseID(id string) (int, error) {
 	n, err := strconv.Atoi(id)
 	if err != nil || n <= 0 || strconv.Itoa(n) != id {
-		return 0, fmt.Errorf("%w: digitalocean: server ID %q is not a droplet ID", provider.ErrInvalid, id)
+		return 0, fmt.Errorf("%w: not a droplet ID", provider.ErrInvalid)
 	}
 	return n, nil
 }

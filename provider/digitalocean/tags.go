@@ -138,14 +138,14 @@ func labelTags(field string, labels map[string]string) ([]string, error) {
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		v := labels[k]
 		if k == "" {
-			return nil, fmt.Errorf("%w: digitalocean: %s: empty label key", provider.ErrInvalid, field)
+			return nil, fmt.Errorf("%w: %s: empty label key", provider.ErrInvalid, field)
 		}
 		if k == ManagedLabel && v != "true" {
-			return nil, fmt.Errorf("%w: digitalocean: %s: label %s is the driver's own", provider.ErrInvalid, field, ManagedLabel)
+			return nil, fmt.Errorf("%w: %s: label %s is the driver's own", provider.ErrInvalid, field, ManagedLabel)
 		}
 		t := LabelTag(k, v)
 		if len(t) > MaxTagLen {
-			return nil, fmt.Errorf("%w: digitalocean: %s: label %q is %d characters as a tag, over DigitalOcean's limit of %d",
+			return nil, fmt.Errorf("%w: %s: label %q is %d characters as a tag, over DigitalOcean's limit of %d",
 				provider.ErrInvalid, field, k, len(t), MaxTagLen)
 		}
 		tags = append(tags, t)

@@ -163,20 +163,20 @@ func New(opts Options) *Provider {
 // (SetUnauthorized) provider.ErrUnauthorized.
 func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
 	if err := req.Validate(); err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("fake: create server: %w", err)
 	}
 	if n := len(req.UserData); n > p.opts.MaxUserData {
-		return provider.Server{}, fmt.Errorf("%w: fake: create %q: user-data is %d bytes, over the limit of %d",
-			provider.ErrInvalid, req.Name, n, p.opts.MaxUserData)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w: user-data is %d bytes, over the limit of %d",
+			req.Name, provider.ErrInvalid, n, p.opts.MaxUserData)
 	}
 	if err := checkNames(req); err != nil {
-		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, err)
 	}
 	if err := p.credentials(); err != nil {
-		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, err)
 	}
 	var faults Faults
 	if p.opts.Faults != nil {
@@ -190,39 +190,39 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return provider.Server{}, fmt.Errorf("%w: fake provider closed", provider.ErrUnavailable)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w: the provider is closed", req.Name, provider.ErrUnavailable)
 	}
 	for _, f := range p.foreign {
 		if f.Name == req.Name {
-			return provider.Server{}, fmt.Errorf("fake: create %q: %w (server %s)", req.Name, provider.ErrConflict, f.ID)
+			return provider.Server{}, fmt.Errorf("fake: create server %q: %w (server %s)", req.Name, provider.ErrConflict, f.ID)
 		}
 	}
 	if s, ok := p.byName[req.Name]; ok {
 		for k, v := range req.Labels {
 			if got, ok := s.labels[k]; !ok || got != v {
-				return provider.Server{}, fmt.Errorf("fake: create %q: %w (server %s has other labels)", req.Name, provider.ErrConflict, s.id)
+				return provider.Server{}, fmt.Errorf("fake: create server %q: %w (server %s has other labels)", req.Name, provider.ErrConflict, s.id)
 			}
 		}
 		p.log.Debug("fake: adopting server", "name", req.Name, "id", s.id)
 		return s.info(), nil
 	}
 	if p.unavailable[location] {
-		return provider.Server{}, fmt.Errorf("fake: create %q in %s: %w", req.Name, location, provider.ErrUnavailable)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, provider.ErrUnavailable)
 	}
 	spec, err := parseUserData(req.UserData)
 	if err != nil {
-		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, err)
 	}
 	if p.dir == "" {
 		if p.opts.Dir != "" {
 			if err := os.MkdirAll(p.opts.Dir, 0o755); err != nil {
-				return provider.Server{}, fmt.Errorf("fake: sandbox dir: %w", err)
+				return provider.Server{}, fmt.Errorf("fake: create server %q: sandbox dir: %w", req.Name, err)
 			}
 			p.dir = p.opts.Dir
 		} else {
 			d, err := os.MkdirTemp("", "hatchery-fake-")
 			if err != nil {
-				return provider.Server{}, fmt.Errorf("fake: sandbox dir: %w", err)
+				return provider.Server{}, fmt.Errorf("fake: create server %q: sandbox dir: %w", req.Name, err)
 			}
 			p.dir, p.tempDir = d, true
 		}
@@ -246,7 +246,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		log:        p.log.With("server", req.Name, "id", id),
 	})
 	if err != nil {
-		return provider.Server{}, fmt.Errorf("fake: create %q: %w", req.Name, err)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, err)
 	}
 	p.byID[id] = s
 	p.byName[req.Name] = s
@@ -258,7 +258,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 // error wrapping provider.ErrNotFound when it is unknown or deleted.
 func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
 	if err := ctx.Err(); err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("fake: get server %q: %w", id, err)
 	}
 	if err := p.credentials(); err != nil {
 		return provider.Server{}, fmt.Errorf("fake: get server %q: %w", id, err)
@@ -274,14 +274,14 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 		f.Labels = maps.Clone(f.Labels)
 		return f, nil
 	}
-	return provider.Server{}, fmt.Errorf("fake: server %q: %w", id, provider.ErrNotFound)
+	return provider.Server{}, fmt.Errorf("fake: get server %q: %w", id, provider.ErrNotFound)
 }
 
 // Delete stops the server and removes its sandbox (unless Options.Keep).
 // Deleting an unknown or deleted server succeeds.
 func (p *Provider) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("fake: delete server %q: %w", id, err)
 	}
 	if err := p.credentials(); err != nil {
 		return fmt.Errorf("fake: delete server %q: %w", id, err)
@@ -316,7 +316,7 @@ func (p *Provider) remove(id string) bool {
 // provider.ErrUnauthorized while credentials are refused.
 func (p *Provider) List(ctx context.Context, selector map[string]string) ([]provider.Server, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fake: list servers: %w", err)
 	}
 	if err := p.credentials(); err != nil {
 		return nil, fmt.Errorf("fake: list servers: %w", err)
@@ -345,7 +345,7 @@ func hasLabels(have, want map[string]string) bool {
 // provider.ErrUnauthorized while SetUnauthorized(true) holds.
 func (p *Provider) CheckCredentials(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("fake: check credentials: %w", err)
 	}
 	if err := p.credentials(); err != nil {
 		return fmt.Errorf("fake: check credentials: %w", err)
@@ -359,7 +359,7 @@ func (p *Provider) credentials() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.refused {
-		return fmt.Errorf("%w: the fake provider's credentials are revoked (SetUnauthorized)", provider.ErrUnauthorized)
+		return fmt.Errorf("%w: revoked by SetUnauthorized", provider.ErrUnauthorized)
 	}
 	return nil
 }

@@ -56,34 +56,40 @@ type Options struct {
 // Validate checks the options without any API call. Errors wrap
 // provider.ErrInvalid.
 func (o Options) Validate() error {
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("hetzner: options: %w", err)
+	}
+	return nil
+}
+
+// validate is Validate without the driver's name: errors of the helpers
+// below say what is wrong, their callers say where (see Validate, Create).
+func (o Options) validate() error {
 	if o.ServerType == "" {
-		return fmt.Errorf("%w: hetzner: empty ServerType", provider.ErrInvalid)
+		return fmt.Errorf("%w: empty ServerType", provider.ErrInvalid)
 	}
 	if o.Image == "" {
-		return fmt.Errorf("%w: hetzner: empty Image", provider.ErrInvalid)
+		return fmt.Errorf("%w: empty Image", provider.ErrInvalid)
 	}
 	if err := checkNames("", o.ServerType, o.Location, o.Image); err != nil {
 		return err
 	}
 	for i, k := range o.SSHKeys {
 		if k == "" {
-			return fmt.Errorf("%w: hetzner: SSHKeys[%d] is empty", provider.ErrInvalid, i)
+			return fmt.Errorf("%w: SSHKeys[%d] is empty", provider.ErrInvalid, i)
 		}
 	}
 	for i, id := range o.Firewalls {
 		if id <= 0 {
-			return fmt.Errorf("%w: hetzner: Firewalls[%d] is not an ID: %d", provider.ErrInvalid, i, id)
+			return fmt.Errorf("%w: Firewalls[%d] is not an ID: %d", provider.ErrInvalid, i, id)
 		}
 	}
 	for i, id := range o.Networks {
 		if id <= 0 {
-			return fmt.Errorf("%w: hetzner: Networks[%d] is not an ID: %d", provider.ErrInvalid, i, id)
+			return fmt.Errorf("%w: Networks[%d] is not an ID: %d", provider.ErrInvalid, i, id)
 		}
 	}
-	if err := checkLabels("Labels", o.Labels); err != nil {
-		return err
-	}
-	return nil
+	return checkLabels("Labels", o.Labels)
 }
 
 // checkNames checks a server type, location and image name ("" is fine)
@@ -96,7 +102,7 @@ func checkNames(prefix, serverType, location, image string) error {
 		if len(f.v) > 63 || strings.IndexFunc(f.v, func(c rune) bool {
 			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-')
 		}) >= 0 {
-			return fmt.Errorf("%w: hetzner: %s%s %q is not a Hetzner name", provider.ErrInvalid, prefix, f.field, f.v)
+			return fmt.Errorf("%w: %s%s %q is not a Hetzner name", provider.ErrInvalid, prefix, f.field, f.v)
 		}
 	}
 	return nil
@@ -110,10 +116,10 @@ func checkLabels(field string, labels map[string]string) error {
 		m[k] = v
 	}
 	if _, err := hcloud.ValidateResourceLabels(m); err != nil {
-		return fmt.Errorf("%w: hetzner: %s: %w", provider.ErrInvalid, field, err)
+		return fmt.Errorf("%w: %s: %w", provider.ErrInvalid, field, err)
 	}
 	if v, ok := labels[ManagedLabel]; ok && v != "true" {
-		return fmt.Errorf("%w: hetzner: %s: label %s is the driver's own", provider.ErrInvalid, field, ManagedLabel)
+		return fmt.Errorf("%w: %s: label %s is the driver's own", provider.ErrInvalid, field, ManagedLabel)
 	}
 	return nil
 }
@@ -146,7 +152,7 @@ func New(client *hcloud.Client, opts Options) *Provider {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{client: client, opts: opts, optsErr: opts.Validate(), log: log, keyLock: make(chan struct{}, 1)}
+	return &Provider{client: client, opts: opts, optsErr: opts.validate(), log: log, keyLock: make(chan struct{}, 1)}
 }
 
 // Init validates the options and resolves the SSH key names to IDs with
@@ -155,11 +161,13 @@ func New(client *hcloud.Client, opts Options) *Provider {
 // succeeded, the IDs are kept and Create costs one API request.
 func (p *Provider) Init(ctx context.Context) error {
 	if p.optsErr != nil {
-		return p.optsErr
+		return fmt.Errorf("hetzner: options: %w", p.optsErr)
 	}
 	p.warnPassword(ctx)
-	_, err := p.sshKeys(ctx)
-	return err
+	if _, err := p.sshKeys(ctx); err != nil {
+		return fmt.Errorf("hetzner: %w", err)
+	}
+	return nil
 }
 
 // warnPassword logs once, at the first Init or Create, that servers get a
@@ -191,7 +199,7 @@ func (p *Provider) sshKeys(ctx context.Context) ([]*hcloud.SSHKey, error) {
 	}
 	all, err := p.client.SSHKey.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("hetzner: list ssh keys: %w", mapError(err, nil))
+		return nil, fmt.Errorf("list ssh keys: %w", mapError(err, nil))
 	}
 	keys := make([]*hcloud.SSHKey, 0, len(p.opts.SSHKeys))
 	for _, want := range p.opts.SSHKeys {
@@ -200,7 +208,7 @@ func (p *Provider) sshKeys(ctx context.Context) ([]*hcloud.SSHKey, error) {
 			i = slices.IndexFunc(all, func(k *hcloud.SSHKey) bool { return strconv.FormatInt(k.ID, 10) == want })
 		}
 		if i < 0 {
-			return nil, fmt.Errorf("%w: hetzner: ssh key %q not found in the project", provider.ErrInvalid, want)
+			return nil, fmt.Errorf("%w: ssh key %q not found in the project", provider.ErrInvalid, want)
 		}
 		keys = append(keys, &hcloud.SSHKey{ID: all[i].ID, Name: all[i].Name})
 	}
@@ -223,14 +231,14 @@ func (p *Provider) sshKeys(ctx context.Context) ([]*hcloud.SSHKey, error) {
 // provider.ErrInvalid.
 func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (provider.Server, error) {
 	if p.optsErr != nil {
-		return provider.Server{}, p.optsErr
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: options: %w", req.Name, p.optsErr)
 	}
 	if err := req.Validate(); err != nil {
 		return provider.Server{}, fmt.Errorf("hetzner: create server: %w", err)
 	}
 	if n := len(req.UserData); n > MaxUserData {
-		return provider.Server{}, fmt.Errorf("%w: hetzner: create server %q: user_data is %d bytes, over Hetzner's limit of %d",
-			provider.ErrInvalid, req.Name, n, MaxUserData)
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w: user_data is %d bytes, over Hetzner's limit of %d",
+			req.Name, provider.ErrInvalid, n, MaxUserData)
 	}
 	if err := checkLabels("request labels", req.Labels); err != nil {
 		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
@@ -239,7 +247,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("hetzner: create server %q: %w", req.Name, err)
 	}
 	p.warnPassword(ctx)
 	keys, err := p.sshKeys(ctx)
@@ -297,7 +305,7 @@ func (p *Provider) List(ctx context.Context, selector map[string]string) ([]prov
 		return nil, fmt.Errorf("hetzner: list servers: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("hetzner: list servers: %w", err)
 	}
 	opts := hcloud.ServerListOpts{ListOpts: hcloud.ListOpts{LabelSelector: labelSelector(selector), PerPage: 50, Page: 1}}
 	var out []provider.Server
@@ -405,10 +413,10 @@ func ours(have, want map[string]string) bool {
 func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) {
 	n, err := parseID(id)
 	if err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("hetzner: get server %q: %w", id, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, err)
 	}
 	s, resp, err := p.client.Server.GetByID(ctx, n)
 	switch {
@@ -428,10 +436,10 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 func (p *Provider) Delete(ctx context.Context, id string) error {
 	n, err := parseID(id)
 	if err != nil {
-		return err
+		return fmt.Errorf("hetzner: delete server %q: %w", id, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("hetzner: delete server %d: %w", n, err)
 	}
 	_, resp, err := p.client.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n})
 	if err != nil {
@@ -447,7 +455,7 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 func parseID(id string) (int64, error) {
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%w: hetzner: server ID %q is not a Hetzner server ID", provider.ErrInvalid, id)
+		return 0, fmt.Errorf("%w: not a Hetzner server ID", provider.ErrInvalid)
 	}
 	return n, nil
 }

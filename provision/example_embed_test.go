@@ -1,23 +1,16 @@
-package main
+package provision_test
 
 import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
-	"strings"
-	"testing"
+	"path/filepath"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
@@ -26,7 +19,7 @@ import (
 	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
-	"github.com/hatchery-dev/hatchery/store/memory"
+	"github.com/hatchery-dev/hatchery/store/sqlite"
 )
 
 // newProvisioner embeds Hatchery in a control plane: a recipe (what a server
@@ -62,12 +55,27 @@ func newProvisioner(ctx context.Context, mux *http.ServeMux, cloud provider.Prov
 	return p, nil
 }
 
-// Embedding Hatchery: newProvisioner (above, and in the README) with
-// simulated servers, one tenant from nothing to its service running.
-func Example_embed() {
+// Embedding Hatchery in a control plane, with newProvisioner (above, and in
+// the README): a SQLite store in a file, the callback in the control
+// plane's router, and simulated servers (provider/fake; hetzner.New or
+// digitalocean.New for real ones). One tenant goes from nothing to its
+// service running with its secret.
+func ExampleNew() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cloud := fake.New(fake.Options{BootDelay: 10 * time.Millisecond})
+	dir, err := os.MkdirTemp("", "hatchery-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "hatchery.db"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer st.Close()
+	cloud := fake.New(fake.Options{BootDelay: 10 * time.Millisecond, Dir: filepath.Join(dir, "servers")})
 	defer cloud.Close()
 	mux := http.NewServeMux() // the control plane's router
 	cp := httptest.NewServer(mux)
@@ -77,7 +85,7 @@ func Example_embed() {
 	const tenant = "0b5e1a8c-3f4d-4e2a-9c7b-5d6e7f8a9b0c"
 	secrets := inject.StaticSecrets{tenant: {"API_TOKEN": "demo-token-not-a-secret"}}
 
-	p, err := newProvisioner(ctx, mux, cloud, memory.New(), secrets, signer, cp.URL, []byte("0123456789abcdef0123456789abcdef"))
+	p, err := newProvisioner(ctx, mux, cloud, st, secrets, signer, cp.URL, []byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -94,46 +102,9 @@ func Example_embed() {
 	}
 	srv, _ := cloud.Server(r.ServerID)
 	env, _ := os.ReadFile(srv.Path("/home/app/.env"))
-	fmt.Println(r.Status, srv.Unit("app.service").Active)
+	fmt.Println(r.Status, r.ServerName, srv.Unit("app.service").Active)
 	fmt.Print(string(env))
 	// Output:
-	// ready true
+	// ready hatchery-0b5e1a8c-3f4d-4e2a-9c7b-5d6e7f8a9b0c true
 	// API_TOKEN=demo-token-not-a-secret
-}
-
-// The README's "how to embed" snippet is newProvisioner, verbatim, so it
-// compiles and runs (Example_embed). The README must hold it as it is here.
-func TestEmbedSnippetInSync(t *testing.T) {
-	t.Parallel()
-	src, err := os.ReadFile("example_test.go")
-	require.NoError(t, err)
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "example_test.go", src, parser.ParseComments)
-	require.NoError(t, err)
-	var snippet string
-	for _, d := range f.Decls {
-		if fn, ok := d.(*ast.FuncDecl); ok && fn.Name.Name == "newProvisioner" {
-			snippet = string(src[fset.Position(fn.Doc.Pos()).Offset:fset.Position(fn.End()).Offset])
-		}
-	}
-	require.NotEmpty(t, snippet)
-	lines := strings.Count(snippet, "\n") + 1
-	assert.LessOrEqual(t, lines, 36, "the snippet is meant to be short")
-
-	block := regexp.MustCompile("(?s)```go\n(.*?)```")
-	found := 0
-	for _, doc := range []string{"../../README.md"} {
-		data, err := os.ReadFile(doc)
-		if os.IsNotExist(err) {
-			continue
-		}
-		require.NoError(t, err)
-		for _, m := range block.FindAllStringSubmatch(string(data), -1) {
-			if strings.Contains(m[1], "func newProvisioner(") {
-				found++
-				assert.Equal(t, snippet+"\n", m[1], "%s: the embed snippet differs from example_test.go's newProvisioner", doc)
-			}
-		}
-	}
-	assert.Positive(t, found, "no document holds the embed snippet (a ```go block with func newProvisioner)")
 }
