@@ -25,7 +25,9 @@ import (
 )
 
 // Provider creates, inspects and deletes servers. Implementations are safe
-// for concurrent use.
+// for concurrent use. Their errors name the driver, the operation and the
+// server once, as os.PathError does (`hetzner: create server "x": ...`),
+// so that callers add only what the driver cannot know.
 type Provider interface {
 	// Create creates a server and returns it as soon as the provider has
 	// accepted it; readiness comes later, from cloud-init's phone_home.

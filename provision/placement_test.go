@@ -133,7 +133,7 @@ func TestPlacementAllFull(t *testing.T) {
 	id := newID()
 	err := p.Provision(context.Background(), id)
 	require.ErrorIs(t, err, provider.ErrUnavailable)
-	assert.Contains(t, err.Error(), " in b: ", "the error names the last location tried")
+	assert.Contains(t, err.Error(), "(location b)", "the error names the last location tried")
 	r, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
 	require.NoError(t, err)
 	require.Equal(t, store.StatusFailed, r.Status)

@@ -158,7 +158,7 @@ func (p *Provisioner) CheckProvider(ctx context.Context) error {
 		return nil
 	}
 	if err := cc.CheckCredentials(ctx); err != nil {
-		return fmt.Errorf("provision: check provider credentials: %w", err)
+		return fmt.Errorf("provision: %w", err)
 	}
 	return nil
 }
@@ -298,7 +298,7 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 		return nil
 	}
 	if err := p.cfg.Provider.Delete(ctx, r.ServerID); err != nil {
-		return fmt.Errorf("provision: delete server %s of %s: %w", r.ServerID, r.ID, err)
+		return fmt.Errorf("provision: deprovision %s: %w", r.ID, err)
 	}
 	_, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
 		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID {

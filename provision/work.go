@@ -44,7 +44,7 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 		cancel()
 		if err != nil {
 			return p.fail(ctx, r, phaseCreate, overdue(ctx, dctx, "deleting the failed attempt's server", p.cfg.CreateTimeout,
-				fmt.Errorf("delete server %s of the failed attempt: %w", r.ServerID, err)), nil)
+				fmt.Errorf("the failed attempt's server: %w", err)), nil)
 		}
 		p.log.Info("deleted the failed attempt's server", "tenant", r.ID, "server", r.ServerID)
 		rec, err := p.own(ctx, r.ID, []store.Status{store.StatusCreating}, func(cur *store.Record) error {
@@ -216,11 +216,12 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 			"location", loc, "next", locations[i+1], "err", err)
 	}
 	if err != nil {
-		where := ""
+		// The driver's error names itself, the operation and the server
+		// (see provider.Provider); the location is what provision chose.
 		if req.Location != "" {
-			where = " in " + req.Location
+			err = fmt.Errorf("%w (location %s)", err, req.Location)
 		}
-		return provider.Server{}, values, fmt.Errorf("create server %s%s: %w", name, where, err)
+		return provider.Server{}, values, err
 	}
 	if srv.ID == "" {
 		return provider.Server{}, values, fmt.Errorf("create server %s: provider returned no server ID", name)
@@ -658,7 +659,7 @@ func (p *Provisioner) sshAddr(ctx context.Context, r store.Record) (addr string,
 	}
 	srv, err = p.cfg.Provider.Get(ctx, r.ServerID)
 	if err != nil {
-		return "", provider.Server{}, fmt.Errorf("look up server %s: %w", r.ServerID, err)
+		return "", provider.Server{}, err // the driver's error names the server
 	}
 	addr = srv.Addr()
 	if addr == "" {
