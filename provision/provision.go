@@ -69,8 +69,19 @@ type Provisioner struct {
 	sources map[string]netip.Addr // phone_home client addresses to verify (see keepSource)
 	watches map[string]*watch     // Wait calls, by tenant
 	swept   atomic.Bool           // a Resume has swept the deleted records
+	// deadlines are the local deadlines of the leases just claimed, until
+	// leased takes them (see claimFrom).
+	deadlines map[string]time.Time
 	warned  sync.Map              // secret warnings already logged (warnOnce)
 	vocab   []byte                // see newVocabulary
+
+	// Clock skew (checkSkew): since when the store's clock has been
+	// found skewed, and when that was last logged.
+	skewMu     sync.Mutex
+	skewSince  time.Time
+	skewLogged time.Time
+
+	checks checks // drift checks, probes and purges (see drift.go)
 
 	now func() time.Time
 }
@@ -97,6 +108,8 @@ func New(cfg Config) (*Provisioner, error) {
 		sources: make(map[string]netip.Addr),
 		watches: make(map[string]*watch),
 		now:     time.Now,
+
+		deadlines: make(map[string]time.Time),
 
 		resumeSlots: make(chan struct{}, c.ResumeConcurrency),
 	}
@@ -295,25 +308,31 @@ func (p *Provisioner) Deprovision(ctx context.Context, id string) error {
 	return p.deleteServer(ctx, r)
 }
 
-// deleteServer deletes the server of a deleted record and forgets it.
+// deleteServer deletes the servers of a deleted record (its server, and
+// the retiring one of a replacement) and forgets them.
 func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
-	if r.ServerID == "" {
+	if r.ServerID == "" && r.RetiringServerID == "" {
 		return nil
 	}
-	if err := p.cfg.Provider.Delete(ctx, r.ServerID); err != nil {
-		return fmt.Errorf("provision: delete server %s of %s: %w", r.ServerID, r.ID, err)
+	for _, id := range []string{r.ServerID, r.RetiringServerID} {
+		if id == "" {
+			continue
+		}
+		if err := p.cfg.Provider.Delete(ctx, id); err != nil {
+			return fmt.Errorf("provision: delete server %s of %s: %w", id, r.ID, err)
+		}
 	}
 	_, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
-		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID {
+		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID || cur.RetiringServerID != r.RetiringServerID {
 			return errLeaseLost // someone else changed it; nothing to clear
 		}
-		cur.ServerID = ""
+		cur.ServerID, cur.RetiringServerID = "", ""
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLeaseLost) {
 		return fmt.Errorf("provision: record server deletion of %s: %w", r.ID, err)
 	}
-	p.log.Info("server deleted", "tenant", r.ID, "server", r.ServerID)
+	p.log.Info("server deleted", "tenant", r.ID, "server", r.ServerID, "retiring_server", r.RetiringServerID)
 	return nil
 }
 
@@ -593,7 +612,7 @@ func (p *Provisioner) background(ctx context.Context, id string, slot bool, clai
 func (p *Provisioner) onReady(ctx context.Context, r store.Record) {
 	if r.Status != "" { // from the handler, not a follow-up of begin
 		p.keepSource(ctx, r)
-		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets})
+		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
 	}
 	var err error
 	for {
