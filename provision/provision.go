@@ -72,8 +72,8 @@ type Provisioner struct {
 	// deadlines are the local deadlines of the leases just claimed, until
 	// leased takes them (see claimFrom).
 	deadlines map[string]time.Time
-	warned  sync.Map              // secret warnings already logged (warnOnce)
-	vocab   []byte                // see newVocabulary
+	warned    sync.Map // secret warnings already logged (warnOnce)
+	vocab     []byte   // see newVocabulary
 
 	// Clock skew (checkSkew): since when the store's clock has been
 	// found skewed, and when that was last logged.
