@@ -82,10 +82,10 @@ type tenant struct {
 	RetiringServerID string     `json:"retiring_server_id,omitempty"`
 	Drift            string     `json:"drift,omitempty"`
 	DriftAt          *time.Time `json:"drift_at,omitempty"`
-	LeaseOwner string       `json:"lease_owner,omitempty"`
-	LeaseUntil *time.Time   `json:"lease_until,omitempty"`
-	CreatedAt  time.Time    `json:"created_at"`
-	UpdatedAt  time.Time    `json:"updated_at"`
+	LeaseOwner       string     `json:"lease_owner,omitempty"`
+	LeaseUntil       *time.Time `json:"lease_until,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 func toTenant(r store.Record) tenant {
