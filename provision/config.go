@@ -210,14 +210,15 @@ type Config struct {
 	// takes over once it has expired by MaxClockSkew. 0 means
 	// DefaultLeaseDuration.
 	LeaseDuration time.Duration
-	// MaxClockSkew is the largest difference between the clocks of two
-	// replicas that leases tolerate; 0 means DefaultMaxClockSkew. A lease's
-	// LeaseUntil is written by its holder from its own clock and read by
-	// the others with theirs: the holder stops its work at LeaseUntil by
-	// its clock, and another replica takes the lease over only once its
-	// own clock is MaxClockSkew past LeaseUntil. Keep the replicas' clocks
-	// synchronized (NTP) well within it; the margin also covers the time
-	// the holder's cancelled work takes to stop.
+	// MaxClockSkew is the largest difference between the store's clock and
+	// a replica's that is tolerated; 0 means DefaultMaxClockSkew. Leases
+	// take their times from the store's clock (see the package
+	// documentation, Exactly once), and a lease is taken over only once
+	// the store's clock is MaxClockSkew past its end, which also covers
+	// the time the holder's cancelled work takes to stop. A replica that
+	// finds the store's clock further off than MaxClockSkew from its own
+	// takes no lease (ErrClockSkew) until they agree. Keep the clocks
+	// synchronized (NTP) well within it.
 	MaxClockSkew time.Duration
 	// MaxAttempts is how many times a tenant is tried before it stays
 	// failed; 0 means DefaultMaxAttempts. 1 disables retries.
