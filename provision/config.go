@@ -376,7 +376,10 @@ type Event struct {
 	Err error
 	// RetiringServer is set on the status changes of a replacement (see
 	// Replace): the ID of the server that still serves the tenant until
-	// the new one is ready.
+	// the new one is ready. The ready event that carries it says the old
+	// server is deleted and the tenant's service runs at the new server's
+	// address (the record's IPv4, IPv6): the moment to point the tenant's
+	// users there.
 	RetiringServer string
 	// Drift is set on a drift report: what a drift check or a probe found
 	// wrong with a ready tenant's server (as Record.Drift); DriftCleared

@@ -269,7 +269,8 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) error {
 }
 
 // Deprovision records the tenant deleted, whatever its status, and deletes
-// its server. Deleting is idempotent: calling it again for a deleted
+// its server (both servers during a replacement: ServerID and
+// RetiringServerID). Deleting is idempotent: calling it again for a deleted
 // tenant deletes the server again if that failed the first time (Resume
 // does the same). Work in flight for the tenant on any replica stops at its
 // next store write; a server that a racing create brings up is deleted by
@@ -647,13 +648,16 @@ func (p *Provisioner) emit(e Event) {
 		e.Time = p.now()
 	}
 	e.Replica = p.cfg.Replica
-	if e.Step == "" {
+	if e.Step == "" && e.To != "" { // drift reports are logged by recordDrift
 		level := slog.LevelInfo
 		if e.To == store.StatusFailed {
 			level = slog.LevelWarn
 		}
 		if p.log.Enabled(context.Background(), level) {
 			attrs := []slog.Attr{slog.String("tenant", e.Tenant), slog.String("from", string(e.From)), slog.String("to", string(e.To))}
+			if e.RetiringServer != "" {
+				attrs = append(attrs, slog.String("retiring_server", e.RetiringServer))
+			}
 			if e.Err != nil {
 				attrs = append(attrs, slog.String("err", e.Err.Error()))
 			}
