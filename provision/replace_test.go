@@ -282,9 +282,19 @@ func TestReplaceRetireFails(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{store: memory.New()})
 	dh := &deleteHook{countingProvider: b.cloud}
+	var stuck atomic.Bool // the provider refuses to delete the old server
 	cfg := b.config("r1", nil)
 	cfg.Provider = dh
-	cfg.CreateTimeout = 500 * time.Millisecond // bounds the retire's retries
+	cfg.CreateTimeout = 500 * time.Millisecond // bounds the retire's tries
+	var retireFailures atomicCounter
+	cfg.OnEvent = func(e provision.Event) {
+		b.events.add(e)
+		if e.To == store.StatusFailed && e.Err != nil && strings.HasPrefix(e.Err.Error(), "retire: ") {
+			assert.NotEmpty(t, e.RetiringServer)
+			retireFailures.add()
+			stuck.Store(false) // the provider recovers
+		}
+	}
 	p := b.replica(cfg)
 	ctx := context.Background()
 	id := newID()
@@ -292,28 +302,23 @@ func TestReplaceRetireFails(t *testing.T) {
 	before := waitReady(t, p, id)
 	var refused atomicCounter
 	dh.setFailing(func(id string) error {
-		if id == before.ServerID && refused.add() <= 3 {
+		if id == before.ServerID && stuck.Load() {
+			refused.add()
 			return provider.ErrRateLimited
 		}
 		return nil
 	})
+	stuck.Store(true)
 	require.NoError(t, p.Replace(ctx, id))
 	r := waitReady(t, p, id)
+	assert.Equal(t, int64(1), retireFailures.n.Load())
 	assert.Equal(t, 1, r.Attempts, "one attempt failed in phase retire")
 	assert.Empty(t, r.RetiringServerID)
-	assert.GreaterOrEqual(t, refused.n.Load(), int64(4))
+	assert.GreaterOrEqual(t, refused.n.Load(), int64(2), "tried again within the attempt")
 	_, ok := b.fake.Server(before.ServerID)
 	assert.False(t, ok)
 	assert.Len(t, b.fake.Servers(), 1)
-	var sawRetire bool
-	b.events.mu.Lock()
-	for _, e := range b.events.all {
-		if e.Tenant == id && e.To == store.StatusFailed && e.Err != nil && strings.HasPrefix(e.Err.Error(), "retire: ") {
-			sawRetire = true
-		}
-	}
-	b.events.mu.Unlock()
-	assert.True(t, sawRetire)
+	assert.Equal(t, 2, injections(liveServer(t, b, r)), "the retry injects again, then deletes")
 }
 
 // Replica A dies at each step of a replacement; replica B, through Resume

@@ -243,17 +243,18 @@ func (p *Provisioner) purge(ctx context.Context, pending []store.Record) error {
 
 // phoneHomeTimeout fails a tenant whose server did not phone home in time.
 func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
-	now := p.now()
 	msg := fmt.Sprintf("%s: no phone_home within %s of the server's creation", phasePhoneHome, p.cfg.PhoneHomeTimeout)
-	rec, err := store.Transition(ctx, p.cfg.Store, id, []store.Status{store.StatusCloudInit}, store.StatusFailed,
-		func(r *store.Record) error {
-			if now.Sub(r.UpdatedAt) <= p.cfg.PhoneHomeTimeout {
-				return errNotDue
-			}
-			r.Error = msg
-			r.Attempts++
-			return nil
-		})
+	// The deadline is checked with the store's clock, which wrote
+	// UpdatedAt.
+	rec, err := store.UpdateNow(ctx, p.cfg.Store, id, func(r *store.Record, now time.Time) error {
+		if r.Status != store.StatusCloudInit || now.Sub(r.UpdatedAt) <= p.cfg.PhoneHomeTimeout {
+			return errNotDue
+		}
+		r.Status = store.StatusFailed
+		r.Error = msg
+		r.Attempts++
+		return nil
+	})
 	if err != nil {
 		if ignorableClaim(err) {
 			return nil
@@ -261,7 +262,7 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 		return err
 	}
 	e := newError(id, phasePhoneHome, false, msg, errors.New(msg), nil)
-	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e})
+	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
 	if p.willRetry(rec) {
 		p.scheduleRetry(id, p.backoff(id, rec.Attempts))
 	}
