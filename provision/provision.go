@@ -343,6 +343,8 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 // its phone_home posted turned out not to be the server's (that server is
 // deleted first, and a new one created), to injecting_secrets when the
 // server's host keys are recorded. It returns when that attempt is over.
+// A failed replacement (RetiringServerID set) is retried as one: the old
+// server is kept until the new one is ready (see Replace).
 func (p *Provisioner) Retry(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
