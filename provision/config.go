@@ -39,12 +39,26 @@ const (
 	DefaultInjectTimeout     = 15 * time.Minute
 	DefaultMaxClockSkew      = 2 * time.Second
 	DefaultResumeConcurrency = 16
+	DefaultDriftInterval     = 5 * time.Minute
+	DefaultDriftBatch        = 100
+	DefaultProbeInterval     = 5 * time.Minute
+	DefaultProbeConcurrency  = 8
+	DefaultSweepGrace        = time.Hour
 )
 
 // LabelTenant is the label every server carries, set to the tenant ID, so
 // servers can be traced back to tenants (and orphans found) in the
 // provider's console.
 const LabelTenant = "hatchery-tenant"
+
+// LabelControlPlane is the label every server carries, set to
+// Config.ControlPlane, so that the drift checks and Sweep look only at the
+// servers of their own control plane when several share a provider
+// account.
+const LabelControlPlane = "hatchery-control-plane"
+
+// DefaultControlPlane is Config.ControlPlane when it is empty.
+const DefaultControlPlane = "default"
 
 // Config configures a Provisioner. Provider, Store, Secrets, BootstrapFunc,
 // StepsFunc, SSHUser, Signer, CallbackBase and CallbackKey are required;
@@ -151,8 +165,20 @@ type Config struct {
 	// retry adopts the server by name) and a lowercase host name label of
 	// at most 63 bytes. nil means "hatchery-" + ID.
 	ServerNameFunc func(id string) string
-	// Labels are extra labels for every server; LabelTenant is always set.
+	// Labels are extra labels for every server; LabelTenant and
+	// LabelControlPlane are always set (and cannot be set here).
 	Labels map[string]string
+	// ControlPlane names this control plane: every server it creates
+	// carries it as the label LabelControlPlane, and the drift checks and
+	// Sweep list only the servers that carry it, so that several control
+	// planes (production and staging, two products) can share a provider
+	// account without touching each other's servers. Every replica of a
+	// control plane must use the same name, and control planes sharing an
+	// account different ones. It is 1 to 63 lowercase letters, digits and
+	// '-', starting and ending with a letter or digit: a valid Hetzner
+	// label value, and a DigitalOcean tag once the driver has made it one.
+	// "" means DefaultControlPlane, "default".
+	ControlPlane string
 	// PlacementFunc returns the server type, image and locations of a
 	// tenant's server (see Placement); nil, or an empty field, means the
 	// provider driver's default. It is called for every create, a retry's
@@ -184,14 +210,15 @@ type Config struct {
 	// takes over once it has expired by MaxClockSkew. 0 means
 	// DefaultLeaseDuration.
 	LeaseDuration time.Duration
-	// MaxClockSkew is the largest difference between the clocks of two
-	// replicas that leases tolerate; 0 means DefaultMaxClockSkew. A lease's
-	// LeaseUntil is written by its holder from its own clock and read by
-	// the others with theirs: the holder stops its work at LeaseUntil by
-	// its clock, and another replica takes the lease over only once its
-	// own clock is MaxClockSkew past LeaseUntil. Keep the replicas' clocks
-	// synchronized (NTP) well within it; the margin also covers the time
-	// the holder's cancelled work takes to stop.
+	// MaxClockSkew is the largest difference between the store's clock and
+	// a replica's that is tolerated; 0 means DefaultMaxClockSkew. Leases
+	// take their times from the store's clock (see the package
+	// documentation, Exactly once), and a lease is taken over only once
+	// the store's clock is MaxClockSkew past its end, which also covers
+	// the time the holder's cancelled work takes to stop. A replica that
+	// finds the store's clock further off than MaxClockSkew from its own
+	// takes no lease (ErrClockSkew) until they agree. Keep the clocks
+	// synchronized (NTP) well within it.
 	MaxClockSkew time.Duration
 	// MaxAttempts is how many times a tenant is tried before it stays
 	// failed; 0 means DefaultMaxAttempts. 1 disables retries.
@@ -213,6 +240,61 @@ type Config struct {
 	// replicas can take it, and Resume returns when the last of its work
 	// has started.
 	ResumeConcurrency int
+
+	// DriftInterval is how often Resume (and so Run) checks the servers of
+	// the ready tenants against the provider (see Drift in the package
+	// documentation): a server that is gone or powered off is reported
+	// (Record.Drift, an Event, a log line), and with ReplaceOnDrift a gone
+	// one is replaced. 0 means DefaultDriftInterval; a negative value
+	// turns the checks off. Each replica checks on its own, so with R
+	// replicas the provider sees R checks per interval: with a
+	// provider.Lister, R x ceil(tenants/page size) calls (Hetzner: 50
+	// servers a page, so 1,000 tenants and 2 replicas cost 40 calls per
+	// interval, 480 an hour at the default, of Hetzner's 3,600 an hour per
+	// project); lengthen it for large fleets.
+	DriftInterval time.Duration
+	// DriftBatch bounds the provider calls of one drift check. With a
+	// provider that lists (provider.Lister) a check lists every server of
+	// the control plane (one call per page), and DriftBatch bounds the
+	// servers it then looks up one by one (Get) to confirm they are gone:
+	// the ready tenants whose server the list left out (so also the
+	// automatic replacements one check starts). Without one, a check looks
+	// up DriftBatch tenants' servers, the next ones at the next check. 0
+	// means DefaultDriftBatch.
+	DriftBatch int
+	// ReplaceOnDrift replaces (Replace) a ready tenant whose server a
+	// drift check found gone. A server powered off, or failing its probe,
+	// is reported, never replaced automatically: it may come back with its
+	// data, or the fault may be the service's, which a new server does not
+	// mend.
+	ReplaceOnDrift bool
+	// ProbeSteps, when set, is the health probe of a ready tenant's server:
+	// short steps (e.g. inject.CheckActive(unit, 0)), run over SSH pinned
+	// to the recorded host keys every ProbeInterval, at most
+	// ProbeConcurrency servers at once per replica, within SSHTimeout to
+	// connect and as much again to run. They get no secret. A probe that
+	// fails is reported as drift ("probe: ..."), and cleared by the next
+	// that passes.
+	ProbeSteps func(r store.Record) []inject.Step
+	// ProbeInterval is the pause between probes of a server; 0 means
+	// DefaultProbeInterval.
+	ProbeInterval time.Duration
+	// ProbeConcurrency is how many servers one replica probes at once; 0
+	// means DefaultProbeConcurrency.
+	ProbeConcurrency int
+	// SweepGrace is how old an orphaned server must be (by the provider's
+	// provider.Server.Created) before Sweep deletes it, so that a server
+	// whose create is still being recorded is never taken for an orphan;
+	// 0 means DefaultSweepGrace. A server whose creation time the provider
+	// does not give is reported by Sweep, never deleted.
+	SweepGrace time.Duration
+	// DeletedRetention is how long a deleted record is kept after its
+	// last write (its deletion, or the deletion of its server): older ones
+	// are removed by Resume, up to store.PurgeLimit per pass, once their
+	// server deletion has finished. While the record exists the tenant ID
+	// cannot be provisioned again (ErrDeleted); once it is removed, it
+	// can. 0 keeps deleted records for ever.
+	DeletedRetention time.Duration
 
 	// AllowRecoverableCloudInit lets injection go on when cloud-init ended
 	// with recoverable errors (status exit code 2).
@@ -298,14 +380,30 @@ type Event struct {
 	StepIndex int
 	StepDone  bool
 	// Err is why a step or the tenant failed; redacted.
-	Err  error
-	Time time.Time
+	Err error
+	// RetiringServer is set on the status changes of a replacement (see
+	// Replace): the ID of the server that still serves the tenant until
+	// the new one is ready. The ready event that carries it says the old
+	// server is deleted and the tenant's service runs at the new server's
+	// address (the record's IPv4, IPv6): the moment to point the tenant's
+	// users there.
+	RetiringServer string
+	// Drift is set on a drift report: what a drift check or a probe found
+	// wrong with a ready tenant's server (as Record.Drift); DriftCleared
+	// reports a drift seen fine again.
+	Drift        string
+	DriftCleared bool
+	Time         time.Time
 }
 
 // String renders the event for logs and examples.
 func (e Event) String() string {
 	var s string
 	switch {
+	case e.Drift != "":
+		s = fmt.Sprintf("%s: drift: %s", e.Tenant, e.Drift)
+	case e.DriftCleared:
+		s = fmt.Sprintf("%s: drift cleared", e.Tenant)
 	case e.Step != "" && !e.StepDone:
 		s = fmt.Sprintf("%s: step %d %q started", e.Tenant, e.StepIndex+1, e.Step)
 	case e.Step != "" && e.Err != nil:
@@ -317,6 +415,9 @@ func (e Event) String() string {
 		s = fmt.Sprintf("%s: -> %s", e.Tenant, e.To)
 	default:
 		s = fmt.Sprintf("%s: %s -> %s", e.Tenant, e.From, e.To)
+	}
+	if e.RetiringServer != "" {
+		s += " (replacing server " + e.RetiringServer + ")"
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
@@ -382,14 +483,24 @@ func (c Config) withDefaults() (Config, error) {
 		"LeaseDuration": c.LeaseDuration, "RetryBackoff": c.RetryBackoff,
 		"MaxBackoff": c.MaxBackoff, "ResumeInterval": c.ResumeInterval,
 		"CreateTimeout": c.CreateTimeout, "InjectTimeout": c.InjectTimeout,
-		"MaxClockSkew": c.MaxClockSkew,
+		"MaxClockSkew": c.MaxClockSkew, "ProbeInterval": c.ProbeInterval,
+		"SweepGrace": c.SweepGrace, "DeletedRetention": c.DeletedRetention,
 	} {
 		if d < 0 {
 			return bad("%s is negative", name)
 		}
 	}
-	if c.MaxAttempts < 0 || c.PhoneHomeTries < 0 || c.ResumeConcurrency < 0 {
-		return bad("MaxAttempts, PhoneHomeTries and ResumeConcurrency must not be negative")
+	if c.MaxAttempts < 0 || c.PhoneHomeTries < 0 || c.ResumeConcurrency < 0 || c.DriftBatch < 0 || c.ProbeConcurrency < 0 {
+		return bad("MaxAttempts, PhoneHomeTries, ResumeConcurrency, DriftBatch and ProbeConcurrency must not be negative")
+	}
+	c.ControlPlane = cmp.Or(c.ControlPlane, DefaultControlPlane)
+	if !validControlPlane(c.ControlPlane) {
+		return bad("ControlPlane %q: want 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", c.ControlPlane)
+	}
+	for _, k := range []string{LabelTenant, LabelControlPlane} {
+		if _, ok := c.Labels[k]; ok {
+			return bad("Labels sets %s, which the Provisioner sets itself", k)
+		}
 	}
 	c.SSHTimeout = cmp.Or(c.SSHTimeout, DefaultSSHTimeout)
 	c.PhoneHomeTimeout = cmp.Or(c.PhoneHomeTimeout, DefaultPhoneHomeTimeout)
@@ -402,6 +513,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.ResumeConcurrency = cmp.Or(c.ResumeConcurrency, DefaultResumeConcurrency)
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
 	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
+	c.DriftInterval = cmp.Or(c.DriftInterval, DefaultDriftInterval)
+	c.DriftBatch = cmp.Or(c.DriftBatch, DefaultDriftBatch)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, DefaultProbeInterval)
+	c.ProbeConcurrency = cmp.Or(c.ProbeConcurrency, DefaultProbeConcurrency)
+	c.SweepGrace = cmp.Or(c.SweepGrace, DefaultSweepGrace)
 	if c.MaxBackoff < c.RetryBackoff {
 		c.MaxBackoff = c.RetryBackoff
 	}
@@ -428,6 +544,22 @@ func (c Config) withDefaults() (Config, error) {
 	c.Labels = labels
 	c.CallbackTrustedProxies = slices.Clone(c.CallbackTrustedProxies)
 	return c, nil
+}
+
+// validControlPlane accepts what both Hetzner's label values and
+// DigitalOcean's tags (through the driver's label tags) hold: 1 to 63
+// lowercase letters, digits and '-', starting and ending with a letter or
+// digit.
+func validControlPlane(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // loopbackHost reports whether host (a URL's Hostname) is a loopback

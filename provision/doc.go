@@ -10,6 +10,13 @@
 //	any of them -> failed -> (retry) creating or injecting_secrets
 //	any -> deleted
 //
+//	ready or failed --Replace--> creating -> cloud_init --(phone_home)-->
+//	    injecting_secrets --(the old server deleted)--> ready
+//	    (RetiringServerID names the old server throughout)
+//	ready, server gone/off or probe failing --(drift check)--> ready with Drift set
+//	    (gone, with ReplaceOnDrift: --> Replace)
+//	deleted, servers deleted, older than DeletedRetention --(Resume)--> removed
+//
 // The steps:
 //
 //   - [Provisioner.Provision] creates the record (pending), claims it
@@ -36,6 +43,11 @@
 //   - [Provisioner.Rotate] injects fresh secrets into a ready server and
 //     restarts the service; [Provisioner.Deprovision] records deleted and
 //     deletes the server.
+//   - [Provisioner.Replace] gives a ready or failed tenant a new server
+//     (see Replacing a server); [Provisioner.CheckDrift] and
+//     [Provisioner.Probe] compare the ready tenants' servers with the
+//     provider and probe them (see Drift); [Provisioner.Sweep] deletes the
+//     servers no live record owns (see Orphans).
 //
 // # Exactly once
 //
@@ -50,15 +62,30 @@
 // another took over, or the tenant was deprovisioned) stops its work at
 // once and writes nothing more.
 //
-// A lease ends by the clock, whatever the store does: the holder stops its
-// work when LeaseUntil passes by its own clock unless a renewal was
-// written before (each renewal must answer before then, so a store that
-// hangs cannot stretch a lease), and another replica takes over only when
-// LeaseUntil is Config.MaxClockSkew past by its clock. LeaseUntil is
-// written by one replica and compared with the clock of another, so the
-// replicas' clocks must agree within MaxClockSkew (NTP does, by far); the
-// margin also covers the moment the holder's cancelled SSH commands take
-// to stop.
+// A lease ends by the clock, whatever the store does. Its times are the
+// store's (store.UpdateNow: PostgreSQL's clock_timestamp() in the write
+// that takes or renews it; the local clock for the embedded stores, which
+// every user of the database shares): LeaseUntil is the store's now plus
+// Config.LeaseDuration, and another replica takes over only when the
+// store's now, read in its claim, is Config.MaxClockSkew past LeaseUntil.
+// The holder stops its work LeaseDuration after it sent the write that
+// took or last renewed the lease, by its own clock, which is no later than
+// the lease's end in the store whatever the clocks say (each renewal must
+// answer before then, so a store that hangs cannot stretch a lease); the
+// margin covers the moment the holder's cancelled SSH commands take to
+// stop.
+//
+// Each claim also compares the store's clock with the replica's: the
+// store read its clock after the write was sent and before its answer was
+// handled, so a now outside that window widened by MaxClockSkew proves a
+// skew. A replica whose clock is off by more than that takes no lease: the
+// claim fails with an error wrapping ErrClockSkew (Provision, Rotate,
+// Retry and Replace return it; Resume's and the callback's claims log
+// it), an error is logged (then once a minute while it lasts), and leases
+// are taken again once the clocks agree. Leases would be right anyway, but
+// other comparisons (retry due times, phone_home deadlines) use the
+// replica's clock, and a clock that far off means NTP is down. Keep the
+// clocks synchronized (NTP does, by far).
 //
 // Within one process a tenant has at most one piece of work in flight, so
 // the creating replica that learns the server phoned home before its create
@@ -180,6 +207,110 @@
 // credentials it refuses: provider.ErrUnauthorized). [Provisioner.Retry]
 // retries any failed tenant by hand.
 //
+// # Replacing a server
+//
+// [Provisioner.Replace] gives a ready or failed tenant a new server
+// without giving up the old one first. Its claim (ready or failed ->
+// creating, under the lease) moves ServerID to Record.RetiringServerID and
+// clears what described the old server (name, addresses, host keys,
+// instance ID, type, location), draws a new CallbackNonce and resets
+// Attempts. The new server is then created, phones home and is injected
+// like a first one, under the same crash, lease and retry machinery;
+// RetiringServerID is kept through every status, and every event of the
+// replacement names it (Event.RetiringServer). Once the injection into the
+// new server succeeded, the old server is deleted, still under the lease,
+// and ready is recorded with RetiringServerID cleared: a ready record
+// names one server. A crash between the two makes Resume take the
+// injection over (it runs again: steps are idempotent) and delete again
+// (deleting a deleted server succeeds). A deletion that keeps failing
+// (within Config.CreateTimeout) fails the attempt in phase "retire"; its
+// retry injects and deletes again.
+//
+// The new server is named apart from the old one, since providers adopt
+// servers by name: Config.ServerNameFunc of the ID followed by '-' and 8
+// hex digits of a hash of the nonce (shortened to 63 bytes). A create
+// resumed after a crash keeps the nonce, so the name, and adopts the
+// server the dead replica's create brought up; each further server of the
+// replacement (a retry that deleted the failed attempt's server) gets a
+// new nonce and a new name. A later first-generation create (a retry of a
+// tenant that is not being replaced) uses the plain name again.
+//
+// The old server's phone_home, or any earlier server's, cannot move the
+// new attempt: the record's instance ID is cleared, so the callback
+// handler expects the new server's (Config.InstanceIDFunc, or the
+// provider's InstanceIDer, of the new ServerID), and the token is to be
+// bound to the nonce.
+//
+// What the tenant's users see: the service keeps running on the old
+// server until the new one is injected, then runs on the new server, at
+// another address (Record.IPv4, IPv6, which describe the new server from
+// cloud_init on; the old one's is the provider's, Get RetiringServerID).
+// The ready event (with RetiringServer set) is the moment to point DNS or
+// a load balancer at the new address. Nothing on the old server's disk is
+// carried over.
+//
+// A replacement that fails for good (attempts used up, or a final error)
+// leaves the record failed with RetiringServerID set: the old server is
+// never deleted while the tenant has no injected new one, and it keeps
+// serving. (Going back to ready on the old server is not possible: its
+// pinned host keys were replaced by the new server's at its phone_home.)
+// Retry, or Replace again (which starts from a fresh server), takes the
+// replacement up; Deprovision deletes both servers.
+//
+// # Drift
+//
+// Resume starts, every Config.DriftInterval (5 minutes by default;
+// negative: never), a drift check in the background ([Provisioner.CheckDrift]):
+// the servers of the ready tenants are compared with what the provider
+// reports. With a provider.Lister, one List of the servers carrying this
+// control plane's label (one call per page: 20 calls for 1,000 servers on
+// Hetzner) is compared by server ID, and the servers it left out are
+// looked up (Get), at most Config.DriftBatch per check, to confirm they
+// are gone (a server created before LabelControlPlane existed is found so,
+// at the cost of a Get per check). Without one, a check looks up
+// DriftBatch tenants' servers, the next ones at the next check. A server
+// that is gone, or powered off (provider status "off"), is reported:
+// Record.Drift says what was seen and DriftAt when (first seen), an Event
+// with Drift set is emitted and a warning logged, once; when the server is
+// seen fine again, Drift is cleared (Event.DriftCleared). With
+// Config.ReplaceOnDrift, a tenant whose server is gone is replaced
+// (Replace); one powered off is only reported (it may come back with its
+// data).
+//
+// With Config.ProbeSteps, Resume also starts a probe pass every
+// Config.ProbeInterval ([Provisioner.Probe]): the steps (e.g.
+// inject.CheckActive) run over SSH on each ready tenant's server, pinned
+// to its recorded host keys, at most Config.ProbeConcurrency at once; a
+// probe that fails sets Drift to "probe: " and the redacted error, one
+// that passes clears it. A failing probe is reported, never replaced
+// automatically: a new server does not mend a service's own fault (call
+// Replace from Config.OnEvent to decide otherwise). Every ready transition
+// clears Drift. Each replica checks and probes on its own.
+//
+// # Orphans
+//
+// Every server carries two labels: LabelTenant (the tenant ID) and
+// LabelControlPlane (Config.ControlPlane, "default" unless set; the same
+// on every replica of a control plane, different for control planes, or
+// environments, that share a provider account). [Provisioner.Sweep]
+// lists the servers of its control plane (provider.Lister) and deletes
+// those no live record owns (no record, a deleted record, or a record
+// naming other servers), once older than Config.SweepGrace (an hour by
+// default; a server of unknown age is never deleted), unless dryRun; it
+// returns what it found and did. Another control plane's servers, and
+// servers the driver did not create, are never listed, so never touched.
+// A create under way (a server accepted by the provider but not yet
+// recorded) is owned by its record through the name its create uses.
+//
+// # Deleted records
+//
+// A deleted record is kept so that its ID cannot be provisioned again
+// (ErrDeleted). With Config.DeletedRetention, Resume removes deleted
+// records last written longer ago than that (store.Purge, at most
+// store.PurgeLimit per pass), never one whose servers are not yet
+// deleted; after that, the ID is free again. Without it (the default),
+// deleted records are kept for ever.
+//
 // # Credentials
 //
 // [Provisioner.Run] first checks the provider's credentials, when the
@@ -239,7 +370,8 @@
 //	cfg.InstanceIDFunc = func(r store.Record) string { return "i-" + r.ServerID }
 //
 // Each new server of a tenant gets a new Record.CallbackNonce (a new
-// record, and a retry that deleted the failed attempt's server), to bind
+// record, a retry that deleted the failed attempt's server, and a
+// replacement), to bind
 // the phone_home token to that server, so that a token read off an earlier
 // server of the tenant is refused: the token carries the nonce and its
 // MAC, and the callback answers 401 to a token whose nonce is not the

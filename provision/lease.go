@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -146,10 +147,12 @@ func (p *Provisioner) retryDueAt(r store.Record) time.Time {
 	return r.UpdatedAt.Add(p.backoff(r.ID, r.Attempts))
 }
 
-// leaseFree reports whether r's lease may be taken at now, by this
-// replica's clock: it has no owner, or it ended more than
-// Config.MaxClockSkew ago (the holder, whose clock may be behind ours by
-// up to that much, has stopped by then; see renew).
+// leaseFree reports whether r's lease may be taken at now: it has no
+// owner, or it ended more than Config.MaxClockSkew ago (the holder has
+// stopped by then, see lease; the margin covers the moment its cancelled
+// work takes to stop, and a store without a clock of its own, whose
+// times are each replica's, see store.UpdateNow). The claims give the
+// store's now; Resume's pre-checks this replica's.
 func (p *Provisioner) leaseFree(r store.Record, now time.Time) bool {
 	return r.LeaseOwner == "" || now.After(r.LeaseUntil.Add(p.cfg.MaxClockSkew))
 }
@@ -157,28 +160,143 @@ func (p *Provisioner) leaseFree(r store.Record, now time.Time) bool {
 // ignorableClaim reports whether a claim failed only because the tenant is
 // elsewhere in its lifecycle or someone else holds it.
 func ignorableClaim(err error) bool {
-	return errors.Is(err, store.ErrConflict) || errors.Is(err, errLeaseHeld) || errors.Is(err, errNotDue)
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, errLeaseHeld) || errors.Is(err, errNotDue) || errors.Is(err, errMovedOn)
 }
 
 // claim moves id from status from to status to (to may be from: a takeover)
 // and takes this replica's lease, in one atomic write, provided no other
 // lease is live. A live lease of this replica's own also blocks: the
-// work that holds it continues by itself.
+// work that holds it continues by itself. See claimFrom.
 func (p *Provisioner) claim(ctx context.Context, id string, from, to store.Status, fn func(*store.Record) error) (store.Record, error) {
-	return store.Transition(ctx, p.cfg.Store, id, []store.Status{from}, to, func(r *store.Record) error {
-		now := p.now() // at the write: a write that waited must not shorten the lease
+	return p.claimFrom(ctx, id, []store.Status{from}, to, fn)
+}
+
+// claimFrom moves id from one of the statuses from to status to and takes
+// this replica's lease, in one atomic write (store.UpdateNow), provided no
+// other lease is live. The lease's times are the store's: LeaseUntil is
+// the store's now plus Config.LeaseDuration, and a lease is free when the
+// store's now is MaxClockSkew past it, so that replicas whose clocks
+// disagree still agree on leases (see checkSkew for what a clock that
+// disagrees does). fn, when set, sees the record in its current status and
+// may change it or abort the claim with its error. When the record is in
+// none of the from statuses, it returns the record as it stood and a
+// *store.ConflictError, like store.Transition.
+//
+// The work's own deadline (leased) is counted on this replica's clock from
+// the moment the write was sent: a lease never lasts longer there than in
+// the store.
+func (p *Provisioner) claimFrom(ctx context.Context, id string, from []store.Status, to store.Status, fn func(*store.Record) error) (store.Record, error) {
+	var (
+		conflict *store.ConflictError
+		current  store.Record
+	)
+	sent := p.now()
+	r, err := store.UpdateNow(ctx, p.cfg.Store, id, func(r *store.Record, now time.Time) error {
+		if err := p.checkSkew(sent, now); err != nil {
+			return err
+		}
+		if !slices.Contains(from, r.Status) {
+			current = r.Clone()
+			conflict = &store.ConflictError{ID: id, Status: r.Status, Want: slices.Clone(from), To: to}
+			return conflict
+		}
 		if !p.leaseFree(*r, now) {
 			return errLeaseHeld
 		}
-		r.LeaseOwner, r.LeaseUntil = p.cfg.Replica, now.Add(p.cfg.LeaseDuration)
 		if fn != nil {
 			if err := fn(r); err != nil { // fn sees the Error being retried
 				return err
 			}
 		}
+		r.Status = to
+		r.LeaseOwner, r.LeaseUntil = p.cfg.Replica, now.Add(p.cfg.LeaseDuration)
 		r.Error = ""
 		return nil
 	})
+	if err != nil {
+		if ce := (*store.ConflictError)(nil); errors.As(err, &ce) && ce == conflict {
+			return current, err
+		}
+		return store.Record{}, err
+	}
+	p.setDeadline(id, sent.Add(p.cfg.LeaseDuration))
+	return r, nil
+}
+
+// setDeadline keeps the local deadline of the lease this replica just
+// took on id, for leased; takeDeadline gives it once.
+func (p *Provisioner) setDeadline(id string, d time.Time) {
+	p.mu.Lock()
+	p.deadlines[id] = d
+	p.mu.Unlock()
+}
+
+func (p *Provisioner) takeDeadline(id string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, ok := p.deadlines[id]
+	delete(p.deadlines, id)
+	return d, ok
+}
+
+// ErrClockSkew is wrapped by the error of a claim (Provision, Rotate,
+// Retry, Replace, and the claims of Resume and of the callback's
+// injection) refused because the store's clock and this replica's differ
+// by more than Config.MaxClockSkew.
+var ErrClockSkew = errors.New("provision: clock skew")
+
+// skewLogEvery is how often a lasting clock skew is logged again.
+const skewLogEvery = time.Minute
+
+// checkSkew compares the store's clock (now, read by the store while
+// this replica's write was under way) with this replica's: the store read
+// its clock after sent and before this check, so only a now outside
+// [sent - MaxClockSkew, check time + MaxClockSkew] proves a skew, whatever
+// the write's latency. Beyond the bound, it refuses the lease with an
+// error wrapping ErrClockSkew and logs an error (at once, then once a
+// minute while it lasts; and once at info level when it is over). Leases
+// themselves take the store's times, so a skewed replica would keep them
+// right; but every other comparison of a stored time with this replica's
+// clock (retry due times, phone_home deadlines, the pre-checks of Resume)
+// would not, and a skew this large means the clocks are not synchronized
+// (NTP down), which the operator must hear of.
+func (p *Provisioner) checkSkew(sent, now time.Time) error {
+	check := p.now()
+	var skew time.Duration
+	switch {
+	case now.Before(sent.Add(-p.cfg.MaxClockSkew)):
+		skew = now.Sub(sent) // negative: the store is behind
+	case now.After(check.Add(p.cfg.MaxClockSkew)):
+		skew = now.Sub(check)
+	default:
+		p.skewMu.Lock()
+		was := p.skewSince
+		p.skewSince, p.skewLogged = time.Time{}, time.Time{}
+		p.skewMu.Unlock()
+		if !was.IsZero() {
+			p.log.Info("the store's clock agrees with this replica's again; taking leases", "max_clock_skew", p.cfg.MaxClockSkew)
+		}
+		return nil
+	}
+	how := "ahead of"
+	if skew < 0 {
+		how, skew = "behind", -skew
+	}
+	err := fmt.Errorf("%w: the store's clock is %v %s this replica's, more than MaxClockSkew (%v); no lease is taken until the clocks agree",
+		ErrClockSkew, skew.Round(time.Millisecond), how, p.cfg.MaxClockSkew)
+	p.skewMu.Lock()
+	if p.skewSince.IsZero() {
+		p.skewSince = check
+	}
+	loud := p.skewLogged.IsZero() || check.Sub(p.skewLogged) >= skewLogEvery
+	if loud {
+		p.skewLogged = check
+	}
+	p.skewMu.Unlock()
+	if loud {
+		p.log.Error("clock skew: refusing to take leases", "err", err, "skew", skew, "store_clock", how)
+	}
+	return err
 }
 
 // newNonce gives r a fresh CallbackNonce: 16 random bytes, base64url. It
@@ -234,7 +352,7 @@ func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (sto
 	if err != nil {
 		return r, "", err
 	}
-	p.emit(Event{Tenant: id, From: store.StatusFailed, To: to})
+	p.emit(Event{Tenant: id, From: store.StatusFailed, To: to, RetiringServer: r.RetiringServerID})
 	return r, phase, nil
 }
 
@@ -257,9 +375,13 @@ func retryPhase(r store.Record) string {
 func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	l := &lease{p: p, id: r.ID, lost: cancel, until: r.LeaseUntil}
+	deadline, ok := p.takeDeadline(r.ID)
+	if !ok {
+		deadline = r.LeaseUntil // not from claimFrom (cannot happen)
+	}
+	l := &lease{p: p, id: r.ID, lost: cancel, deadline: deadline}
 	l.mu.Lock()
-	l.watchdog = time.AfterFunc(r.LeaseUntil.Sub(p.now()), l.expired)
+	l.watchdog = time.AfterFunc(deadline.Sub(p.now()), l.expired)
 	l.renewal = time.AfterFunc(p.cfg.LeaseDuration/3, func() { l.renew(ctx) })
 	l.mu.Unlock()
 	err := fn(ctx)
@@ -275,15 +397,18 @@ const renewRetry = 12
 // goroutine of its own: a timer renews it and a timer ends it.
 //
 // The holder must have stopped before another replica may take over, and
-// a replica takes over once LeaseUntil is MaxClockSkew past by its own
-// clock (see leaseFree). So, whatever the store does:
-//   - the watchdog timer cancels the work at until, by this replica's
-//     clock, unless a renewal has moved until further first;
-//   - each renewal must answer before until (less a tenth of the lease):
-//     a store that hangs cannot extend the lease late, after the work was
-//     stopped;
-//   - a renewal counts (moves until) only when the store says it was
-//     written, and only up to what it wrote.
+// a replica takes over once LeaseUntil is MaxClockSkew past by the
+// store's clock (see claimFrom). So, whatever the store does:
+//   - the watchdog timer cancels the work at deadline, by this replica's
+//     clock, unless a renewal has moved it further first; deadline is
+//     LeaseDuration after the moment the claim or renewal that set it was
+//     sent, which is no later than the lease's end in the store (the store
+//     read its clock after that moment), whatever the clocks say;
+//   - each renewal must answer before deadline (less a tenth of the
+//     lease): a store that hangs cannot extend the lease late, after the
+//     work was stopped;
+//   - a renewal counts (moves deadline) only when the store says it was
+//     written.
 //
 // The store must honour its context's deadline for the work's end to
 // wait for no hung renewal; the work is stopped by the watchdog either
@@ -294,7 +419,7 @@ type lease struct {
 	lost context.CancelCauseFunc // cancels the work
 
 	mu       sync.Mutex
-	until    time.Time
+	deadline time.Time // local: see above
 	done     bool
 	renewal  *time.Timer
 	watchdog *time.Timer
@@ -332,19 +457,23 @@ func (l *lease) renew(ctx context.Context) {
 		return
 	}
 	l.inflight.Add(1)
-	until := l.until
+	deadline := l.deadline
 	l.mu.Unlock()
 	defer l.inflight.Done()
 
 	var owner string
-	rctx, cancel := context.WithDeadline(ctx, until.Add(-p.cfg.LeaseDuration/10))
-	r, err := p.cfg.Store.Update(rctx, l.id, func(r *store.Record) error {
+	rctx, cancel := context.WithDeadline(ctx, deadline.Add(-p.cfg.LeaseDuration/10))
+	sent := p.now()
+	_, err := store.UpdateNow(rctx, p.cfg.Store, l.id, func(r *store.Record, now time.Time) error {
 		owner = r.LeaseOwner
 		if r.LeaseOwner != p.cfg.Replica ||
 			r.Status != store.StatusCreating && r.Status != store.StatusInjectingSecrets {
 			return errLeaseLost
 		}
-		r.LeaseUntil = p.now().Add(p.cfg.LeaseDuration)
+		// A held lease is renewed whatever the clocks say (its times are
+		// the store's); checkSkew only reports a skew here.
+		_ = p.checkSkew(sent, now)
+		r.LeaseUntil = now.Add(p.cfg.LeaseDuration)
 		return nil
 	})
 	cancel()
@@ -357,8 +486,8 @@ func (l *lease) renew(ctx context.Context) {
 		if !l.watchdog.Stop() {
 			return // it fired: the work is being stopped
 		}
-		l.until = r.LeaseUntil
-		l.watchdog.Reset(l.until.Sub(p.now()))
+		l.deadline = sent.Add(p.cfg.LeaseDuration)
+		l.watchdog.Reset(l.deadline.Sub(p.now()))
 		l.renewal.Reset(p.cfg.LeaseDuration / 3)
 	case errors.Is(err, errLeaseLost), errors.Is(err, store.ErrNotFound):
 		if owner != "" && owner != p.cfg.Replica {
@@ -461,11 +590,15 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 		return e
 	}
 	p.forgetAddrIfDone(rec)
+	if rec.RetiringServerID != "" && !p.willRetry(rec) {
+		p.log.Warn("the replacement failed for good; the retiring server is kept and serves the tenant (Retry or Replace to try again)",
+			"tenant", r.ID, "retiring_server", rec.RetiringServerID, "server", rec.ServerID)
+	}
 	if dropPin {
 		p.log.Warn("the host keys posted at phone_home are not the server's; pin dropped, the retry creates a new server",
 			"tenant", r.ID, "server", rec.ServerID)
 	}
-	p.emit(Event{Tenant: r.ID, From: r.Status, To: store.StatusFailed, Err: e})
+	p.emit(Event{Tenant: r.ID, From: r.Status, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
 	if p.willRetry(rec) {
 		p.scheduleRetry(r.ID, p.backoff(r.ID, rec.Attempts))
 	}

@@ -69,8 +69,19 @@ type Provisioner struct {
 	sources map[string]netip.Addr // phone_home client addresses to verify (see keepSource)
 	watches map[string]*watch     // Wait calls, by tenant
 	swept   atomic.Bool           // a Resume has swept the deleted records
-	warned  sync.Map              // secret warnings already logged (warnOnce)
-	vocab   []byte                // see newVocabulary
+	// deadlines are the local deadlines of the leases just claimed, until
+	// leased takes them (see claimFrom).
+	deadlines map[string]time.Time
+	warned    sync.Map // secret warnings already logged (warnOnce)
+	vocab     []byte   // see newVocabulary
+
+	// Clock skew (checkSkew): since when the store's clock has been
+	// found skewed, and when that was last logged.
+	skewMu     sync.Mutex
+	skewSince  time.Time
+	skewLogged time.Time
+
+	checks checks // drift checks, probes and purges (see drift.go)
 
 	now func() time.Time
 }
@@ -97,6 +108,8 @@ func New(cfg Config) (*Provisioner, error) {
 		sources: make(map[string]netip.Addr),
 		watches: make(map[string]*watch),
 		now:     time.Now,
+
+		deadlines: make(map[string]time.Time),
 
 		resumeSlots: make(chan struct{}, c.ResumeConcurrency),
 	}
@@ -253,7 +266,8 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) error {
 }
 
 // Deprovision records the tenant deleted, whatever its status, and deletes
-// its server. Deleting is idempotent: calling it again for a deleted
+// its server (both servers during a replacement: ServerID and
+// RetiringServerID). Deleting is idempotent: calling it again for a deleted
 // tenant deletes the server again if that failed the first time (Resume
 // does the same). Work in flight for the tenant on any replica stops at its
 // next store write; a server that a racing create brings up is deleted by
@@ -292,25 +306,31 @@ func (p *Provisioner) Deprovision(ctx context.Context, id string) error {
 	return p.deleteServer(ctx, r)
 }
 
-// deleteServer deletes the server of a deleted record and forgets it.
+// deleteServer deletes the servers of a deleted record (its server, and
+// the retiring one of a replacement) and forgets them.
 func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
-	if r.ServerID == "" {
+	if r.ServerID == "" && r.RetiringServerID == "" {
 		return nil
 	}
-	if err := p.cfg.Provider.Delete(ctx, r.ServerID); err != nil {
-		return fmt.Errorf("provision: deprovision %s: %w", r.ID, err)
+	for _, id := range []string{r.ServerID, r.RetiringServerID} {
+		if id == "" {
+			continue
+		}
+		if err := p.cfg.Provider.Delete(ctx, id); err != nil {
+			return fmt.Errorf("provision: deprovision %s: %w", r.ID, err)
+		}
 	}
 	_, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
-		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID {
+		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID || cur.RetiringServerID != r.RetiringServerID {
 			return errLeaseLost // someone else changed it; nothing to clear
 		}
-		cur.ServerID = ""
+		cur.ServerID, cur.RetiringServerID = "", ""
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLeaseLost) {
 		return fmt.Errorf("provision: record server deletion of %s: %w", r.ID, err)
 	}
-	p.log.Info("server deleted", "tenant", r.ID, "server", r.ServerID)
+	p.log.Info("server deleted", "tenant", r.ID, "server", r.ServerID, "retiring_server", r.RetiringServerID)
 	return nil
 }
 
@@ -320,6 +340,8 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 // its phone_home posted turned out not to be the server's (that server is
 // deleted first, and a new one created), to injecting_secrets when the
 // server's host keys are recorded. It returns when that attempt is over.
+// A failed replacement (RetiringServerID set) is retried as one: the old
+// server is kept until the new one is ready (see Replace).
 func (p *Provisioner) Retry(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
@@ -590,7 +612,7 @@ func (p *Provisioner) background(ctx context.Context, id string, slot bool, clai
 func (p *Provisioner) onReady(ctx context.Context, r store.Record) {
 	if r.Status != "" { // from the handler, not a follow-up of begin
 		p.keepSource(ctx, r)
-		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets})
+		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
 	}
 	var err error
 	for {
@@ -625,13 +647,16 @@ func (p *Provisioner) emit(e Event) {
 		e.Time = p.now()
 	}
 	e.Replica = p.cfg.Replica
-	if e.Step == "" {
+	if e.Step == "" && e.To != "" { // drift reports are logged by recordDrift
 		level := slog.LevelInfo
 		if e.To == store.StatusFailed {
 			level = slog.LevelWarn
 		}
 		if p.log.Enabled(context.Background(), level) {
 			attrs := []slog.Attr{slog.String("tenant", e.Tenant), slog.String("from", string(e.From)), slog.String("to", string(e.To))}
+			if e.RetiringServer != "" {
+				attrs = append(attrs, slog.String("retiring_server", e.RetiringServer))
+			}
 			if e.Err != nil {
 				attrs = append(attrs, slog.String("err", e.Err.Error()))
 			}

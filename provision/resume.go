@@ -26,10 +26,30 @@ import (
 //     a replica had started it).
 //   - failed with attempts left, not final, and its backoff elapsed:
 //     retried.
-//   - deleted with its server not yet deleted (Deprovision was interrupted
-//     between recording deleted and deleting the server): the server is
-//     deleted. Deleted records accumulate, so they are listed only by the
-//     first Resume of each Provisioner, at start.
+//   - deleted with a server not yet deleted (Deprovision was interrupted
+//     between recording deleted and deleting the servers): the servers
+//     (ServerID, and RetiringServerID of a replacement) are deleted.
+//     Deleted records accumulate, so they are listed only by the first
+//     Resume of each Provisioner, at start, and, with
+//     Config.DeletedRetention, at each purge (below).
+//
+// Besides, when they are due:
+//
+//   - a purge (with Config.DeletedRetention): the deleted records last
+//     written longer ago than DeletedRetention are removed, at most
+//     store.PurgeLimit per pass (the next pass goes on when there were
+//     more), never one whose server deletion has not finished: Resume
+//     deletes its servers first, and a record whose deletion fails is
+//     written again (so its retention starts over) and the purge's
+//     cut-off kept before it. Purges run at the first Resume and then
+//     every DeletedRetention, or every 10 minutes when that is shorter.
+//   - a drift check (every Config.DriftInterval) and a probe pass (every
+//     Config.ProbeInterval, with Config.ProbeSteps), started in the
+//     background: see CheckDrift and Probe.
+//
+// Records the store cannot read (List's store.ErrCorrupt) do not stop
+// Resume: it goes on with the others and logs each bad record at error
+// level, once per pass; its error then matches store.ErrCorrupt too.
 //
 // Claims are made here, synchronously; the work runs in the background
 // (Shutdown waits for it), at most Config.ResumeConcurrency pieces of it
@@ -37,20 +57,46 @@ import (
 // so a backlog stays unclaimed in the store, free for other replicas.
 // Resume returns the errors it met, joined.
 func (p *Provisioner) Resume(ctx context.Context) error {
+	err, corrupt := p.resume(ctx)
+	if corrupt != nil {
+		if err == nil {
+			return fmt.Errorf("provision: resume: %w", corrupt)
+		}
+		return errors.Join(err, fmt.Errorf("provision: resume: %w", corrupt))
+	}
+	return err
+}
+
+// purgeEvery is the longest pause between purges (see Resume).
+const purgeEvery = 10 * time.Minute
+
+// resume is Resume; it returns the records the store could not read
+// apart, already logged.
+func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 	if p.isClosed() {
-		return ErrClosed
+		return ErrClosed, nil
 	}
 	statuses := []store.Status{store.StatusPending, store.StatusCreating, store.StatusCloudInit,
 		store.StatusInjectingSecrets, store.StatusFailed}
 	sweep := !p.swept.Load()
-	if sweep {
+	purge := p.purgeDue()
+	if sweep || purge {
 		statuses = append(statuses, store.StatusDeleted)
 	}
 	recs, err := p.cfg.Store.List(ctx, statuses...)
 	if err != nil {
-		return fmt.Errorf("provision: resume: %w", err)
+		bad := store.Corrupt(err)
+		if len(bad) == 0 {
+			return fmt.Errorf("provision: resume: %w", err), nil
+		}
+		// Go on with the good records; the bad ones wait for a person.
+		for _, ce := range bad {
+			p.log.Error("corrupt record skipped", "tenant", ce.ID, "err", ce.Err)
+		}
+		corrupt = err
 	}
 	var errs []error
+	var pending []store.Record // deleted records whose server deletion failed
 	live := make(map[string]bool, len(recs))
 	now := p.now()
 	for _, r := range recs {
@@ -100,8 +146,10 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 				}
 			}
 		case store.StatusDeleted:
-			if r.ServerID != "" {
-				err = p.deleteServer(ctx, r)
+			if r.ServerID != "" || r.RetiringServerID != "" {
+				if err = p.deleteServer(ctx, r); err != nil {
+					pending = append(pending, r)
+				}
 			}
 		}
 		if err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errBusy) {
@@ -110,6 +158,18 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 	}
 	if sweep && len(errs) == 0 {
 		p.swept.Store(true)
+	}
+	if purge && ctx.Err() == nil {
+		if corrupt != nil {
+			// A deleted record the store cannot read may still have a
+			// server to delete: no purge while there is one.
+			p.log.Warn("purge skipped: corrupt records")
+		} else if err := p.purge(ctx, pending); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if ctx.Err() == nil {
+		p.startChecks()
 	}
 	p.mu.Lock()
 	for id := range p.addrs {
@@ -124,24 +184,77 @@ func (p *Provisioner) Resume(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	if len(errs) > 0 {
-		return fmt.Errorf("provision: resume: %w", errors.Join(errs...))
+		return fmt.Errorf("provision: resume: %w", errors.Join(errs...)), corrupt
+	}
+	return nil, corrupt
+}
+
+// purgeDue reports whether a purge is due, and if so schedules the next.
+func (p *Provisioner) purgeDue() bool {
+	if p.cfg.DeletedRetention <= 0 {
+		return false
+	}
+	now := p.now()
+	c := &p.checks
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Before(c.purgeNext) {
+		return false
+	}
+	c.purgeNext = now.Add(min(p.cfg.DeletedRetention, purgeEvery))
+	return true
+}
+
+// purge removes the deleted records older than Config.DeletedRetention,
+// up to store.PurgeLimit, except those whose server deletion failed in
+// this pass (pending): each is written again, so that its retention
+// starts over, and the cut-off is kept before it in any case.
+func (p *Provisioner) purge(ctx context.Context, pending []store.Record) error {
+	before := p.now().Add(-p.cfg.DeletedRetention)
+	for _, r := range pending {
+		at := r.UpdatedAt
+		touched, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
+			if cur.Status != store.StatusDeleted || cur.ServerID == "" && cur.RetiringServerID == "" {
+				return errMovedOn
+			}
+			return nil
+		})
+		if err == nil {
+			at = touched.UpdatedAt
+		}
+		if !at.After(before) {
+			before = at // Purge removes only what was written strictly before
+		}
+	}
+	n, err := p.cfg.Store.Purge(ctx, before)
+	if n > 0 {
+		p.log.Info("deleted records purged", "count", n, "before", before)
+	}
+	if err != nil {
+		return fmt.Errorf("purge deleted records: %w", err)
+	}
+	if n >= store.PurgeLimit {
+		p.checks.mu.Lock()
+		p.checks.purgeNext = time.Time{} // more at the next pass
+		p.checks.mu.Unlock()
 	}
 	return nil
 }
 
 // phoneHomeTimeout fails a tenant whose server did not phone home in time.
 func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
-	now := p.now()
 	msg := fmt.Sprintf("%s: no phone_home within %s of the server's creation", phasePhoneHome, p.cfg.PhoneHomeTimeout)
-	rec, err := store.Transition(ctx, p.cfg.Store, id, []store.Status{store.StatusCloudInit}, store.StatusFailed,
-		func(r *store.Record) error {
-			if now.Sub(r.UpdatedAt) <= p.cfg.PhoneHomeTimeout {
-				return errNotDue
-			}
-			r.Error = msg
-			r.Attempts++
-			return nil
-		})
+	// The deadline is checked with the store's clock, which wrote
+	// UpdatedAt.
+	rec, err := store.UpdateNow(ctx, p.cfg.Store, id, func(r *store.Record, now time.Time) error {
+		if r.Status != store.StatusCloudInit || now.Sub(r.UpdatedAt) <= p.cfg.PhoneHomeTimeout {
+			return errNotDue
+		}
+		r.Status = store.StatusFailed
+		r.Error = msg
+		r.Attempts++
+		return nil
+	})
 	if err != nil {
 		if ignorableClaim(err) {
 			return nil
@@ -149,7 +262,7 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 		return err
 	}
 	e := newError(id, phasePhoneHome, false, msg, errors.New(msg), nil)
-	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e})
+	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
 	if p.willRetry(rec) {
 		p.scheduleRetry(id, p.backoff(id, rec.Attempts))
 	}
@@ -177,7 +290,8 @@ func (p *Provisioner) Run(ctx context.Context) error {
 	t := time.NewTicker(p.cfg.ResumeInterval)
 	defer t.Stop()
 	for {
-		if err := p.Resume(ctx); err != nil {
+		// The records the store cannot read are logged by resume itself.
+		if err, _ := p.resume(ctx); err != nil {
 			if errors.Is(err, ErrClosed) {
 				return ErrClosed
 			}

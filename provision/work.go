@@ -79,7 +79,7 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 			return nil
 		})
 	if err == nil {
-		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusCloudInit})
+		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusCloudInit, RetiringServer: r.RetiringServerID})
 		p.log.Info("server created", "tenant", r.ID, "server", srv.ID, "name", srv.Name)
 		return nil
 	}
@@ -95,7 +95,7 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 		if err != nil {
 			return p.stopped(ctx, r, phaseCreate, err)
 		}
-		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusInjectingSecrets})
+		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
 		return p.inject(ctx, rec, false, phaseInject)
 	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
 		// Deprovisioned while the server was being created.
@@ -178,7 +178,7 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 	if err != nil {
 		return provider.Server{}, values, err
 	}
-	name := p.cfg.ServerNameFunc(r.ID)
+	name := p.serverName(r)
 	userData, err := p.userData(ctx, r, name, secrets)
 	if err != nil {
 		return provider.Server{}, values, err
@@ -191,6 +191,7 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 	}
 	labels := maps.Clone(p.cfg.Labels)
 	labels[LabelTenant] = r.ID
+	labels[LabelControlPlane] = p.cfg.ControlPlane
 	req := provider.CreateRequest{Name: name, UserData: userData, Labels: labels,
 		ServerType: place.ServerType, Image: place.Image}
 	if err := req.Validate(); err != nil {
@@ -225,6 +226,12 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 	}
 	if srv.ID == "" {
 		return provider.Server{}, values, fmt.Errorf("create server %s: provider returned no server ID", name)
+	}
+	if srv.ID == r.RetiringServerID {
+		// The new name is the retiring server's (a 2^-32 chance, see
+		// claimReplace): never take the old server for the new one.
+		return provider.Server{}, values, fmt.Errorf("%w: create server %s: the provider adopted the retiring server %s by name; Replace again",
+			ErrConfig, name, srv.ID)
 	}
 	srv.ServerType = cmp.Or(srv.ServerType, req.ServerType)
 	srv.Location = cmp.Or(srv.Location, req.Location)
@@ -268,7 +275,7 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	if err := noPasswordLogin(&cfg); err != nil {
 		return nil, err
 	}
-	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r, secrets)...)
+	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r, name, secrets)...)
 	if ul, ok := p.cfg.Provider.(provider.UserDataLimiter); ok {
 		if limit := ul.MaxUserData(); limit > 0 && (cfg.MaxSize == 0 || cfg.MaxSize > limit) {
 			cfg.MaxSize = limit // the provider's limit, unless the bootstrap's is smaller
@@ -303,8 +310,9 @@ func noPasswordLogin(cfg *cloudinit.Config) error {
 	return nil
 }
 
-// checkedSecrets returns the secret values of tenant r that must not
-// appear in its user-data nor on a command line of its steps (Build's
+// checkedSecrets returns the secret values of tenant r, whose server is
+// named name, that must not appear in its user-data nor on a command line
+// of its steps (Build's
 // Secrets, inject.WithRedact): every distinct value of secrets, and the
 // value without its leading and trailing white space when it has some (a
 // file or a vault read often ends in a newline, which a bootstrap or a
@@ -323,11 +331,11 @@ func noPasswordLogin(cfg *cloudinit.Config) error {
 // Each secret left out is logged once per Provisioner and reason, by
 // name, never its value. Errors are still redacted of every value of at
 // least inject.MinRedactLen bytes (see redact).
-func (p *Provisioner) checkedSecrets(r store.Record, secrets map[string]string) []string {
+func (p *Provisioner) checkedSecrets(r store.Record, name string, secrets map[string]string) []string {
 	if len(secrets) == 0 {
 		return nil
 	}
-	url, name := p.callbackURL(r), p.cfg.ServerNameFunc(r.ID)
+	url := p.callbackURL(r)
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
 		v := secrets[k]
@@ -489,20 +497,30 @@ func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, p
 		}
 		return p.fail(ctx, r, phase, overdue(ctx, ictx, "the injection", p.cfg.InjectTimeout, err), vs)
 	}
+	if r.RetiringServerID != "" {
+		// A replacement: the new server is injected, the old one goes
+		// before ready is recorded (see Replace).
+		if err := p.retire(ctx, r); err != nil {
+			return p.fail(ctx, r, phaseRetire, err, nil)
+		}
+	}
 	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusInjectingSecrets}, store.StatusReady,
 		func(cur *store.Record) error {
-			if cur.LeaseOwner != p.cfg.Replica {
+			if cur.LeaseOwner != p.cfg.Replica || cur.RetiringServerID != r.RetiringServerID {
 				return errLeaseLost
 			}
 			cur.LeaseOwner, cur.LeaseUntil = "", time.Time{}
 			cur.Error = ""
+			cur.RetiringServerID = ""
+			// Injected and checked: whatever a drift check saw is over.
+			cur.Drift, cur.DriftAt = "", time.Time{}
 			return nil
 		})
 	if err != nil {
 		return p.stopped(ctx, r, phase, err)
 	}
 	p.forgetAddr(r.ID)
-	p.emit(Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady})
+	p.emit(Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady, RetiringServer: r.RetiringServerID})
 	return nil
 }
 
@@ -575,38 +593,10 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 		return fail(fmt.Errorf("steps: %w", err), values)
 	}
 	wait, steps := p.splitCloudInitWait(steps)
-	checked := p.checkedSecrets(r, secrets)
-	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
+	checked := p.checkedSecrets(r, cmp.Or(r.ServerName, p.serverName(r)), secrets)
+	conn, err := p.dialServer(ctx, r, addr)
 	if err != nil {
-		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
-	}
-	algos, err := inject.PinnedHostKeyAlgorithms(r.HostKeys)
-	if err != nil {
-		return fail(fmt.Errorf("%w: %w", errNoHostKeys, err), values)
-	}
-	dialCtx, cancelDial := context.WithTimeout(ctx, dialBudget*p.cfg.SSHTimeout)
-	jump, err := p.dialJump(dialCtx, r.ID)
-	if err != nil {
-		cancelDial()
 		return fail(err, values)
-	}
-	if jump != nil {
-		defer jump.Close()
-	}
-	conn, err := inject.Dial(dialCtx, addr, inject.SSHConfig{
-		User:              p.cfg.SSHUser,
-		Signer:            p.cfg.Signer,
-		Agent:             p.cfg.SSHAgent,
-		AgentSocket:       p.cfg.SSHAgentSocket,
-		Jump:              jump,
-		HostKeyCallback:   hostKeys,
-		HostKeyAlgorithms: algos,
-		Timeout:           p.cfg.SSHTimeout,
-		Logger:            p.log.With("tenant", r.ID),
-	})
-	cancelDial()
-	if err != nil {
-		return fail(err, values) // inject.Dial's error names the address
 	}
 	defer conn.Close()
 	// Two runs on one connection: cloud-init first, alone, so that no
@@ -628,6 +618,61 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 		}
 	}
 	return nil
+}
+
+// dialServer connects to r's server at addr over SSH, pinned to the host
+// keys r's phone_home posted (offering only their key types), through the
+// bastion when there is one, within dialBudget SSHTimeouts. Closing the
+// connection closes the bastion's too.
+func (p *Provisioner) dialServer(ctx context.Context, r store.Record, addr string) (*serverConn, error) {
+	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoHostKeys, err)
+	}
+	algos, err := inject.PinnedHostKeyAlgorithms(r.HostKeys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoHostKeys, err)
+	}
+	dialCtx, cancelDial := context.WithTimeout(ctx, dialBudget*p.cfg.SSHTimeout)
+	defer cancelDial()
+	jump, err := p.dialJump(dialCtx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := inject.Dial(dialCtx, addr, inject.SSHConfig{
+		User:              p.cfg.SSHUser,
+		Signer:            p.cfg.Signer,
+		Agent:             p.cfg.SSHAgent,
+		AgentSocket:       p.cfg.SSHAgentSocket,
+		Jump:              jump,
+		HostKeyCallback:   hostKeys,
+		HostKeyAlgorithms: algos,
+		Timeout:           p.cfg.SSHTimeout,
+		Logger:            p.log.With("tenant", r.ID),
+	})
+	if err != nil {
+		if jump != nil {
+			jump.Close()
+		}
+		return nil, err // inject.Dial's error names the address
+	}
+	return &serverConn{SSH: conn, jump: jump}, nil
+}
+
+// serverConn is an SSH connection to a tenant's server, and the bastion
+// connection it goes through, if any.
+type serverConn struct {
+	*inject.SSH
+	jump *inject.SSH
+}
+
+// Close closes the connection, then the bastion's.
+func (c *serverConn) Close() error {
+	err := c.SSH.Close()
+	if c.jump != nil {
+		c.jump.Close()
+	}
+	return err
 }
 
 // splitCloudInitWait returns the cloud-init wait and the other steps:

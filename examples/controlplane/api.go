@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,8 @@ const CallbackPath = "/api/provision/callback"
 type provisioner interface {
 	Provision(ctx context.Context, id string) error
 	Deprovision(ctx context.Context, id string) error
+	Replace(ctx context.Context, id string) error
+	Sweep(ctx context.Context, dryRun bool) (provision.SweepResult, error)
 	Handler() http.Handler
 }
 
@@ -48,6 +51,8 @@ func (a *api) routes() http.Handler {
 	app.HandleFunc("GET /tenants/{id}", a.get)
 	app.HandleFunc("POST /tenants/{id}", a.provision)
 	app.HandleFunc("DELETE /tenants/{id}", a.deprovision)
+	app.HandleFunc("POST /tenants/{id}/replace", a.replace)
+	app.HandleFunc("POST /sweep", a.sweep)
 
 	mux := http.NewServeMux()
 	mux.Handle("POST "+CallbackPath+"/{id}", a.p.Handler())
@@ -72,10 +77,15 @@ type tenant struct {
 	HostKeys   []string     `json:"host_keys,omitempty"`
 	Error      string       `json:"error,omitempty"` // redacted by provision
 	Attempts   int          `json:"attempts"`
-	LeaseOwner string       `json:"lease_owner,omitempty"`
-	LeaseUntil *time.Time   `json:"lease_until,omitempty"`
-	CreatedAt  time.Time    `json:"created_at"`
-	UpdatedAt  time.Time    `json:"updated_at"`
+	// RetiringServerID is the server that still serves the tenant while
+	// a replacement is under way (or failed).
+	RetiringServerID string     `json:"retiring_server_id,omitempty"`
+	Drift            string     `json:"drift,omitempty"`
+	DriftAt          *time.Time `json:"drift_at,omitempty"`
+	LeaseOwner       string     `json:"lease_owner,omitempty"`
+	LeaseUntil       *time.Time `json:"lease_until,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 func toTenant(r store.Record) tenant {
@@ -88,6 +98,11 @@ func toTenant(r store.Record) tenant {
 	if !r.LeaseUntil.IsZero() {
 		u := r.LeaseUntil.UTC()
 		t.LeaseUntil = &u
+	}
+	t.RetiringServerID, t.Drift = r.RetiringServerID, r.Drift
+	if !r.DriftAt.IsZero() {
+		d := r.DriftAt.UTC()
+		t.DriftAt = &d
 	}
 	return t
 }
@@ -213,6 +228,109 @@ func (a *api) deprovision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, toTenant(rec))
+}
+
+// replace handles POST /tenants/{id}/replace: a ready or failed tenant
+// gets a new server (provision.Replace); the answer, 202 Accepted, comes
+// once the new server is created, with the record (the old server is
+// RetiringServerID until the new one is ready, and keeps serving until
+// then). A tenant in another status is 409, an unknown one 404.
+func (a *api) replace(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.id(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.provisionTimeout)
+	defer cancel()
+	err := a.p.Replace(ctx, id)
+	var pe *provision.Error
+	switch {
+	case err == nil, errors.As(err, &pe):
+		// A create that failed is retried in the background: the record
+		// says so.
+	case errors.Is(err, store.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, apiError{Error: "no tenant " + id})
+		return
+	case errors.Is(err, provision.ErrNotReady), errors.Is(err, provision.ErrBusy):
+		writeJSON(w, http.StatusConflict, apiError{Error: "tenant " + id + " is being worked on, or deleted: only a ready or failed tenant can be replaced"})
+		return
+	case errors.Is(err, provision.ErrClosed):
+		a.fail(w, http.StatusServiceUnavailable, "shutting down", err)
+		return
+	default:
+		a.fail(w, http.StatusInternalServerError, "cannot replace the server of "+id, err)
+		return
+	}
+	rec, err := a.store.Get(ctx, id)
+	if err != nil {
+		a.fail(w, http.StatusInternalServerError, "cannot read tenant "+id, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, toTenant(rec))
+}
+
+// sweepAnswer is POST /sweep's answer.
+type sweepAnswer struct {
+	DryRun  bool     `json:"dry_run"`
+	Listed  int      `json:"listed"`
+	Orphans []orphan `json:"orphans"`
+}
+
+// orphan is a provision.Orphan as the API shows it.
+type orphan struct {
+	ServerID string     `json:"server_id"`
+	Name     string     `json:"name"`
+	Tenant   string     `json:"tenant,omitempty"`
+	Created  *time.Time `json:"created,omitempty"`
+	Reason   string     `json:"reason"`
+	Deleted  bool       `json:"deleted"`
+	Kept     string     `json:"kept,omitempty"`
+}
+
+// sweep handles POST /sweep: the servers of this control plane that no
+// live tenant owns (provision.Sweep). It is a dry run, which deletes
+// nothing, unless the query says dry_run=0 (or false).
+func (a *api) sweep(w http.ResponseWriter, r *http.Request) {
+	dryRun := true
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{Error: "dry_run must be 1 or 0"})
+			return
+		}
+		dryRun = b
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.provisionTimeout)
+	defer cancel()
+	res, err := a.p.Sweep(ctx, dryRun)
+	switch {
+	case err == nil:
+	case errors.Is(err, errors.ErrUnsupported):
+		writeJSON(w, http.StatusNotImplemented, apiError{Error: "the provider cannot list its servers"})
+		return
+	case errors.Is(err, provision.ErrClosed):
+		a.fail(w, http.StatusServiceUnavailable, "shutting down", err)
+		return
+	case len(res.Orphans) == 0:
+		a.fail(w, http.StatusBadGateway, "cannot sweep", err)
+		return
+	default:
+		// Some deletions failed: what was done, and which failed (Kept).
+		a.log.Error("sweep", "err", err)
+	}
+	out := sweepAnswer{DryRun: dryRun, Listed: res.Listed, Orphans: make([]orphan, 0, len(res.Orphans))}
+	for _, o := range res.Orphans {
+		j := orphan{ServerID: o.Server.ID, Name: o.Server.Name, Tenant: o.Tenant, Reason: o.Reason, Deleted: o.Deleted, Kept: o.Kept}
+		if strings.HasPrefix(j.Kept, "delete failed") {
+			j.Kept = "delete failed (see the log)" // the provider's own words stay in the log
+		}
+		if !o.Server.Created.IsZero() {
+			c := o.Server.Created.UTC()
+			j.Created = &c
+		}
+		out.Orphans = append(out.Orphans, j)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // id returns the path's tenant ID, or answers 400.

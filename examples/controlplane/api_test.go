@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/memory"
@@ -35,6 +37,9 @@ type stubProvisioner struct {
 	calls          []string
 	provisionErr   error
 	deprovisionErr error
+	replaceErr     error
+	sweep          provision.SweepResult
+	sweepErr       error
 }
 
 func (s *stubProvisioner) Provision(ctx context.Context, id string) error {
@@ -55,6 +60,37 @@ func (s *stubProvisioner) Deprovision(ctx context.Context, id string) error {
 		return err
 	}
 	return s.deprovisionErr
+}
+
+func (s *stubProvisioner) Replace(ctx context.Context, id string) error {
+	s.mu.Lock()
+	s.calls = append(s.calls, "replace "+id)
+	s.mu.Unlock()
+	if s.replaceErr != nil {
+		return s.replaceErr
+	}
+	_, err := store.Transition(ctx, s.st, id, []store.Status{store.StatusReady, store.StatusFailed}, store.StatusCloudInit,
+		func(r *store.Record) error {
+			r.RetiringServerID, r.ServerID = r.ServerID, "new"
+			return nil
+		})
+	var ce *store.ConflictError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: %s is %s", provision.ErrNotReady, id, ce.Status)
+	}
+	return err
+}
+
+func (s *stubProvisioner) Sweep(ctx context.Context, dryRun bool) (provision.SweepResult, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, fmt.Sprintf("sweep dry_run=%v", dryRun))
+	s.mu.Unlock()
+	return s.sweep, s.sweepErr
+}
+
+// ready makes tenant id ready on server "old".
+func (s *stubProvisioner) ready(id string) {
+	_ = s.st.Create(context.Background(), store.Record{ID: id, Status: store.StatusReady, ServerID: "old"})
 }
 
 func (s *stubProvisioner) Handler() http.Handler {
@@ -140,6 +176,44 @@ func TestAPI(t *testing.T) {
 		{name: "deprovision unknown", method: "DELETE", target: "/tenants/" + idA, wantCode: 404, wantCall: "deprovision " + idA},
 		{name: "deprovision cross-site", method: "DELETE", target: "/tenants/" + idA, hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
 
+		{name: "replace", setup: func(p *stubProvisioner) { p.ready(idA) },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 202, wantBody: `"retiring_server_id": "old"`, wantCall: "replace " + idA},
+		{name: "replace: not ready", setup: func(p *stubProvisioner) { p.Provision(context.Background(), idA) },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 409, wantBody: "ready or failed", wantCall: "replace " + idA},
+		{name: "replace: busy", setup: func(p *stubProvisioner) { p.ready(idA); p.replaceErr = provision.ErrBusy },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 409, wantCall: "replace " + idA},
+		{name: "replace unknown", setup: func(p *stubProvisioner) { p.replaceErr = store.ErrNotFound },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 404, wantCall: "replace " + idA},
+		{name: "replace: create failed, retried in the background",
+			setup:  func(p *stubProvisioner) { p.ready(idA); p.replaceErr = &provision.Error{Tenant: idA, Phase: "create"} },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 202, wantCall: "replace " + idA},
+		{name: "replace: broken", setup: func(p *stubProvisioner) { p.replaceErr = errors.New("disk on fire") },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 500, wantCall: "replace " + idA},
+		{name: "replace cross-site", method: "POST", target: "/tenants/" + idA + "/replace", hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
+		{name: "replace bad ID", method: "POST", target: "/tenants/x/replace", wantCode: 400},
+
+		{name: "sweep: a dry run by default", setup: func(p *stubProvisioner) {
+			p.sweep = provision.SweepResult{Listed: 3, Orphans: []provision.Orphan{{
+				Server: provider.Server{ID: "9", Name: "hatchery-" + idB, Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+				Tenant: idB, Reason: "no record", Kept: "dry run",
+			}}}
+		}, method: "POST", target: "/sweep", wantCode: 200, wantBody: `"kept": "dry run"`, wantCall: "sweep dry_run=true"},
+		{name: "sweep dry_run=1", method: "POST", target: "/sweep?dry_run=1", wantCode: 200, wantBody: `"orphans": []`, wantCall: "sweep dry_run=true"},
+		{name: "sweep for real", method: "POST", target: "/sweep?dry_run=0", wantCode: 200, wantBody: `"dry_run": false`, wantCall: "sweep dry_run=false"},
+		{name: "sweep: bad dry_run", method: "POST", target: "/sweep?dry_run=maybe", wantCode: 400},
+		{name: "sweep: provider cannot list", setup: func(p *stubProvisioner) { p.sweepErr = fmt.Errorf("x: %w", errors.ErrUnsupported) },
+			method: "POST", target: "/sweep", wantCode: 501, wantCall: "sweep dry_run=true"},
+		{name: "sweep: provider down", setup: func(p *stubProvisioner) { p.sweepErr = errors.New("disk on fire") },
+			method: "POST", target: "/sweep", wantCode: 502, wantCall: "sweep dry_run=true"},
+		{name: "sweep: a deletion failed", setup: func(p *stubProvisioner) {
+			p.sweep = provision.SweepResult{Listed: 1, Orphans: []provision.Orphan{{
+				Server: provider.Server{ID: "9"}, Reason: "no record", Kept: "delete failed: disk on fire",
+			}}}
+			p.sweepErr = errors.New("disk on fire")
+		}, method: "POST", target: "/sweep?dry_run=0", wantCode: 200, wantBody: "delete failed (see the log)", wantCall: "sweep dry_run=false"},
+		{name: "sweep cross-site", method: "POST", target: "/sweep", hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
+		{name: "sweep takes POST only", method: "GET", target: "/sweep", wantCode: 405, notJSON: true},
+
 		{name: "method not allowed", method: "PUT", target: "/tenants/" + idA, wantCode: 405, notJSON: true},
 		{name: "unknown path", method: "GET", target: "/nope", wantCode: 404, notJSON: true},
 
@@ -201,6 +275,11 @@ func TestTenantJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(got), `"lease_owner":"r1","lease_until":"2026-01-02T03:04:05Z"`)
 	assert.Contains(t, string(got), `"error":"x"`)
+
+	got, err = json.Marshal(toTenant(store.Record{ID: idA, Status: store.StatusReady, RetiringServerID: "41",
+		Drift: "server gone: the provider has no server 41", DriftAt: until}))
+	require.NoError(t, err)
+	assert.Contains(t, string(got), `"retiring_server_id":"41","drift":"server gone: the provider has no server 41","drift_at":"2026-01-02T03:04:05Z"`)
 }
 
 // The status page renders the tenants on the server, escaped, with a

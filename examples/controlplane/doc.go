@@ -13,6 +13,8 @@
 //	GET    /tenants/{id}                  the record (404 when unknown)
 //	GET    /tenants[?status=a,b]          {"tenants": [records]}, oldest first
 //	DELETE /tenants/{id}                  deprovision: the record, now deleted
+//	POST   /tenants/{id}/replace          a new server for a ready or failed tenant: 202 and the record
+//	POST   /sweep[?dry_run=0]             orphaned servers: a dry run unless dry_run=0 (JSON report)
 //	GET    /                              the status page
 //	POST   /api/provision/callback/{id}   cloud-init's phone_home (provision's Handler)
 //
@@ -22,6 +24,19 @@
 // answers 202 too, with the record saying failed and why, because it is
 // retried in the background. Errors are {"error": "..."}. Internal causes
 // go to the log, not to the client.
+//
+// POST /tenants/{id}/replace gives a ready or failed tenant a new server
+// (provision.Replace) and answers 202 once it is created, with the record:
+// retiring_server_id names the old server, which keeps serving until the
+// new one is ready and is deleted then; the tenant's address changes to
+// the new server's. A tenant in another status gets 409.
+//
+// POST /sweep lists the servers of this control plane that no live
+// tenant owns (provision.Sweep): {"dry_run", "listed", "orphans": [{
+// "server_id", "name", "tenant", "created", "reason", "deleted", "kept"}]}.
+// It is a dry run, deleting nothing, unless the query says dry_run=0: look
+// at the dry run's list first. Orphans younger than the grace period (an
+// hour) are kept either way.
 //
 // The API has no authentication of its own. Keep -addr on loopback (the
 // default), or put the service behind your own auth. Only

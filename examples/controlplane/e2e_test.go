@@ -113,6 +113,7 @@ func waitStatus(t *testing.T, s *service, id string, want store.Status) tenant {
 	deadline := time.Now().Add(60 * time.Second)
 	var got tenant
 	for time.Now().Before(deadline) {
+		got = tenant{} // decoding keeps the fields an answer leaves out
 		require.Equal(t, http.StatusOK, call(t, "GET", s.URL+"/tenants/"+id, &got))
 		if got.Status == want {
 			return got
@@ -179,6 +180,32 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, key1, key2, "the SSH key is kept across restarts")
 	require.Equal(t, 0, s2.stop(t))
+}
+
+// Replace through the API: 202 with the old server retiring, then ready on
+// a new server with another name. Sweep is a dry run by default and finds
+// no orphan among live tenants.
+func TestEndToEndReplaceAndSweep(t *testing.T) {
+	t.Parallel()
+	s := startService(t, append([]string{"-dir", t.TempDir()}, fastArgs...)...)
+	id := newTestID(t)
+	require.Equal(t, http.StatusAccepted, call(t, "POST", s.URL+"/tenants/"+id, nil))
+	before := waitStatus(t, s, id, store.StatusReady)
+
+	var rec tenant
+	require.Equal(t, http.StatusAccepted, call(t, "POST", s.URL+"/tenants/"+id+"/replace", &rec))
+	assert.Equal(t, before.ServerID, rec.RetiringServerID)
+	after := waitStatus(t, s, id, store.StatusReady)
+	assert.NotEqual(t, before.ServerID, after.ServerID)
+	assert.NotEqual(t, before.ServerName, after.ServerName)
+	assert.Empty(t, after.RetiringServerID)
+
+	var sw sweepAnswer
+	require.Equal(t, http.StatusOK, call(t, "POST", s.URL+"/sweep", &sw))
+	assert.True(t, sw.DryRun)
+	assert.Equal(t, 1, sw.Listed, "the new server; the old one is deleted")
+	assert.Empty(t, sw.Orphans)
+	require.Equal(t, 0, s.stop(t), s.stderr.String())
 }
 
 // The same on PostgreSQL, which replicas share.
