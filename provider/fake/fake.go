@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +44,10 @@ type Options struct {
 	// Faults returns the faults to inject for a server name; nil means none.
 	Faults func(name string) Faults
 	// Dir is where the servers' sandboxes go, one directory per server;
-	// "" means a temporary directory, removed by Close unless Keep.
+	// "" means a temporary directory, removed by Close unless Keep. A Dir
+	// whose path a shell would not read as one plain word (a space, a
+	// parenthesis, a quote) is reached through a symbolic link in a
+	// temporary directory, removed by Close.
 	Dir string
 	// Keep leaves the sandboxes in place after Delete and Close.
 	Keep bool
@@ -100,6 +104,7 @@ type Provider struct {
 	closed      bool
 	dir         string // where sandboxes go, created on first use
 	tempDir     bool   // dir is ours to remove
+	linkDir     string // a directory of ours holding a link to Options.Dir (see safeLink)
 	next        int
 	byID        map[string]*Server
 	byName      map[string]*Server
@@ -219,6 +224,15 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 				return provider.Server{}, fmt.Errorf("fake: create server %q: sandbox dir: %w", req.Name, err)
 			}
 			p.dir = p.opts.Dir
+			if !shellSafe(p.dir) {
+				// Commands name sandbox paths as plain words: reach an
+				// awkward Dir through a symbolic link that is one.
+				link, err := safeLink(p.dir)
+				if err != nil {
+					return provider.Server{}, fmt.Errorf("fake: create server %q: sandbox dir: %w", req.Name, err)
+				}
+				p.dir, p.linkDir = filepath.Join(link, "dir"), link
+			}
 		} else {
 			d, err := os.MkdirTemp("", "hatchery-fake-")
 			if err != nil {
@@ -444,8 +458,11 @@ func (p *Provider) Close() error {
 	clear(p.byID)
 	clear(p.byName)
 	clear(p.foreign)
-	dir, temp := p.dir, p.tempDir
+	dir, temp, link := p.dir, p.tempDir, p.linkDir
 	p.mu.Unlock()
+	if link != "" {
+		defer os.RemoveAll(link) // the link, not what it points to
+	}
 
 	var wg sync.WaitGroup
 	for _, s := range servers {
@@ -503,4 +520,39 @@ func checkNames(req provider.CreateRequest) error {
 		}
 	}
 	return nil
+}
+
+// shellSafe reports whether a shell reads path as one plain word: the
+// simulated server rewrites absolute paths in commands into the sandbox
+// without quoting them (they may sit inside the command's own quotes).
+func shellSafe(path string) bool {
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if !(isLetter(c) || isDigit(c) || strings.IndexByte("/._-+,@:%=", c) >= 0) {
+			return false
+		}
+	}
+	return path != ""
+}
+
+// safeLink makes a new directory of shell-safe name holding "dir", a
+// symbolic link to dir, and returns the directory.
+func safeLink(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	link, err := os.MkdirTemp("", "hatchery-fake-")
+	if err != nil {
+		return "", err
+	}
+	if !shellSafe(link) {
+		os.RemoveAll(link)
+		return "", fmt.Errorf("neither %q nor the temporary directory %q is a plain word to a shell", dir, link)
+	}
+	if err := os.Symlink(abs, filepath.Join(link, "dir")); err != nil {
+		os.RemoveAll(link)
+		return "", err
+	}
+	return link, nil
 }

@@ -803,3 +803,26 @@ func TestSignalRightAfterStart(t *testing.T) {
 	}
 	assert.Equal(t, "ok\n", run(t, c, "echo ok", "").Stdout)
 }
+
+// A Dir whose path holds characters a shell reads (a test's t.TempDir()
+// with a subtest name such as "limit (1 MiB)", or a user's home with a
+// space) still runs commands: paths rewritten into the sandbox are safe.
+func TestDirWithShellCharacters(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"with (parens)", "with space", "it's; $HOME `x` \"q\" *"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), name)
+			b := setup(t, fake.Options{Dir: dir}, nil)
+			_, s := b.create(t, "srv", doc{})
+			c := dial(t, s, "rachel", b.key)
+			r := run(t, c, `mkdir -p /home/rachel/app && printf ok > "/home/rachel/app/x" && cat /home/rachel/app/x`, "")
+			require.Equal(t, 0, r.Code, r.Stderr)
+			assert.Equal(t, "ok", r.Stdout)
+			data, err := os.ReadFile(s.Path("/home/rachel/app/x"))
+			require.NoError(t, err)
+			assert.Equal(t, "ok", string(data))
+			assert.True(t, strings.HasPrefix(s.Path("/home"), dir) || !strings.ContainsAny(s.Path("/home"), "( ;'$`\"*"), s.Path("/home"))
+		})
+	}
+}
