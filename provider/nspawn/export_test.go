@@ -1,0 +1,36 @@
+package nspawn
+
+import (
+	"io/fs"
+	"path/filepath"
+)
+
+// Cgroups returns the cgroup directories of a server, unified first.
+func Cgroups(p *Provider, id string) []string {
+	r, err := p.readRecord(id)
+	if err != nil {
+		return nil
+	}
+	return r.Cgroups
+}
+
+// Suite returns the suite a server runs.
+func Suite(p *Provider, id string) string {
+	r, err := p.readRecord(id)
+	if err != nil {
+		return ""
+	}
+	return r.Suite
+}
+
+// Processes returns the processes in a cgroup and below.
+func Processes(dir string) []int {
+	var out []int
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			out = append(out, procs(path)...)
+		}
+		return nil
+	})
+	return out
+}
