@@ -34,3 +34,8 @@ func Processes(dir string) []int {
 	})
 	return out
 }
+
+// CgroupBases returns where the Provider makes servers' cgroups: the
+// unified hierarchy's directory and the v1 name=systemd one ("" on a
+// pure cgroup v2 host).
+func CgroupBases(p *Provider) (unified, systemd string) { return p.cg.unified, p.cg.systemd }
