@@ -100,6 +100,31 @@ func TestRealServer(t *testing.T) {
 	require.ErrorIs(t, err, provider.ErrNotFound)
 }
 
+// TestAptPackages: cloud-init installs packages with apt from the
+// host's Debian mirror, and the server's apt sources are the image's.
+func TestAptPackages(t *testing.T) {
+	t.Parallel()
+	p := nspawntest.New(t, nspawn.Options{})
+	hm := newHome(t)
+	ctx, cancel := context.WithTimeout(t.Context(), bootTimeout)
+	defer cancel()
+	tn := hm.create(ctx, t, p, "apt", func(c *cloudinit.Config) {
+		c.PackageUpdate = true
+		c.Packages = []string{"jq"}
+	})
+	r := hm.wait(ctx, t, tn)
+	c := hm.dial(ctx, t, tn.srv, r)
+	assert.Contains(t, run(ctx, t, c, "cloud-init status --long"), "status: done")
+	assert.Equal(t, "install ok installed\n", run(ctx, t, c, "dpkg-query -W -f '${Status}\\n' jq"))
+	assert.Equal(t, "2\n", run(ctx, t, c, `echo '{"a":2}' | jq .a`))
+	policy := run(ctx, t, c, "apt-cache policy jq")
+	assert.Contains(t, policy, nspawn.DefaultMirror+" bookworm/main", "installed from the host's mirror:\n%s", policy)
+	assert.Equal(t, "deb "+nspawn.DefaultMirror+" bookworm main\n"+
+		"deb "+nspawn.DefaultMirror+" bookworm-updates main\n"+
+		"deb "+nspawn.DefaultSecurityMirror+" bookworm-security main\n",
+		run(ctx, t, c, "cat /etc/apt/sources.list"))
+}
+
 // TestThreeAtOnce boots three servers at once: each phones home with its
 // own host keys and answers on its own port as itself.
 func TestThreeAtOnce(t *testing.T) {
