@@ -36,8 +36,10 @@
 //
 // The image of a suite is built on first use (or by Prepare) with
 // debootstrap's minbase variant plus systemd, systemd-sysv, dbus,
-// cloud-init, openssh-server, sudo, locales, python3-cffi-backend (without
-// it cloud-init's python3-cryptography fails to configure under
+// libpam-systemd (as on cloud images, an SSH login is a logind session
+// with a user manager, not a process of ssh.service), cloud-init,
+// openssh-server, sudo, locales, python3-cffi-backend (without it
+// cloud-init's python3-cryptography fails to configure under
 // debootstrap), ca-certificates, iproute2 and Options.Packages, and then
 // made fit for cloud-init: the en_US.UTF-8 locale generated (cloud-init's
 // locale module fails without it), a cloud.cfg.d file with the NoCloud

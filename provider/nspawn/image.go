@@ -25,9 +25,12 @@ const recipeVersion = "1"
 
 // basePackages are installed in every image, on top of debootstrap's
 // minbase variant. python3-cffi-backend is there because without it
-// cloud-init's python3-cryptography fails to configure under debootstrap.
+// cloud-init's python3-cryptography fails to configure under debootstrap;
+// libpam-systemd because cloud images have it: SSH logins are logind
+// sessions with their own scope and user manager, not processes of
+// ssh.service.
 var basePackages = []string{
-	"ca-certificates", "cloud-init", "dbus", "iproute2", "locales",
+	"ca-certificates", "cloud-init", "dbus", "iproute2", "libpam-systemd", "locales",
 	"openssh-server", "python3-cffi-backend", "sudo", "systemd", "systemd-sysv",
 }
 
