@@ -30,6 +30,19 @@ const ImageTimeout = 15 * time.Minute
 // Provider is closed.
 func New(t testing.TB, opts nspawn.Options) *nspawn.Provider {
 	t.Helper()
+	p := Open(t, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), ImageTimeout)
+	defer cancel()
+	if err := p.Prepare(ctx); err != nil {
+		t.Fatalf("nspawn: image: %v", err)
+	}
+	return p
+}
+
+// Open is New without the image: it is built (or found) by the first
+// Create.
+func Open(t testing.TB, opts nspawn.Options) *nspawn.Provider {
+	t.Helper()
 	if opts.StateDir == "" {
 		opts.StateDir = t.TempDir()
 	}
@@ -51,11 +64,6 @@ func New(t testing.TB, opts nspawn.Options) *nspawn.Provider {
 			t.Errorf("nspawn: Close: %v", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), ImageTimeout)
-	defer cancel()
-	if err := p.Prepare(ctx); err != nil {
-		t.Fatalf("nspawn: image: %v", err)
-	}
 	return p
 }
 

@@ -39,3 +39,9 @@ func Processes(dir string) []int {
 // unified hierarchy's directory and the v1 name=systemd one ("" on a
 // pure cgroup v2 host).
 func CgroupBases(p *Provider) (unified, systemd string) { return p.cg.unified, p.cg.systemd }
+
+// ImageDir returns where the image of suite is (or would be) cached.
+func ImageDir(p *Provider, suite string) string {
+	spec := imageSpec{Suite: suite, Mirror: p.opts.Mirror, Security: p.opts.SecurityMirror, Packages: p.packages}
+	return filepath.Join(p.cacheDir, "images", spec.key())
+}

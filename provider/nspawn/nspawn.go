@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -359,10 +360,17 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		return provider.Server{}, fmt.Errorf("nspawn: create server %q: %w", req.Name, err)
 	}
 	for _, r := range recs {
-		if r.Name != req.Name || r.Deleting {
+		switch {
+		case r.Port == 0:
+			// Creates hold the lock until the port is recorded: this one
+			// died before.
+			if err := p.destroy(context.WithoutCancel(ctx), r, true); err != nil {
+				p.log.WarnContext(ctx, "nspawn: removing a server whose create died", "id", r.ID, "err", err)
+			}
 			continue
-		}
-		if !r.hasLabels(req.Labels) {
+		case r.Name != req.Name || r.Deleting:
+			continue
+		case !r.hasLabels(req.Labels):
 			return provider.Server{}, fmt.Errorf("nspawn: create server %q: %w (server %s has other labels)", req.Name, provider.ErrConflict, r.ID)
 		}
 		p.log.InfoContext(ctx, "nspawn: adopted existing server", "name", r.Name, "id", r.ID)
@@ -389,12 +397,12 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		return provider.Server{}, fmt.Errorf("nspawn: create server %q: %w", req.Name, err)
 	}
 	if err := p.boot(ctx, &r, req.UserData); err != nil {
-		if derr := p.destroy(context.WithoutCancel(ctx), r); derr != nil {
+		if derr := p.destroy(context.WithoutCancel(ctx), r, true); derr != nil {
 			p.log.ErrorContext(ctx, "nspawn: cleaning up a server that did not start", "id", id, "err", derr)
 		}
 		return provider.Server{}, fmt.Errorf("nspawn: create server %q: %w", req.Name, err)
 	}
-	p.log.InfoContext(ctx, "nspawn: server started", "name", r.Name, "id", id, "ssh", "127.0.0.1:"+fmt.Sprint(r.Port), "suite", suite)
+	p.log.InfoContext(ctx, "nspawn: server started", "name", r.Name, "id", id, "ssh", "127.0.0.1:"+strconv.Itoa(r.Port), "suite", suite)
 	return r.server("running"), nil
 }
 
@@ -422,7 +430,7 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 	}
 	r, err := p.readRecord(id)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) || err == nil && r.Port == 0: // not yet, or a create that died
 		return provider.Server{}, fmt.Errorf("nspawn: server %q: %w", id, provider.ErrNotFound)
 	case err != nil:
 		return provider.Server{}, err
@@ -442,7 +450,7 @@ func (p *Provider) List(ctx context.Context, selector map[string]string) ([]prov
 	}
 	out := []provider.Server{}
 	for _, r := range recs {
-		if !r.Deleting && r.hasLabels(selector) {
+		if !r.Deleting && r.Port != 0 && r.hasLabels(selector) {
 			out = append(out, r.server(p.status(r)))
 		}
 	}
@@ -479,7 +487,7 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 	case err != nil:
 		return fmt.Errorf("nspawn: delete server %s: %w", id, err)
 	}
-	if err := p.destroy(ctx, r); err != nil {
+	if err := p.destroy(ctx, r, false); err != nil {
 		return fmt.Errorf("nspawn: delete server %s: %w", id, err)
 	}
 	p.log.InfoContext(ctx, "nspawn: server deleted", "name", r.Name, "id", id)
@@ -487,8 +495,9 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 }
 
 // destroy stops the server of r and removes its port reservation,
-// cgroups and directory.
-func (p *Provider) destroy(ctx context.Context, r record) error {
+// cgroups and directory. locked tells that the caller holds the state
+// lock.
+func (p *Provider) destroy(ctx context.Context, r record, locked bool) error {
 	if err := p.stop(ctx, r); err != nil {
 		return err
 	}
@@ -500,14 +509,17 @@ func (p *Provider) destroy(ctx context.Context, r record) error {
 	if err := p.ports.release(ctx, r.Port, p.dir(r.ID)); err != nil {
 		return err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(p.stateDir, lockName))
-	if err != nil {
-		return err
+	unlock := func() {}
+	if !locked {
+		var err error
+		if unlock, err = lockFile(ctx, filepath.Join(p.stateDir, lockName)); err != nil {
+			return err
+		}
 	}
 	// Out of sight first (a rename), then removed: a crash in between
 	// leaves trash that the next New removes, never half a server.
 	trash := filepath.Join(p.stateDir, ".trash-"+r.ID)
-	err = os.Rename(p.dir(r.ID), trash)
+	err := os.Rename(p.dir(r.ID), trash)
 	unlock()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // another Delete got there first

@@ -293,6 +293,29 @@ func TestImageOption(t *testing.T) {
 	require.NoError(t, p.Delete(t.Context(), srv.ID))
 }
 
+// TestBrokenImage: a server whose container cannot start leaves nothing
+// behind, and Create says why.
+func TestBrokenImage(t *testing.T) {
+	t.Parallel()
+	state := t.TempDir()
+	p := nspawntest.Open(t, nspawn.Options{StateDir: state, CacheDir: t.TempDir()})
+	require.NoError(t, os.MkdirAll(nspawn.ImageDir(p, nspawn.DefaultSuite), 0o755), "an empty image")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	_, err := p.Create(ctx, provider.CreateRequest{Name: "broken", UserData: []byte("#cloud-config\n")})
+	require.ErrorContains(t, err, "systemd-nspawn ended at once")
+	t.Log(err)
+	all, err := p.List(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, all)
+	entries, err := os.ReadDir(state)
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.Equal(t, ".lock", e.Name(), "left in the state directory")
+	}
+}
+
 func TestCheckCredentials(t *testing.T) {
 	t.Parallel()
 	p := nspawntest.New(t, nspawn.Options{})
