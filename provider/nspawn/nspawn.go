@@ -1,6 +1,7 @@
 package nspawn
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,13 +113,11 @@ var (
 // the image of a suite is built by the first Create that needs it (or by
 // Prepare).
 func New(opts Options) (*Provider, error) {
-	opts.Suite = cmpOr(opts.Suite, DefaultSuite)
-	opts.Mirror = cmpOr(opts.Mirror, DefaultMirror)
-	opts.SecurityMirror = cmpOr(opts.SecurityMirror, DefaultSecurityMirror)
-	opts.StateDir = cmpOr(opts.StateDir, DefaultStateDir)
-	if opts.StopTimeout == 0 {
-		opts.StopTimeout = DefaultStopTimeout
-	}
+	opts.Suite = cmp.Or(opts.Suite, DefaultSuite)
+	opts.Mirror = cmp.Or(opts.Mirror, DefaultMirror)
+	opts.SecurityMirror = cmp.Or(opts.SecurityMirror, DefaultSecurityMirror)
+	opts.StateDir = cmp.Or(opts.StateDir, DefaultStateDir)
+	opts.StopTimeout = cmp.Or(opts.StopTimeout, DefaultStopTimeout)
 	if opts.CacheDir == "" {
 		opts.CacheDir = os.Getenv(CacheEnv)
 	}
@@ -175,13 +174,6 @@ func New(opts Options) (*Provider, error) {
 	}
 	p.removeTrash()
 	return p, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 var packageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)

@@ -94,6 +94,17 @@ func TestRealServer(t *testing.T) {
 	assert.Contains(t, run(ctx, t, c, "grep ^VERSION_CODENAME= /etc/os-release"), "bookworm")
 	t.Logf("cloud-init status --long:\n%s", status)
 
+	// The server shares the host's network: ss sees every socket, and
+	// names the processes of the server's own PID namespace. Those listen
+	// on 127.0.0.1:PORT only (sshd), not on the host's port 22.
+	var own []string
+	for line := range strings.Lines(run(ctx, t, c, "sudo -n ss -Hlntup")) {
+		if strings.Contains(line, "users:((") {
+			own = append(own, strings.Join(strings.Fields(line)[:5], " "))
+		}
+	}
+	assert.Equal(t, []string{"tcp LISTEN 0 128 " + tn.srv.SSHAddr}, own, "the server's listening sockets")
+
 	require.NoError(t, p.Delete(ctx, tn.srv.ID))
 	assert.True(t, portFree(tn.srv.SSHAddr), "Delete frees the port %s", tn.srv.SSHAddr)
 	_, err := p.Get(ctx, tn.srv.ID)
