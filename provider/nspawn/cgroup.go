@@ -190,18 +190,18 @@ func killCgroup(dir string) error {
 		return nil
 	}
 	for range 50 {
-		any := false
+		found := false
 		_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
 				return nil
 			}
 			for _, pid := range procs(path) {
-				any = true
+				found = true
 				_ = signal(pid, syscall.SIGKILL)
 			}
 			return nil
 		})
-		if !any {
+		if !found {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -3,6 +3,7 @@ package nspawn
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -291,4 +292,31 @@ func TestMountsUnder(t *testing.T) {
 	assert.NoDirExists(t, dir)
 	require.NoError(t, removeTree(dir), "nothing to remove")
 	assert.True(t, errors.Is(func() error { _, err := os.Stat(dir); return err }(), os.ErrNotExist))
+}
+
+func TestRecords(t *testing.T) {
+	t.Parallel()
+	p := &Provider{stateDir: t.TempDir(), log: slog.New(slog.DiscardHandler)}
+	older, newer := newID(), newID()
+	for i, id := range []string{newer, older} {
+		require.NoError(t, os.Mkdir(p.dir(id), 0o700))
+		require.NoError(t, p.writeRecord(record{ID: id, Name: "s" + id, Port: 20000 + i, Created: time.Date(2026, 1, 2-i, 0, 0, 0, 0, time.UTC)}))
+	}
+	corrupt := newID()
+	require.NoError(t, os.Mkdir(p.dir(corrupt), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(p.dir(corrupt), recordFile), []byte("{"), 0o600))
+	require.NoError(t, os.Mkdir(p.dir(newID()), 0o700)) // no record (yet)
+	require.NoError(t, os.Mkdir(filepath.Join(p.stateDir, "not-a-server"), 0o700))
+	other := newID()
+	require.NoError(t, os.Mkdir(p.dir(other), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(p.dir(other), recordFile), []byte(`{"id":"000000000000"}`), 0o600))
+
+	recs, err := p.records()
+	require.NoError(t, err)
+	require.Len(t, recs, 2, "the corrupt one, the one naming another ID and the non-servers are skipped")
+	assert.Equal(t, older, recs[0].ID, "oldest first")
+	assert.Equal(t, newer, recs[1].ID)
+	r, err := p.readRecord(newer)
+	require.NoError(t, err)
+	assert.Equal(t, recs[1], r)
 }

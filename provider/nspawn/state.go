@@ -130,8 +130,9 @@ func (p *Provider) writeRecord(r record) error {
 }
 
 // records returns the records of every server in the state directory,
-// oldest first. Entries that are not servers, and servers whose record
-// vanished while reading (a Delete in another process), are skipped.
+// oldest first. Entries that are not servers, servers whose record
+// vanished while reading (a Delete in another process) and records that
+// cannot be read (logged) are skipped.
 func (p *Provider) records() ([]record, error) {
 	entries, err := os.ReadDir(p.stateDir)
 	if err != nil {
@@ -147,7 +148,8 @@ func (p *Provider) records() ([]record, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			return nil, err
+			p.log.Warn("nspawn: skipping a server whose record cannot be read", "id", e.Name(), "err", err)
+			continue
 		}
 		out = append(out, r)
 	}
