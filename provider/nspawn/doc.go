@@ -122,13 +122,17 @@
 // plane. Status is "running" while the container has a process, "off" when
 // it has none (it powered itself off, or the machine rebooted).
 //
-// Delete sends SIGTERM to systemd-nspawn, which asks the container's
-// systemd for a clean poweroff (about 0.1 s), repeated every second (one
-// that arrives before systemd handles it is lost); what is left after
-// Options.StopTimeout is killed through the cgroup (cgroup.kill). It never
-// sends SIGKILL to nspawn alone, which would orphan the container. Then it
-// removes the cgroups, the port's record and the directory: no mount,
-// cgroup, port or process is left. Close deletes every server this
+// Delete sends SIGTERM to systemd-nspawn, once (a second one makes it
+// kill the container at once), which asks the container's systemd to halt:
+// a clean shutdown, about 0.2 s. A request that arrives before systemd
+// handles it is lost, so it is repeated every second, as SIGRTMIN+3
+// straight to the container's init. What is left after
+// Options.StopTimeout is killed through the cgroups (cgroup.kill): the
+// container's first, so that nspawn ends on its own and cleans up after
+// itself, then anything left. It never sends SIGKILL to nspawn alone,
+// which would orphan the container. Then it removes the cgroups, the
+// port's record and the directory: no mount, cgroup, port or process is
+// left. Close deletes every server this
 // Provider started, unless Options.Keep. Without Keep the servers are also
 // tied to the process: they get SIGTERM (a clean poweroff) when it dies
 // (the parent-death signal, from a thread kept for that purpose), so a

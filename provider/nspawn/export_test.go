@@ -45,3 +45,12 @@ func ImageDir(p *Provider, suite string) string {
 	spec := imageSpec{Suite: suite, Mirror: p.opts.Mirror, Security: p.opts.SecurityMirror, Packages: p.packages}
 	return filepath.Join(p.cacheDir, "images", spec.key())
 }
+
+// Machine returns a server's machine name, as systemd-nspawn knows it.
+func Machine(p *Provider, id string) string {
+	r, err := p.readRecord(id)
+	if err != nil {
+		return ""
+	}
+	return r.Machine
+}

@@ -265,6 +265,42 @@ func TestCloseLeavesNothing(t *testing.T) {
 	require.ErrorIs(t, err, provider.ErrUnavailable, "a closed Provider creates nothing")
 }
 
+// TestStopTimeout: a server whose poweroff hangs (a unit that never
+// stops) is killed after StopTimeout, and leaves nothing either, not even
+// systemd-nspawn's own files.
+func TestStopTimeout(t *testing.T) {
+	t.Parallel()
+	p := nspawntest.New(t, nspawn.Options{StopTimeout: 3 * time.Second})
+	hm := newHome(t)
+	ctx, cancel := context.WithTimeout(t.Context(), bootTimeout)
+	defer cancel()
+	tn := hm.create(ctx, t, p, "hangs", func(c *cloudinit.Config) {
+		c.WriteFiles = []cloudinit.File{{Path: "/etc/systemd/system/hang.service", Content: "[Service]\n" +
+			"ExecStart=/bin/sleep infinity\nExecStop=/bin/sleep infinity\nTimeoutStopSec=infinity\n"}}
+		c.RunCmd = []cloudinit.Command{{"systemctl", "start", "hang.service"}}
+	})
+	hm.wait(ctx, t, tn)
+	cg := nspawn.Cgroups(p, tn.srv.ID)
+	pids := nspawn.Processes(cg[0])
+	machine := nspawn.Machine(p, tn.srv.ID)
+	require.NotEmpty(t, machine)
+
+	start := time.Now()
+	require.NoError(t, p.Delete(ctx, tn.srv.ID))
+	took := time.Since(start)
+	assert.GreaterOrEqual(t, took, 3*time.Second, "the poweroff hangs until StopTimeout")
+	assert.Less(t, took, 20*time.Second)
+	for _, pid := range pids {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		assert.True(t, errors.Is(err, os.ErrNotExist), "process %d still exists", pid)
+	}
+	for _, d := range cg {
+		assert.NoDirExists(t, d)
+	}
+	assert.True(t, portFree(tn.srv.SSHAddr))
+	assert.NoDirExists(t, "/run/systemd/nspawn/propagate/"+machine, "systemd-nspawn cleaned up after itself")
+}
+
 // TestTrixie boots the newer suite, chosen per request.
 func TestTrixie(t *testing.T) {
 	t.Parallel()

@@ -182,31 +182,42 @@ func (p *Provider) stop(ctx context.Context, r record) error {
 	p.mu.Unlock()
 	cg := r.Cgroups[0]
 	if populated(cg) {
-		// nspawn forwards SIGTERM to the container's systemd as
-		// SIGRTMIN+3 (poweroff); one that arrives before systemd
-		// handles it is lost, so the signal is repeated every second.
-		deadline := time.Now().Add(p.opts.StopTimeout)
-		for populated(cg) && time.Now().Before(deadline) && ctx.Err() == nil {
-			for _, d := range []string{cg, filepath.Join(cg, "supervisor")} {
-				for _, pid := range procs(d) {
-					_ = signal(pid, syscall.SIGTERM)
-				}
+		// SIGTERM to nspawn, once: it asks the container's systemd to
+		// halt (SIGRTMIN+3); a second SIGTERM would make it kill the
+		// container at once. A SIGRTMIN+3 that arrives before systemd
+		// handles it is lost, so it is repeated, every second, straight
+		// to the container's init.
+		for _, d := range []string{cg, filepath.Join(cg, "supervisor")} {
+			for _, pid := range procs(d) {
+				_ = signal(pid, syscall.SIGTERM)
 			}
-			waitEmpty(ctx, cg, min(time.Second, time.Until(deadline)))
+		}
+		deadline := time.Now().Add(p.opts.StopTimeout)
+		for !waitEmpty(ctx, cg, min(time.Second, time.Until(deadline))) && time.Now().Before(deadline) && ctx.Err() == nil {
+			for _, pid := range containerInit(filepath.Join(cg, "payload")) {
+				_ = signal(pid, sigHalt)
+			}
 		}
 		if populated(cg) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			p.log.WarnContext(ctx, "nspawn: server did not power off in time: killing it", "id", r.ID, "timeout", p.opts.StopTimeout)
-			if err := killCgroup(cg); err != nil {
+			// The container first: systemd-nspawn then ends on its own
+			// and cleans up after itself. Whatever is left goes next.
+			if err := killCgroup(filepath.Join(cg, "payload")); err != nil {
 				return err
 			}
-			if !waitEmpty(ctx, cg, 10*time.Second) {
-				if err := ctx.Err(); err != nil {
+			if !waitEmpty(ctx, cg, 5*time.Second) {
+				if err := killCgroup(cg); err != nil {
 					return err
 				}
-				return fmt.Errorf("processes left in cgroup %s after it was killed", cg)
+				if !waitEmpty(ctx, cg, 10*time.Second) {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					return fmt.Errorf("processes left in cgroup %s after it was killed", cg)
+				}
 			}
 		}
 	}
@@ -218,6 +229,32 @@ func (p *Provider) stop(ctx context.Context, r record) error {
 		}
 	}
 	return nil
+}
+
+// containerInit returns the container's init: the processes in the
+// payload cgroup (or below) that are PID 1 of their PID namespace.
+func containerInit(payload string) []int {
+	var out []int
+	_ = filepath.WalkDir(payload, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		for _, pid := range procs(path) {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+			if err != nil {
+				continue
+			}
+			for line := range strings.Lines(string(b)) {
+				if ns, ok := strings.CutPrefix(line, "NSpid:"); ok {
+					if f := strings.Fields(ns); len(f) > 1 && f[len(f)-1] == "1" {
+						out = append(out, pid)
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // spawner starts the containers of a Provider without Keep from one

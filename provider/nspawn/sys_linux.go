@@ -42,3 +42,7 @@ func unmountDetach(path string) error { return syscall.Unmount(path, syscall.MNT
 
 // signal sends sig to the process pid.
 func signal(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
+
+// sigHalt is SIGRTMIN+3 as systemd counts (glibc's SIGRTMIN is 34): the
+// signal that makes systemd halt, which ends a container.
+const sigHalt = syscall.Signal(34 + 3)

@@ -23,3 +23,5 @@ func tryLock(*os.File) (bool, error) { return false, errNotLinux }
 func unmountDetach(string) error { return errNotLinux }
 
 func signal(int, syscall.Signal) error { return errNotLinux }
+
+const sigHalt = syscall.Signal(0)
