@@ -92,6 +92,8 @@ func TestRealServer(t *testing.T) {
 	assert.Equal(t, "app\n", run(ctx, t, c, "id -un"))
 	assert.Equal(t, "running\n", run(ctx, t, c, "systemctl is-system-running || true"), "no unit failed")
 	assert.Contains(t, run(ctx, t, c, "grep ^VERSION_CODENAME= /etc/os-release"), "bookworm")
+	assert.Equal(t, "LANG=en_US.UTF-8\n", run(ctx, t, c, "grep ^LANG= /etc/default/locale"))
+	assert.Empty(t, run(ctx, t, c, "LANG=en_US.UTF-8 locale 2>&1 >/dev/null"), "the locale is generated")
 	t.Logf("cloud-init status --long:\n%s", status)
 
 	// The server shares the host's network: ss sees every socket, and
