@@ -23,14 +23,22 @@
 //
 // # What a server costs
 //
-// Measured on a 2-core AMD EPYC VM running Debian bookworm, cgroup v1
-// hybrid, no systemd on the host (see the benchmarks in bench_test.go; the
-// machine was shared with other test runs, so the boot times vary):
-// building the image takes one to three minutes once (about 60 MB of
-// packages, 330 MB on disk); Create costs milliseconds; cloud-init's
-// phone_home arrives two to five seconds after Create for a server alone;
-// an idle server takes about 20 MB of memory (proportional set size, its
-// systemd-nspawn included).
+// Measured with the benchmarks in bench_test.go on a 2-core AMD EPYC VM
+// (Debian bookworm, cgroup v1 hybrid, no systemd on the host) that other
+// test runs shared (load average 7 to 11), bookworm servers:
+//
+//   - the image, once: 104 to 128 s to build with the packages already
+//     downloaded, 110 to 190 s with the download (63 MB from
+//     deb.debian.org; dpkg's work dominates); 327 MB on disk;
+//   - Create: 26 to 44 ms, until the container's init runs;
+//   - Create to cloud-init's phone_home (a cloud-config with a user, a
+//     file, a runcmd and phone_home with the host keys): 2.8 s for a
+//     server alone, 5.0 s until the last of three created at once (4.6 s
+//     each on average). Generating the four SSH host keys takes 1.9 s of
+//     it, as on a cloud;
+//   - memory: 17.6 MB per idle server (the proportional set size of
+//     every process of the server, systemd-nspawn included, three servers
+//     running).
 //
 // # The image
 //
