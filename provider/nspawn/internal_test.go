@@ -311,7 +311,7 @@ func TestRecords(t *testing.T) {
 	require.NoError(t, os.Mkdir(p.dir(other), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(p.dir(other), recordFile), []byte(`{"id":"000000000000"}`), 0o600))
 
-	recs, err := p.records()
+	recs, err := p.records(t.Context())
 	require.NoError(t, err)
 	require.Len(t, recs, 2, "the corrupt one, the one naming another ID and the non-servers are skipped")
 	assert.Equal(t, older, recs[0].ID, "oldest first")

@@ -347,7 +347,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		return provider.Server{}, fmt.Errorf("nspawn: create server %q: %w", req.Name, err)
 	}
 	defer unlock()
-	recs, err := p.records()
+	recs, err := p.records(ctx)
 	if err != nil {
 		return provider.Server{}, fmt.Errorf("nspawn: create server %q: %w", req.Name, err)
 	}
@@ -436,7 +436,7 @@ func (p *Provider) List(ctx context.Context, selector map[string]string) ([]prov
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	recs, err := p.records()
+	recs, err := p.records(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -530,7 +530,7 @@ func (p *Provider) removeTrash() {
 	trash, _ := filepath.Glob(filepath.Join(p.stateDir, ".trash-*"))
 	for _, t := range trash {
 		if err := removeTree(t); err != nil {
-			p.log.Warn("nspawn: removing the rest of a deleted server", "dir", t, "err", err)
+			p.log.WarnContext(context.Background(), "nspawn: removing the rest of a deleted server", "dir", t, "err", err)
 		}
 	}
 }

@@ -133,7 +133,7 @@ func (p *Provider) writeRecord(r record) error {
 // oldest first. Entries that are not servers, servers whose record
 // vanished while reading (a Delete in another process) and records that
 // cannot be read (logged) are skipped.
-func (p *Provider) records() ([]record, error) {
+func (p *Provider) records(ctx context.Context) ([]record, error) {
 	entries, err := os.ReadDir(p.stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("nspawn: read state directory: %w", err)
@@ -148,7 +148,7 @@ func (p *Provider) records() ([]record, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			p.log.Warn("nspawn: skipping a server whose record cannot be read", "id", e.Name(), "err", err)
+			p.log.WarnContext(ctx, "nspawn: skipping a server whose record cannot be read", "id", e.Name(), "err", err)
 			continue
 		}
 		out = append(out, r)
