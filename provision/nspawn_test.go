@@ -1,0 +1,161 @@
+package provision_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/provider/nspawn"
+	"github.com/hatchery-dev/hatchery/provision"
+	"github.com/hatchery-dev/hatchery/store"
+	"github.com/hatchery-dev/hatchery/store/memory"
+)
+
+// realWorld provisions on real local servers (provider/nspawn): real
+// cloud-init runs the bootstrap, real sshd and systemd take the
+// injection.
+type realWorld struct {
+	cloud   *nspawn.Provider
+	store   store.Store
+	secrets *secretBox
+	cfg     provision.Config // start uses it
+	p       *provision.Provisioner
+}
+
+func newRealWorld(t *testing.T) *realWorld {
+	t.Helper()
+	w := &realWorld{cloud: nspawntest.New(t, nspawn.Options{}), store: memory.New(), secrets: &secretBox{}}
+	mux := http.NewServeMux()
+	cp := httptest.NewServer(mux) // on 127.0.0.1, which the servers share
+	t.Cleanup(cp.Close)
+	w.cfg = provision.Config{
+		Provider:            w.cloud,
+		Store:               w.store,
+		Secrets:             w.secrets,
+		BootstrapFunc:       bootstrap,
+		StepsFunc:           steps,
+		SSHUser:             sshUser,
+		Signer:              newSigner(t),
+		CallbackBase:        cp.URL + "/callback",
+		CallbackKey:         []byte(randHex(32)),
+		CallbackCheckSource: true,
+		InstanceIDFunc:      func(r store.Record) string { return nspawn.InstanceID(r.ServerID) },
+		MaxAttempts:         1,
+		PhoneHomeTimeout:    5 * time.Minute,
+		Logger:              testLogger(t),
+	}
+	mux.Handle("POST /callback/{id}", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.p.Handler().ServeHTTP(rw, r)
+	}))
+	return w
+}
+
+// start makes the Provisioner from w.cfg; it is closed at the end of the
+// test, before the servers are.
+func (w *realWorld) start(t *testing.T) *provision.Provisioner {
+	t.Helper()
+	p, err := provision.New(w.cfg)
+	require.NoError(t, err)
+	w.p = p
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// dial connects as the SSH user, pinned to the host keys the server
+// posted at phone_home.
+func (w *realWorld) dial(ctx context.Context, t *testing.T, srv provider.Server, r store.Record) *inject.SSH {
+	t.Helper()
+	cb, err := inject.PinnedHostKeys(r.HostKeys)
+	require.NoError(t, err)
+	algos, err := inject.PinnedHostKeyAlgorithms(r.HostKeys)
+	require.NoError(t, err)
+	c, err := inject.Dial(ctx, srv.Addr(), inject.SSHConfig{
+		User: sshUser, Signer: w.cfg.Signer, HostKeyCallback: cb, HostKeyAlgorithms: algos, Timeout: time.Minute,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestNspawnProvision(t *testing.T) {
+	t.Parallel()
+	w := newRealWorld(t)
+	p := w.start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+
+	id := newID()
+	require.NoError(t, p.Provision(ctx, id))
+	r, err := p.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusReady, r.Status, "error: %s", r.Error)
+	assert.Equal(t, nspawn.InstanceID(r.ServerID), r.InstanceID)
+	assert.Equal(t, provision.DefaultServerName(id), r.Hostname)
+
+	// What the injection left, seen over a connection of our own.
+	srv, err := w.cloud.Get(ctx, r.ServerID)
+	require.NoError(t, err)
+	c := w.dial(ctx, t, srv, r)
+	out := func(cmd string) string {
+		t.Helper()
+		o, e, err := c.Run(ctx, cmd, nil)
+		require.NoError(t, err, "%s: %s", cmd, e)
+		return string(o)
+	}
+	assert.Equal(t, "600 tenant:tenant\n", out("sudo -n stat -c '%a %U:%G' "+envPath))
+	assert.Equal(t, "API_TOKEN="+w.secrets.token(id)+"\n", out("sudo -n cat "+envPath))
+	assert.Equal(t, "active\n", out("systemctl is-active "+unit))
+	assert.Equal(t, "enabled\n", out("systemctl is-enabled "+unit))
+	assert.Equal(t, "tenant\n", out("stat -c %U /proc/$(systemctl show -p MainPID --value "+unit+")"), "the unit runs as its User=")
+	assert.Contains(t, out("cat /etc/motd"), "tenant "+id)
+
+	require.NoError(t, p.Deprovision(ctx, id))
+	r, err = w.store.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, store.StatusDeleted, r.Status)
+	_, err = w.cloud.Get(ctx, srv.ID)
+	require.ErrorIs(t, err, provider.ErrNotFound)
+}
+
+// brokenUnit exits at once: the injection's CheckActive finds it failed
+// and reports its journal.
+var brokenUnit = []byte(`[Unit]
+Description=a unit that fails
+
+[Service]
+ExecStart=/bin/sh -c 'echo nspawn-broken-unit-says-goodbye >&2; exit 3'
+`)
+
+func TestNspawnUnitFails(t *testing.T) {
+	t.Parallel()
+	w := newRealWorld(t)
+	w.cfg.StepsFunc = func(_ context.Context, in provision.StepsInput) ([]inject.Step, error) {
+		return []inject.Step{
+			inject.InstallUnit("broken.service", brokenUnit),
+			inject.DaemonReload(),
+			inject.StartUnit("broken.service"),
+			inject.CheckActive("broken.service", 2*time.Second),
+		}, nil
+	}
+	p := w.start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+
+	id := newID()
+	require.NoError(t, p.Provision(ctx, id))
+	r, err := p.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, r.Status)
+	assert.Contains(t, r.Error, "check broken.service active", "the step")
+	assert.Contains(t, r.Error, "nspawn-broken-unit-says-goodbye", "the journal tail reaches the record")
+	assert.Contains(t, r.Error, "status=3/NOTIMPLEMENTED", "systemd's own words")
+	t.Logf("Record.Error:\n%s", r.Error)
+}
