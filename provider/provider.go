@@ -3,8 +3,10 @@
 // drivers translate their API's failures to.
 //
 // Drivers: provider/hetzner (Hetzner Cloud through hcloud-go/v2),
-// provider/digitalocean (DigitalOcean through godo) and provider/fake
-// (simulated servers in-process, for tests and the quickstart).
+// provider/digitalocean (DigitalOcean through godo), provider/nspawn (real
+// Debian servers on the local machine, systemd-nspawn) and provider/fake
+// (simulated servers in-process, for tests and the quickstart). Each runs
+// provider/providertest, the conformance suite.
 //
 // # Optional abilities
 //
@@ -31,6 +33,8 @@ import (
 type Provider interface {
 	// Create creates a server and returns it as soon as the provider has
 	// accepted it; readiness comes later, from cloud-init's phone_home.
+	// The server may have no address yet (a DigitalOcean droplet has none
+	// until it is active): Get reports it once the provider knows it.
 	// Creating a name that already belongs to a server of ours adopts it;
 	// a name taken by a server that is not ours is an error wrapping
 	// ErrConflict.
