@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,8 +48,7 @@ func newRealWorld(t *testing.T) *realWorld {
 		CallbackBase:        cp.URL + "/callback",
 		CallbackKey:         []byte(randHex(32)),
 		CallbackCheckSource: true,
-		InstanceIDFunc:      func(r store.Record) string { return nspawn.InstanceID(r.ServerID) },
-		MaxAttempts:         1,
+			MaxAttempts:         1,
 		PhoneHomeTimeout:    5 * time.Minute,
 		Logger:              testLogger(t),
 	}
@@ -116,6 +116,9 @@ func TestNspawnProvision(t *testing.T) {
 	assert.Equal(t, "enabled\n", out("systemctl is-enabled "+unit))
 	assert.Equal(t, "tenant\n", out("stat -c %U /proc/$(systemctl show -p MainPID --value "+unit+")"), "the unit runs as its User=")
 	assert.Contains(t, out("cat /etc/motd"), "tenant "+id)
+	// No password login: root's password is locked, sshd refuses passwords.
+	assert.Equal(t, "root L", strings.Join(strings.Fields(out("sudo -n passwd -S root"))[:2], " "))
+	assert.Contains(t, out("sudo -n sshd -T"), "\npasswordauthentication no\n")
 
 	require.NoError(t, p.Deprovision(ctx, id))
 	r, err = w.store.Get(ctx, id)
