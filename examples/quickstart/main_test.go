@@ -83,7 +83,13 @@ func TestRun(t *testing.T) {
 				stages = append(stages, f[2])
 			}
 		}
-		assert.Equal(t, []string{"pending", "creating", "cloud_init", "injecting_secrets", "ready"}, stages, id)
+		// The callback's move to injecting_secrets may be reported before
+		// its creator reports cloud_init (provision.Config.OnEvent says
+		// so): every stage once, pending first, ready last.
+		require.Len(t, stages, 5, id)
+		assert.Equal(t, "pending", stages[0], id)
+		assert.Equal(t, "ready", stages[4], id)
+		assert.ElementsMatch(t, []string{"pending", "creating", "cloud_init", "injecting_secrets", "ready"}, stages, id)
 	}
 
 	// The demo secrets went to the servers, not to the output.
