@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,33 +30,85 @@ const (
 )
 
 // stubProvisioner stands in for *provision.Provisioner in the API's unit
-// tests: it records calls, writes to the store as the real one would,
-// and fails as told.
+// tests: it records calls, writes to the store and reports events as the
+// real one would, and fails as told.
 type stubProvisioner struct {
-	st             store.Store
-	mu             sync.Mutex
-	calls          []string
+	st      store.Store
+	onEvent func(provision.Event)
+	mu      sync.Mutex
+	calls   []string
+
 	provisionErr   error
 	deprovisionErr error
 	replaceErr     error
-	sweep          provision.SweepResult
-	sweepErr       error
+	// retryErr and rotateErr are returned before any claim; with noClaim,
+	// Retry and Rotate return them (nil too) without claiming.
+	retryErr, rotateErr error
+	noClaim             bool
+	// work, when set, is the work after a claim: Retry and Rotate return
+	// workErr once it is closed. before, when set, is work in flight that
+	// the claim waits for.
+	work     chan struct{}
+	before   chan struct{}
+	workErr  error
+	sweep    provision.SweepResult
+	sweepErr error
 }
 
-func (s *stubProvisioner) Provision(ctx context.Context, id string) error {
+func (s *stubProvisioner) called(call string) {
 	s.mu.Lock()
-	s.calls = append(s.calls, "provision "+id)
-	s.mu.Unlock()
-	if err := s.st.Create(ctx, store.Record{ID: id, Status: store.StatusCloudInit, ServerName: "hatchery-" + id}); err != nil && !errors.Is(err, store.ErrExists) {
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call)
+}
+
+// Provision creates the record in cloud_init, or, when provisionErr is a
+// *provision.Error, failed with it, as a create that failed.
+func (s *stubProvisioner) Provision(ctx context.Context, id string) error {
+	s.called("provision " + id)
+	rec := store.Record{ID: id, Status: store.StatusCloudInit, ServerName: "hatchery-" + id}
+	var pe *provision.Error
+	if errors.As(s.provisionErr, &pe) {
+		rec = store.Record{ID: id, Status: store.StatusFailed, Attempts: 1, Error: "create: provider: no capacity"}
+		if pe.Final {
+			rec.Error = "final: " + rec.Error // as provision records it
+		}
+	}
+	if err := s.st.Create(ctx, rec); err != nil && !errors.Is(err, store.ErrExists) {
 		return err
 	}
 	return s.provisionErr
 }
 
+func (s *stubProvisioner) Retry(ctx context.Context, id string) error {
+	s.called("retry " + id)
+	return s.act(ctx, id, s.retryErr, store.StatusFailed, store.StatusCreating)
+}
+
+func (s *stubProvisioner) Rotate(ctx context.Context, id string) error {
+	s.called("rotate " + id)
+	return s.act(ctx, id, s.rotateErr, store.StatusReady, store.StatusInjectingSecrets)
+}
+
+// act claims tenant id (from -> to, and its event), then works.
+func (s *stubProvisioner) act(ctx context.Context, id string, err error, from, to store.Status) error {
+	if err != nil || s.noClaim {
+		return err
+	}
+	if s.before != nil {
+		<-s.before
+	}
+	if _, err := store.Transition(ctx, s.st, id, []store.Status{from}, to, nil); err != nil {
+		return fmt.Errorf("stub: claim %s: %w", id, err)
+	}
+	s.onEvent(provision.Event{Tenant: id, From: from, To: to, Time: time.Now()})
+	if s.work != nil {
+		<-s.work
+	}
+	return s.workErr
+}
+
 func (s *stubProvisioner) Deprovision(ctx context.Context, id string) error {
-	s.mu.Lock()
-	s.calls = append(s.calls, "deprovision "+id)
-	s.mu.Unlock()
+	s.called("deprovision " + id)
 	if _, err := s.st.Update(ctx, id, func(r *store.Record) error { r.Status = store.StatusDeleted; return nil }); err != nil {
 		return err
 	}
@@ -63,9 +116,7 @@ func (s *stubProvisioner) Deprovision(ctx context.Context, id string) error {
 }
 
 func (s *stubProvisioner) Replace(ctx context.Context, id string) error {
-	s.mu.Lock()
-	s.calls = append(s.calls, "replace "+id)
-	s.mu.Unlock()
+	s.called("replace " + id)
 	if s.replaceErr != nil {
 		return s.replaceErr
 	}
@@ -82,32 +133,69 @@ func (s *stubProvisioner) Replace(ctx context.Context, id string) error {
 }
 
 func (s *stubProvisioner) Sweep(ctx context.Context, dryRun bool) (provision.SweepResult, error) {
-	s.mu.Lock()
-	s.calls = append(s.calls, fmt.Sprintf("sweep dry_run=%v", dryRun))
-	s.mu.Unlock()
+	s.called(fmt.Sprintf("sweep dry_run=%v", dryRun))
 	return s.sweep, s.sweepErr
 }
 
-// ready makes tenant id ready on server "old".
-func (s *stubProvisioner) ready(id string) {
-	_ = s.st.Create(context.Background(), store.Record{ID: id, Status: store.StatusReady, ServerID: "old"})
+// put stores tenant id in status st, on server "old"; a failed one has
+// failed once, not for good.
+func (s *stubProvisioner) put(id string, st store.Status) {
+	r := store.Record{ID: id, Status: st, ServerID: "old"}
+	if st == store.StatusFailed {
+		r.Attempts, r.Error = 1, `inject: step 7 "check active" failed`
+	}
+	_ = s.st.Create(context.Background(), r)
 }
+
+// ready makes tenant id ready on server "old".
+func (s *stubProvisioner) ready(id string) { s.put(id, store.StatusReady) }
 
 func (s *stubProvisioner) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.calls = append(s.calls, "callback "+r.PathValue("id"))
-		s.mu.Unlock()
+		s.called("callback " + r.PathValue("id"))
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
 
+// checkingProvisioner is a provisioner that can tell whether it is ready
+// (checker), as *provision.Provisioner's Check.
+type checkingProvisioner struct {
+	*stubProvisioner
+	err error
+}
+
+func (c checkingProvisioner) Check(ctx context.Context) error { return c.err }
+
+// pingStore is a store whose ping fails with err.
+type pingStore struct {
+	store.Store
+	err error
+}
+
+func (p pingStore) Ping(ctx context.Context) error { return p.err }
+
 func newTestAPI(t *testing.T) (*stubProvisioner, http.Handler) {
 	t.Helper()
-	st := memory.New()
-	p := &stubProvisioner{st: st}
-	a := &api{p: p, store: st, log: slog.New(slog.DiscardHandler), provisionTimeout: 10 * time.Second}
+	p, a := newTestAPIValue(t)
 	return p, a.routes()
+}
+
+// newTestAPIValue is newTestAPI's api, to be changed before routes.
+func newTestAPIValue(t *testing.T) (*stubProvisioner, *api) {
+	t.Helper()
+	st := memory.New()
+	events := newProgress()
+	p := &stubProvisioner{st: st, onEvent: events.record}
+	a := &api{p: p, store: st, log: slog.New(slog.DiscardHandler), events: events, provisionTimeout: 10 * time.Second, actionWait: 100 * time.Millisecond}
+	t.Cleanup(func() {
+		for _, c := range []chan struct{}{p.before, p.work} {
+			if c != nil {
+				close(c)
+			}
+		}
+		a.work.Wait()
+	})
+	return p, a
 }
 
 func do(t *testing.T, h http.Handler, method, target string, hdr ...string) *httptest.ResponseRecorder {
@@ -123,63 +211,146 @@ func do(t *testing.T, h http.Handler, method, target string, hdr ...string) *htt
 
 func TestAPI(t *testing.T) {
 	t.Parallel()
+	bg := context.Background()
+	failedForGood := func(p *stubProvisioner) {
+		_ = p.st.Create(bg, store.Record{ID: idA, Status: store.StatusFailed, Attempts: 1, Error: `final: create: provider: account limit reached`})
+	}
 	for _, tc := range []struct {
-		name     string
-		setup    func(p *stubProvisioner)
-		method   string
-		target   string
-		hdr      []string
-		wantCode int
-		wantBody string // a substring
-		wantCall string // the last call to the provisioner; "" means none
-		notJSON  bool   // the answer is the ServeMux's or the callback's
+		name       string
+		setup      func(p *stubProvisioner)
+		method     string
+		target     string
+		hdr        []string
+		wantCode   int
+		wantBody   []string // substrings
+		wantCall   string   // the last call to the provisioner; "" means none
+		wantAllow  string   // the Allow header
+		notJSON    bool     // the answer is the callback's
+		wantStatus store.Status
 	}{
-		{name: "provision", method: "POST", target: "/tenants/" + idA, wantCode: 202, wantBody: `"status": "cloud_init"`, wantCall: "provision " + idA},
-		{name: "provision again", setup: func(p *stubProvisioner) { p.Provision(context.Background(), idA) },
-			method: "POST", target: "/tenants/" + idA, wantCode: 202, wantBody: `"id": "` + idA + `"`, wantCall: "provision " + idA},
-		{name: "provision: create failed, retried in the background",
-			setup:  func(p *stubProvisioner) { p.provisionErr = &provision.Error{Tenant: idA, Phase: "create"} },
+		{name: "provision", method: "POST", target: "/tenants/" + idA, wantCode: 202,
+			wantBody: []string{`"status": "cloud_init"`, `"action": "provision"`, `"result": "created: the server boots and phones home"`}, wantCall: "provision " + idA},
+		{name: "provision again: nothing done", setup: func(p *stubProvisioner) { p.Provision(bg, idA) },
+			method: "POST", target: "/tenants/" + idA, wantCode: 200, wantBody: []string{`"id": "` + idA + `"`, `"result": "exists: nothing done"`}},
+		{name: "provision a pending tenant: its create goes on", setup: func(p *stubProvisioner) { p.put(idA, store.StatusPending) },
 			method: "POST", target: "/tenants/" + idA, wantCode: 202, wantCall: "provision " + idA},
+		{name: "provision: create failed, retried automatically",
+			setup:  func(p *stubProvisioner) { p.provisionErr = &provision.Error{Tenant: idA, Phase: "create"} },
+			method: "POST", target: "/tenants/" + idA, wantCode: 202, wantBody: []string{`"status": "failed"`, `"auto_retry": true`, "retried automatically"}, wantCall: "provision " + idA},
+		{name: "provision: create failed for good",
+			setup:  func(p *stubProvisioner) { p.provisionErr = &provision.Error{Tenant: idA, Phase: "create", Final: true} },
+			method: "POST", target: "/tenants/" + idA, wantCode: 200, wantBody: []string{`"status": "failed"`, "for good", "/retry"}, wantCall: "provision " + idA},
+		{name: "provision a failed tenant again: 409, no retry", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed) },
+			method: "POST", target: "/tenants/" + idA, wantCode: 409,
+			wantBody: []string{`"error": "tenant ` + idA + ` failed: POST /tenants/` + idA + `/retry retries it now (it is also retried automatically)"`, `"status": "failed"`}},
+		{name: "provision a tenant failed for good again", setup: failedForGood,
+			method: "POST", target: "/tenants/" + idA, wantCode: 409, wantBody: []string{`retry retries it now"`}},
 		{name: "provision while shutting down", setup: func(p *stubProvisioner) { p.provisionErr = provision.ErrClosed },
-			method: "POST", target: "/tenants/" + idA, wantCode: 503, wantBody: `"error": "shutting down"`, wantCall: "provision " + idA},
+			method: "POST", target: "/tenants/" + idA, wantCode: 503, wantBody: []string{`"error": "shutting down"`}, wantCall: "provision " + idA},
+		{name: "provision: clock skew", setup: func(p *stubProvisioner) { p.provisionErr = fmt.Errorf("x: %w", provision.ErrClockSkew) },
+			method: "POST", target: "/tenants/" + idA, wantCode: 503, wantBody: []string{"clock"}, wantCall: "provision " + idA},
 		{name: "provision: store broken", setup: func(p *stubProvisioner) { p.provisionErr = errors.New("disk on fire: /var/lib/secret") },
-			method: "POST", target: "/tenants/" + idA, wantCode: 500, wantBody: `"error": "cannot provision ` + idA + `"`, wantCall: "provision " + idA},
-		{name: "provision a deprovisioned tenant", setup: func(p *stubProvisioner) {
-			p.Provision(context.Background(), idA)
-			p.Deprovision(context.Background(), idA)
-		}, method: "POST", target: "/tenants/" + idA, wantCode: 409, wantBody: "not reused", wantCall: "provision " + idA},
-		{name: "provision: ID not a UUID", method: "POST", target: "/tenants/tenant-1", wantCode: 400, wantBody: "lowercase UUID"},
+			method: "POST", target: "/tenants/" + idA, wantCode: 500, wantBody: []string{`"error": "cannot provision ` + idA + `"`}, wantCall: "provision " + idA},
+		{name: "provision a deprovisioned tenant", setup: func(p *stubProvisioner) { p.put(idA, store.StatusDeleted) },
+			method: "POST", target: "/tenants/" + idA, wantCode: 409, wantBody: []string{"not reused", `"status": "deleted"`}},
+		{name: "provision: deleted meanwhile", setup: func(p *stubProvisioner) { p.provisionErr = fmt.Errorf("x: %w", provision.ErrDeleted) },
+			method: "POST", target: "/tenants/" + idA, wantCode: 409, wantBody: []string{"not reused"}, wantCall: "provision " + idA},
+		{name: "provision: ID not a UUID", method: "POST", target: "/tenants/tenant-1", wantCode: 400, wantBody: []string{"lowercase UUID"}},
 		{name: "provision: uppercase UUID", method: "POST", target: "/tenants/" + strings.ToUpper(idA), wantCode: 400},
-		{name: "provision: cross-site", method: "POST", target: "/tenants/" + idA, hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403, wantBody: "cross-origin"},
+		{name: "provision: cross-site", method: "POST", target: "/tenants/" + idA, hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403, wantBody: []string{"cross-origin"}},
 		{name: "provision: other origin", method: "POST", target: "/tenants/" + idA, hdr: []string{"Origin", "https://evil.example"}, wantCode: 403},
 		{name: "provision: same origin", method: "POST", target: "/tenants/" + idA, hdr: []string{"Sec-Fetch-Site", "same-origin"}, wantCode: 202, wantCall: "provision " + idA},
 
-		{name: "get", setup: func(p *stubProvisioner) { p.Provision(context.Background(), idA) },
-			method: "GET", target: "/tenants/" + idA, wantCode: 200, wantBody: `"server_name": "hatchery-` + idA + `"`},
-		{name: "get unknown", method: "GET", target: "/tenants/" + idA, wantCode: 404, wantBody: `"error": "no tenant ` + idA + `"`},
+		{name: "get", setup: func(p *stubProvisioner) { p.Provision(bg, idA) },
+			method: "GET", target: "/tenants/" + idA, wantCode: 200, wantBody: []string{`"server_name": "hatchery-` + idA + `"`, `"actions": [`, `"deprovision"`}},
+		{name: "get unknown", method: "GET", target: "/tenants/" + idA, wantCode: 404, wantBody: []string{`"error": "no tenant ` + idA + `"`}},
 		{name: "get bad ID", method: "GET", target: "/tenants/..%2f..%2fetc", wantCode: 400},
 
-		{name: "list empty", method: "GET", target: "/tenants", wantCode: 200, wantBody: `"tenants": []`},
+		{name: "list empty", method: "GET", target: "/tenants", wantCode: 200, wantBody: []string{`"tenants": []`}},
 		{name: "list", setup: func(p *stubProvisioner) {
-			p.Provision(context.Background(), idA)
-			p.Provision(context.Background(), idB)
+			p.Provision(bg, idA)
+			p.Provision(bg, idB)
 		},
-			method: "GET", target: "/tenants?status=cloud_init,ready", wantCode: 200, wantBody: idB},
-		{name: "list bad status", method: "GET", target: "/tenants?status=done", wantCode: 400, wantBody: "unknown status"},
+			method: "GET", target: "/tenants?status=cloud_init,ready", wantCode: 200, wantBody: []string{idB}},
+		{name: "list bad status", method: "GET", target: "/tenants?status=done", wantCode: 400, wantBody: []string{"unknown status"}},
 
-		{name: "deprovision", setup: func(p *stubProvisioner) { p.Provision(context.Background(), idA) },
-			method: "DELETE", target: "/tenants/" + idA, wantCode: 200, wantBody: `"status": "deleted"`, wantCall: "deprovision " + idA},
+		{name: "retry: claimed, goes on in the background", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed); p.work = make(chan struct{}) },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 202,
+			wantBody: []string{`"action": "retry"`, `"result": "retrying"`, `"text": "failed → creating"`}, wantCall: "retry " + idA, wantStatus: store.StatusCreating},
+		{name: "retry: over before its claim is seen", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed); p.noClaim = true },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 200, wantBody: []string{`"result": "retried"`}, wantCall: "retry " + idA},
+		{name: "retry: the attempt failed again", setup: func(p *stubProvisioner) {
+			p.put(idA, store.StatusFailed)
+			p.noClaim, p.retryErr = true, &provision.Error{Tenant: idA, Phase: "inject"}
+		}, method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 200, wantBody: []string{`"result": "retry failed: see the error"`, `"status": "failed"`}, wantCall: "retry " + idA},
+		{name: "retry a tenant failed for good", setup: func(p *stubProvisioner) { failedForGood(p); p.work = make(chan struct{}) },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 202, wantCall: "retry " + idA, wantStatus: store.StatusCreating},
+		{name: "retry: waiting for the work in flight", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed); p.before = make(chan struct{}) },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 202,
+			wantBody: []string{`"result": "waiting for the work in flight on the tenant; retry follows"`, `"status": "failed"`}, wantCall: "retry " + idA},
+		{name: "retry: not failed", setup: func(p *stubProvisioner) { p.ready(idA) },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 409,
+			wantBody: []string{`"error": "tenant ` + idA + ` is ready: only a failed tenant can be retried"`, `"tenant": {`, `"status": "ready"`}},
+		{name: "retry: no longer failed at the claim", setup: func(p *stubProvisioner) {
+			p.put(idA, store.StatusFailed)
+			p.retryErr = &store.ConflictError{ID: idA, Status: store.StatusCreating}
+		}, method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 409, wantCall: "retry " + idA},
+		{name: "retry unknown", method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 404, wantBody: []string{"no tenant"}},
+		{name: "retry: deleted meanwhile", setup: func(p *stubProvisioner) {
+			p.put(idA, store.StatusFailed)
+			p.retryErr = fmt.Errorf("x: %w", store.ErrNotFound)
+		}, method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 404, wantCall: "retry " + idA},
+		{name: "retry: busy", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed); p.retryErr = provision.ErrBusy },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 409, wantBody: []string{"being worked on"}, wantCall: "retry " + idA},
+		{name: "retry while shutting down", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed); p.retryErr = provision.ErrClosed },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 503, wantBody: []string{"shutting down"}, wantCall: "retry " + idA},
+		{name: "retry: clock skew", setup: func(p *stubProvisioner) {
+			p.put(idA, store.StatusFailed)
+			p.retryErr = fmt.Errorf("x: %w", provision.ErrClockSkew)
+		}, method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 503, wantCall: "retry " + idA},
+		{name: "retry: broken", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed); p.retryErr = errors.New("disk on fire") },
+			method: "POST", target: "/tenants/" + idA + "/retry", wantCode: 500, wantBody: []string{`"error": "cannot retry ` + idA + `"`}, wantCall: "retry " + idA},
+		{name: "retry cross-site", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed) },
+			method: "POST", target: "/tenants/" + idA + "/retry", hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
+		{name: "retry bad ID", method: "POST", target: "/tenants/x/retry", wantCode: 400},
+
+		{name: "rotate: claimed, goes on in the background", setup: func(p *stubProvisioner) { p.ready(idA); p.work = make(chan struct{}) },
+			method: "POST", target: "/tenants/" + idA + "/rotate", wantCode: 202,
+			wantBody: []string{`"action": "rotate"`, `"result": "rotating: `, `"status": "injecting_secrets"`}, wantCall: "rotate " + idA, wantStatus: store.StatusInjectingSecrets},
+		{name: "rotate: over", setup: func(p *stubProvisioner) { p.ready(idA); p.noClaim = true },
+			method: "POST", target: "/tenants/" + idA + "/rotate", wantCode: 200, wantBody: []string{`"result": "rotated"`}, wantCall: "rotate " + idA},
+		{name: "rotate: not ready", setup: func(p *stubProvisioner) { p.put(idA, store.StatusFailed) },
+			method: "POST", target: "/tenants/" + idA + "/rotate", wantCode: 409, wantBody: []string{"is failed: only a ready tenant"}},
+		{name: "rotate: no longer ready at the claim", setup: func(p *stubProvisioner) {
+			p.ready(idA)
+			p.rotateErr = fmt.Errorf("%w: x", provision.ErrNotReady)
+		}, method: "POST", target: "/tenants/" + idA + "/rotate", wantCode: 409, wantCall: "rotate " + idA},
+		{name: "rotate unknown", method: "POST", target: "/tenants/" + idA + "/rotate", wantCode: 404},
+		{name: "rotate cross-site", setup: func(p *stubProvisioner) { p.ready(idA) },
+			method: "POST", target: "/tenants/" + idA + "/rotate", hdr: []string{"Origin", "https://evil.example"}, wantCode: 403},
+
+		{name: "deprovision", setup: func(p *stubProvisioner) { p.Provision(bg, idA) },
+			method: "DELETE", target: "/tenants/" + idA, wantCode: 200,
+			wantBody: []string{`"status": "deleted"`, `"action": "deprovision"`, `"result": "deprovisioned: the server is deleted"`}, wantCall: "deprovision " + idA},
+		{name: "deprovision again", setup: func(p *stubProvisioner) { p.put(idA, store.StatusDeleted) },
+			method: "DELETE", target: "/tenants/" + idA, wantCode: 200, wantBody: []string{`"result": "already deprovisioned"`}, wantCall: "deprovision " + idA},
 		{name: "deprovision: server deletion failed, left to Resume", setup: func(p *stubProvisioner) {
-			p.Provision(context.Background(), idA)
+			p.Provision(bg, idA)
 			p.deprovisionErr = errors.New("provider: unavailable")
-		}, method: "DELETE", target: "/tenants/" + idA, wantCode: 202, wantBody: `"status": "deleted"`, wantCall: "deprovision " + idA},
+		}, method: "DELETE", target: "/tenants/" + idA, wantCode: 202, wantBody: []string{`"status": "deleted"`, "retried in the background"}, wantCall: "deprovision " + idA},
 		{name: "deprovision unknown", method: "DELETE", target: "/tenants/" + idA, wantCode: 404, wantCall: "deprovision " + idA},
+		{name: "deprovision while shutting down", setup: func(p *stubProvisioner) {
+			p.ready(idA)
+			p.deprovisionErr = provision.ErrClosed
+		}, method: "DELETE", target: "/tenants/" + idA, wantCode: 503, wantCall: "deprovision " + idA},
 		{name: "deprovision cross-site", method: "DELETE", target: "/tenants/" + idA, hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
 
 		{name: "replace", setup: func(p *stubProvisioner) { p.ready(idA) },
-			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 202, wantBody: `"retiring_server_id": "old"`, wantCall: "replace " + idA},
-		{name: "replace: not ready", setup: func(p *stubProvisioner) { p.Provision(context.Background(), idA) },
-			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 409, wantBody: "ready or failed", wantCall: "replace " + idA},
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 202,
+			wantBody: []string{`"retiring_server_id": "old"`, `"action": "replace"`, `"result": "replacing: `}, wantCall: "replace " + idA},
+		{name: "replace: not ready", setup: func(p *stubProvisioner) { p.Provision(bg, idA) },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 409,
+			wantBody: []string{"is cloud_init: only a ready or failed tenant can be replaced", `"tenant": {`}, wantCall: "replace " + idA},
 		{name: "replace: busy", setup: func(p *stubProvisioner) { p.ready(idA); p.replaceErr = provision.ErrBusy },
 			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 409, wantCall: "replace " + idA},
 		{name: "replace unknown", setup: func(p *stubProvisioner) { p.replaceErr = store.ErrNotFound },
@@ -187,6 +358,8 @@ func TestAPI(t *testing.T) {
 		{name: "replace: create failed, retried in the background",
 			setup:  func(p *stubProvisioner) { p.ready(idA); p.replaceErr = &provision.Error{Tenant: idA, Phase: "create"} },
 			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 202, wantCall: "replace " + idA},
+		{name: "replace while shutting down", setup: func(p *stubProvisioner) { p.ready(idA); p.replaceErr = provision.ErrClosed },
+			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 503, wantCall: "replace " + idA},
 		{name: "replace: broken", setup: func(p *stubProvisioner) { p.replaceErr = errors.New("disk on fire") },
 			method: "POST", target: "/tenants/" + idA + "/replace", wantCode: 500, wantCall: "replace " + idA},
 		{name: "replace cross-site", method: "POST", target: "/tenants/" + idA + "/replace", hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
@@ -197,29 +370,39 @@ func TestAPI(t *testing.T) {
 				Server: provider.Server{ID: "9", Name: "hatchery-" + idB, Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 				Tenant: idB, Reason: "no record", Kept: "dry run",
 			}}}
-		}, method: "POST", target: "/sweep", wantCode: 200, wantBody: `"kept": "dry run"`, wantCall: "sweep dry_run=true"},
-		{name: "sweep dry_run=1", method: "POST", target: "/sweep?dry_run=1", wantCode: 200, wantBody: `"orphans": []`, wantCall: "sweep dry_run=true"},
-		{name: "sweep for real", method: "POST", target: "/sweep?dry_run=0", wantCode: 200, wantBody: `"dry_run": false`, wantCall: "sweep dry_run=false"},
+		}, method: "POST", target: "/sweep", wantCode: 200, wantBody: []string{`"kept": "dry run"`}, wantCall: "sweep dry_run=true"},
+		{name: "sweep dry_run=1", method: "POST", target: "/sweep?dry_run=1", wantCode: 200, wantBody: []string{`"orphans": []`}, wantCall: "sweep dry_run=true"},
+		{name: "sweep for real", method: "POST", target: "/sweep?dry_run=0", wantCode: 200, wantBody: []string{`"dry_run": false`}, wantCall: "sweep dry_run=false"},
 		{name: "sweep: bad dry_run", method: "POST", target: "/sweep?dry_run=maybe", wantCode: 400},
 		{name: "sweep: provider cannot list", setup: func(p *stubProvisioner) { p.sweepErr = fmt.Errorf("x: %w", errors.ErrUnsupported) },
 			method: "POST", target: "/sweep", wantCode: 501, wantCall: "sweep dry_run=true"},
 		{name: "sweep: provider down", setup: func(p *stubProvisioner) { p.sweepErr = errors.New("disk on fire") },
 			method: "POST", target: "/sweep", wantCode: 502, wantCall: "sweep dry_run=true"},
+		{name: "sweep while shutting down", setup: func(p *stubProvisioner) { p.sweepErr = provision.ErrClosed },
+			method: "POST", target: "/sweep", wantCode: 503, wantCall: "sweep dry_run=true"},
 		{name: "sweep: a deletion failed", setup: func(p *stubProvisioner) {
 			p.sweep = provision.SweepResult{Listed: 1, Orphans: []provision.Orphan{{
 				Server: provider.Server{ID: "9"}, Reason: "no record", Kept: "delete failed: disk on fire",
 			}}}
 			p.sweepErr = errors.New("disk on fire")
-		}, method: "POST", target: "/sweep?dry_run=0", wantCode: 200, wantBody: "delete failed (see the log)", wantCall: "sweep dry_run=false"},
+		}, method: "POST", target: "/sweep?dry_run=0", wantCode: 200, wantBody: []string{"delete failed (see the log)"}, wantCall: "sweep dry_run=false"},
 		{name: "sweep cross-site", method: "POST", target: "/sweep", hdr: []string{"Sec-Fetch-Site", "cross-site"}, wantCode: 403},
-		{name: "sweep takes POST only", method: "GET", target: "/sweep", wantCode: 405, notJSON: true},
+		{name: "sweep takes POST only", method: "GET", target: "/sweep", wantCode: 405,
+			wantBody: []string{`"error": "GET is not allowed on /sweep; allowed: POST"`}, wantAllow: "POST"},
 
-		{name: "method not allowed", method: "PUT", target: "/tenants/" + idA, wantCode: 405, notJSON: true},
-		{name: "unknown path", method: "GET", target: "/nope", wantCode: 404, notJSON: true},
+		{name: "healthz", method: "GET", target: "/healthz", wantCode: 200, wantBody: []string{`"status": "ok"`}},
+		{name: "readyz: the store answers", method: "GET", target: "/readyz", wantCode: 200, wantBody: []string{`"status": "ready"`}},
+		{name: "readyz takes GET", method: "POST", target: "/readyz", wantCode: 405, wantAllow: "GET, HEAD"},
+		{name: "no metrics without a handler", method: "GET", target: "/metrics", wantCode: 404},
+
+		{name: "method not allowed", method: "PUT", target: "/tenants/" + idA, wantCode: 405,
+			wantBody: []string{`"error": "PUT is not allowed on /tenants/` + idA + `; allowed: DELETE, GET, HEAD, POST"`}, wantAllow: "DELETE, GET, HEAD, POST"},
+		{name: "unknown path", method: "GET", target: "/nope", wantCode: 404, wantBody: []string{`"error": "no such resource: /nope"`}},
+		{name: "unknown action", method: "POST", target: "/tenants/" + idA + "/reboot", wantCode: 404},
 
 		{name: "callback, outside the cross-origin check", method: "POST", target: CallbackPath + "/" + idA, hdr: []string{"Sec-Fetch-Site", "cross-site"},
 			wantCode: 204, wantCall: "callback " + idA, notJSON: true},
-		{name: "callback takes POST only", method: "GET", target: CallbackPath + "/" + idA, wantCode: 404, notJSON: true},
+		{name: "callback takes POST only", method: "GET", target: CallbackPath + "/" + idA, wantCode: 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -233,14 +416,25 @@ func TestAPI(t *testing.T) {
 
 			w := do(t, h, tc.method, tc.target, tc.hdr...)
 			assert.Equal(t, tc.wantCode, w.Code, w.Body.String())
-			if tc.wantBody != "" {
-				assert.Contains(t, w.Body.String(), tc.wantBody)
+			for _, b := range tc.wantBody {
+				assert.Contains(t, w.Body.String(), b)
 			}
 			if !tc.notJSON {
 				assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
 				assert.True(t, json.Valid(w.Body.Bytes()), w.Body.String())
+				if w.Code >= 400 {
+					var e apiError
+					require.NoError(t, json.Unmarshal(w.Body.Bytes(), &e))
+					assert.NotEmpty(t, e.Error, "errors say what is wrong")
+				}
 			}
+			assert.Equal(t, tc.wantAllow, w.Header().Get("Allow"))
 			assert.NotContains(t, w.Body.String(), "disk on fire", "internal errors are logged, not shown")
+			if tc.wantStatus != "" {
+				rec, err := p.st.Get(bg, idA)
+				require.NoError(t, err)
+				assert.Equal(t, tc.wantStatus, rec.Status)
+			}
 
 			p.mu.Lock()
 			defer p.mu.Unlock()
@@ -253,6 +447,47 @@ func TestAPI(t *testing.T) {
 		})
 	}
 }
+
+// GET /readyz asks the provisioner when it can tell (checker), else
+// pings the store; the cause of a 503 goes to the log only.
+func TestReadyz(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		check    *error // nil: the provisioner cannot tell
+		ping     error
+		wantCode int
+		wantBody string
+	}{
+		{name: "store answers", wantCode: 200},
+		{name: "store does not answer", ping: errors.New("postgres: ping: dial tcp 10.1.2.3:5432: refused"), wantCode: 503, wantBody: "not ready: see the log"},
+		{name: "provisioner ready", check: new(error), ping: errors.New("not asked"), wantCode: 200},
+		{name: "provisioner not ready", check: ptr(errors.New("provision: run loop stalled")), wantCode: 503, wantBody: "not ready: see the log"},
+		{name: "provisioner closed", check: ptr(fmt.Errorf("x: %w", provision.ErrClosed)), wantCode: 503, wantBody: "not ready: shutting down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, a := newTestAPIValue(t)
+			var log bytes.Buffer
+			a.log = slog.New(slog.NewTextHandler(&log, nil))
+			a.store = pingStore{Store: a.store, err: tc.ping}
+			if tc.check != nil {
+				a.p = checkingProvisioner{stubProvisioner: p, err: *tc.check}
+			}
+			w := do(t, a.routes(), "GET", "/readyz")
+			assert.Equal(t, tc.wantCode, w.Code, w.Body.String())
+			if tc.wantCode == 200 {
+				assert.JSONEq(t, `{"status":"ready"}`, w.Body.String())
+				return
+			}
+			assert.JSONEq(t, `{"error":"`+tc.wantBody+`"}`, w.Body.String())
+			assert.NotContains(t, w.Body.String(), "10.1.2.3")
+			assert.Contains(t, log.String(), "level=ERROR msg=\"not ready")
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // The record as the API shows it: every field, times in UTC, no lease
 // when there is none.
@@ -268,7 +503,8 @@ func TestTenantJSON(t *testing.T) {
 	assert.JSONEq(t, `{"id":"`+idA+`","status":"ready","server_id":"42","server_name":"hatchery-`+idA+`",
 		"ipv4":"203.0.113.7","ipv6":"2001:db8::1","hostname":"h","instance_id":"i-42",
 		"host_keys":["ssh-ed25519 AAAA"],"attempts":1,
-		"created_at":"2026-01-02T02:04:05Z","updated_at":"2026-01-02T02:05:05Z"}`, string(got))
+		"created_at":"2026-01-02T02:04:05Z","updated_at":"2026-01-02T02:05:05Z","status_since":"2026-01-02T02:05:05Z",
+		"actions":["rotate","replace","deprovision"]}`, string(got))
 
 	until := created.Add(time.Hour)
 	got, err = json.Marshal(toTenant(store.Record{ID: idA, Status: store.StatusInjectingSecrets, LeaseOwner: "r1", LeaseUntil: until, Error: "x"}))
@@ -282,43 +518,88 @@ func TestTenantJSON(t *testing.T) {
 	assert.Contains(t, string(got), `"retiring_server_id":"41","drift":"server gone: the provider has no server 41","drift_at":"2026-01-02T03:04:05Z"`)
 }
 
-// The status page renders the tenants on the server, escaped, with a
-// policy that admits only its own script.
+// The status page renders the tenants on the server, newest first,
+// escaped, with the actions of their status, with a policy that admits
+// only its own script and icon.
 func TestPage(t *testing.T) {
 	t.Parallel()
 	p, h := newTestAPI(t)
 	w := do(t, h, "GET", "/")
 	require.Equal(t, 200, w.Code)
 	assert.Contains(t, w.Body.String(), `<p id="empty">No tenants yet.`)
+	assert.Contains(t, w.Body.String(), `<code>curl -X POST http://example.com/tenants/$(uuidgen | tr A-Z a-z)</code>`, "the host the page was asked at")
+	assert.NotContains(t, w.Body.String(), "HOST")
 
 	ctx := context.Background()
 	require.NoError(t, p.Provision(ctx, idA))
+	time.Sleep(time.Millisecond) // idB is newer
 	require.NoError(t, p.Provision(ctx, idB))
 	_, err := p.st.Update(ctx, idB, func(r *store.Record) error {
 		r.Status, r.Error = store.StatusFailed, `inject: <script>alert("x")</script>`
 		return nil
 	})
 	require.NoError(t, err)
+	p.onEvent(provision.Event{Tenant: idA, Step: "write .env", StepIndex: 2, Time: time.Now()})
 
 	w = do(t, h, "GET", "/")
 	require.Equal(t, 200, w.Code)
 	body := w.Body.String()
 	assert.Equal(t, "text/html; charset=utf-8", w.Header().Get("Content-Type"))
 	assert.Contains(t, w.Header().Get("Content-Security-Policy"), "script-src 'self'")
+	assert.Contains(t, w.Header().Get("Content-Security-Policy"), "img-src 'self'")
 	assert.Contains(t, body, `<tr data-id="`+idA+`" data-status="cloud_init">`)
 	assert.Contains(t, body, `<tr data-id="`+idB+`" data-status="failed">`)
+	assert.Less(t, strings.Index(body, `data-id="`+idB+`"`), strings.Index(body, `data-id="`+idA+`"`), "newest first")
 	assert.Contains(t, body, `<span class="status s-cloud_init">1 cloud_init</span><span class="status s-failed">1 failed</span>`)
 	assert.NotContains(t, body, "<script>alert")
 	assert.Contains(t, body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;")
 	assert.Contains(t, body, `<p id="empty" hidden>`)
 	assert.Contains(t, body, `<script src="/page.js" defer></script>`)
+	assert.Contains(t, body, `<link rel="icon" href="/favicon.svg" type="image/svg+xml">`)
 	assert.Contains(t, body, `<meta http-equiv="refresh" content="2">`, "refreshes without JavaScript too")
+	// The short ID, the whole one in its title; the step of the injection.
+	assert.Contains(t, body, `<button type="button" class="copy" data-copy="`+idA+`" title="`+idA+` (click to copy)">`+idA[:8]+`</button>`)
+	assert.Contains(t, body, `<div class="event">step 3 write .env</div>`)
+	// The actions of each status, and no other.
+	assert.Regexp(t, `data-id="`+idB+`".*<td class="actions"><button type="button" data-action="retry" [^>]*>Retry</button><button type="button" data-action="replace" [^>]*>Replace</button><button type="button" data-action="deprovision" [^>]*>Deprovision</button></td></tr>`, body)
+	assert.Regexp(t, `data-id="`+idA+`".*<td class="actions"><button type="button" data-action="deprovision" [^>]*>Deprovision</button></td></tr>`, body)
+	assert.Regexp(t, `<time datetime="\d{4}-\d\d-\d\dT[^"]+Z">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>`, body, "UTC, until the script makes it local")
 
 	w = do(t, h, "GET", "/page.js")
 	require.Equal(t, 200, w.Code)
 	assert.Contains(t, w.Header().Get("Content-Type"), "javascript")
 	assert.Contains(t, w.Body.String(), `fetch("/tenants"`)
 	assert.NotContains(t, w.Body.String(), "innerHTML", "values go in as text")
+
+	w = do(t, h, "GET", "/favicon.svg")
+	require.Equal(t, 200, w.Code)
+	assert.Equal(t, "image/svg+xml", w.Header().Get("Content-Type"))
+	assert.True(t, strings.HasPrefix(w.Body.String(), "<svg "), w.Body.String())
+}
+
+// The page's buttons and their tooltips are page.js's too.
+func TestPageLabels(t *testing.T) {
+	t.Parallel()
+	script, err := pageFS.ReadFile("page.js")
+	require.NoError(t, err)
+	for _, s := range []store.Status{store.StatusReady, store.StatusFailed, store.StatusCloudInit} {
+		for _, action := range actionsFor(s) {
+			l, ok := actionLabels[action]
+			require.True(t, ok, action)
+			assert.Contains(t, string(script), action+`: ["`+l[0]+`", "`+l[1]+`"]`)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{
+		-time.Second: "0s", 0: "0s", 999 * time.Millisecond: "0s", 42 * time.Second: "42s",
+		3*time.Minute + 7*time.Second: "3m 07s", time.Hour - time.Second: "59m 59s",
+		2*time.Hour + 5*time.Minute + 59*time.Second: "2h 05m", 3*24*time.Hour + 4*time.Hour + 59*time.Minute: "3d 4h",
+	} {
+		assert.Equal(t, want, shortDuration(d), d.String())
+	}
 }
 
 func TestWriteJSONError(t *testing.T) {

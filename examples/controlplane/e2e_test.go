@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hatchery-dev/hatchery/internal/testenv"
+	"github.com/hatchery-dev/hatchery/provider"
+	"github.com/hatchery-dev/hatchery/provider/fake"
+	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 )
 
@@ -57,9 +62,15 @@ var fastArgs = []string{"-addr", "127.0.0.1:0", "-boot-delay", "20ms", "-settle"
 // startService runs the service with args until the test ends (or stop).
 func startService(t *testing.T, args ...string) *service {
 	t.Helper()
+	return startServiceWith(t, nil, args...)
+}
+
+// startServiceWith is startService with the parsed flags changed by tweak.
+func startServiceWith(t *testing.T, tweak func(*config), args ...string) *service {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &service{cancel: cancel, done: make(chan int, 1)}
-	go func() { s.done <- run(ctx, args, &s.stdout, &s.stderr) }()
+	go func() { s.done <- runWith(ctx, args, &s.stdout, &s.stderr, tweak) }()
 	t.Cleanup(func() { s.stop(t) })
 	deadline := time.After(30 * time.Second)
 	for {
@@ -229,4 +240,97 @@ func newTestID(t *testing.T) string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// The actions and the operator's endpoints against the real provisioner
+// and simulated servers. A tenant whose create the provider refused for
+// good (its quota) is failed: POSTing it again is 409 and retries
+// nothing; POST /retry retries it, to ready. POST /rotate injects it
+// again, the record showing the injection's steps. /healthz, /readyz and
+// /metrics answer; the access log never shows the phone_home token.
+func TestEndToEndActions(t *testing.T) {
+	t.Parallel()
+	id := newTestID(t)
+	var refusedOnce atomic.Bool
+	quota := func(name string) fake.Faults {
+		if name == provision.DefaultServerName(id) && refusedOnce.CompareAndSwap(false, true) {
+			return fake.Faults{CreateErr: fmt.Errorf("fake: %w", provider.ErrQuota)}
+		}
+		return fake.Faults{}
+	}
+	s := startServiceWith(t, func(c *config) { c.faults = quota }, "-dir", t.TempDir(), "-addr", "127.0.0.1:0", "-boot-delay", "20ms", "-settle", "1s")
+
+	var a answer
+	require.Equal(t, http.StatusOK, call(t, "POST", s.URL+"/tenants/"+id, &a))
+	assert.Equal(t, store.StatusFailed, a.Status)
+	assert.Equal(t, "provision", a.Action)
+	assert.Contains(t, a.Result, "create failed for good")
+	assert.Equal(t, "final: create: fake: provider: account limit reached", a.Error)
+	assert.False(t, a.AutoRetry)
+	assert.Equal(t, []string{"retry", "replace", "deprovision"}, a.Actions)
+
+	var e apiError
+	require.Equal(t, http.StatusConflict, call(t, "POST", s.URL+"/tenants/"+id, &e))
+	assert.Equal(t, "tenant "+id+" failed: POST /tenants/"+id+"/retry retries it now", e.Error)
+	require.NotNil(t, e.Tenant)
+	assert.Equal(t, store.StatusFailed, e.Tenant.Status, "nothing retried")
+	require.Equal(t, http.StatusConflict, call(t, "POST", s.URL+"/tenants/"+id+"/rotate", &e))
+	assert.Equal(t, "tenant "+id+" is failed: only a ready tenant's secrets can be rotated", e.Error)
+
+	a = answer{}
+	code := call(t, "POST", s.URL+"/tenants/"+id+"/retry", &a)
+	// Answered at the claim (202), or once the create is over, when it
+	// was quicker than the answer (200).
+	require.Contains(t, []int{http.StatusAccepted, http.StatusOK}, code)
+	assert.Equal(t, "retry", a.Action)
+	assert.Contains(t, []string{"retrying", "retried"}, a.Result)
+	assert.NotEqual(t, store.StatusFailed, a.Status)
+	ready := waitStatus(t, s, id, store.StatusReady)
+	require.NotNil(t, ready.LastEvent)
+	assert.Equal(t, "injecting_secrets → ready", ready.LastEvent.Text)
+	assert.Equal(t, []string{"rotate", "replace", "deprovision"}, ready.Actions)
+
+	// A rotation: the injection's steps show in the record while it runs
+	// (the last one checks the service for -settle, 1 s).
+	a = answer{}
+	code = call(t, "POST", s.URL+"/tenants/"+id+"/rotate", &a)
+	require.Contains(t, []int{http.StatusAccepted, http.StatusOK}, code)
+	assert.Equal(t, "rotate", a.Action)
+	var steps []string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var rec tenant
+		require.Equal(t, http.StatusOK, call(t, "GET", s.URL+"/tenants/"+id, &rec))
+		if rec.LastEvent != nil && rec.LastEvent.Step > 0 {
+			steps = append(steps, rec.LastEvent.Text)
+		}
+		if rec.Status == store.StatusReady && rec.UpdatedAt.After(ready.UpdatedAt) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NotEmpty(t, steps, "the rotation's steps")
+	assert.Regexp(t, `^step \d+/10 `, steps[0])
+	waitStatus(t, s, id, store.StatusReady)
+
+	var status map[string]string
+	require.Equal(t, http.StatusOK, call(t, "GET", s.URL+"/healthz", &status))
+	assert.Equal(t, "ok", status["status"])
+	require.Equal(t, http.StatusOK, call(t, "GET", s.URL+"/readyz", &status))
+	assert.Equal(t, "ready", status["status"])
+	res, err := http.Get(s.URL + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, string(metrics), `http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="409",http_route="/tenants/{id}",`)
+	assert.Contains(t, string(metrics), `http_route="/api/provision/callback/{id}"`)
+	assert.NotContains(t, string(metrics), id)
+
+	require.Equal(t, 0, s.stop(t), s.stderr.String())
+	log := s.stderr.String()
+	assert.Regexp(t, `msg=http method=POST path=/api/provision/callback/`+id+` query="token=REDACTED" pattern="POST /api/provision/callback/{id}" status=200 bytes=\d+ duration=`, log)
+	assert.Regexp(t, `msg=http method=POST path=/tenants/`+id+`/retry pattern="POST /tenants/{id}/retry" status=20[02] `, log)
+	assert.NotRegexp(t, `token=[^R]`, log, "no token in the log")
 }

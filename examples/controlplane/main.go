@@ -24,11 +24,13 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
 	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/postgres"
@@ -46,6 +48,12 @@ func main() {
 // or SIGTERM in main), then shuts down gracefully, and returns the exit
 // code: 0 after a clean shutdown, 1 when the service broke, 2 on bad usage.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, stdout, stderr, nil)
+}
+
+// runWith is run with the parsed flags changed by tweak (nil: none), for
+// what tests set and flags do not: simulated servers' faults.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, tweak func(*config)) int {
 	c, err := parseFlags(args, os.Getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -53,6 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "controlplane:", err)
 		return 2
+	}
+	if tweak != nil {
+		tweak(&c)
 	}
 	level := slog.LevelInfo
 	if c.verbose {
@@ -80,6 +91,7 @@ type config struct {
 	resumeEvery time.Duration
 	shutdown    time.Duration
 	settle      time.Duration
+	faults      func(name string) fake.Faults // simulated servers' faults (tests); nil: none
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -151,11 +163,17 @@ const usage = `Usage: go run ./examples/controlplane [flags]
 
 A control plane that gives every tenant its own server, with Hatchery:
 
-  POST   /tenants/{id}   provision tenant id (a lowercase UUID): 202 + record
-  GET    /tenants/{id}   the tenant's record, as JSON (404 when unknown)
-  GET    /tenants        every record (?status=ready,failed filters)
-  DELETE /tenants/{id}   deprovision: the record says deleted, the server is gone
-  GET    /               a status page that refreshes itself
+  POST   /tenants/{id}           provision tenant id (a lowercase UUID): 202 + record
+  GET    /tenants/{id}           the tenant's record, as JSON (404 when unknown)
+  GET    /tenants                every record (?status=ready,failed filters)
+  POST   /tenants/{id}/retry     retry a failed tenant now
+  POST   /tenants/{id}/rotate    inject a ready tenant's secrets again, restart it
+  POST   /tenants/{id}/replace   a new server for a ready or failed tenant
+  DELETE /tenants/{id}           deprovision: the record says deleted, the server is gone
+  POST   /sweep[?dry_run=0]      servers no tenant owns: a dry run unless dry_run=0
+  GET    /                       a status page that refreshes itself, with the actions
+  GET    /healthz, /readyz       liveness, readiness (the store answers)
+  GET    /metrics                Prometheus metrics
   POST   /api/provision/callback/{id}   cloud-init's phone_home (token-checked)
 
 The API has no authentication of its own: keep -addr on loopback, or put it
@@ -294,7 +312,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	}
 
 	// The provider.
-	servers, closeServers, err := c.cloud.Open(ctx, cloud.Env{Logger: log, PhoneHomeInterval: 500 * time.Millisecond})
+	servers, closeServers, err := c.cloud.Open(ctx, cloud.Env{Logger: log, PhoneHomeInterval: 500 * time.Millisecond, Faults: c.faults})
 	if err != nil {
 		return fmt.Errorf("open the provider: %w", err)
 	}
@@ -309,6 +327,22 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 		base = "http://" + reachable(ln.Addr())
 	}
 
+	// Metrics, served at /metrics in Prometheus's format: the HTTP
+	// server's, the Go runtime's and the process's, and those of any
+	// library that instruments itself with OpenTelemetry and is given no
+	// MeterProvider of its own: it reads the global one, set here, once,
+	// by the program's main loop (the one global this service sets).
+	meters, metrics, err := newMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer meters.Shutdown(context.WithoutCancel(ctx))
+	otel.SetMeterProvider(meters)
+
+	// What this process sees of the tenants (the last event, the step of
+	// the injection), for the API and the page.
+	events := newProgress()
 	cfg := provision.Config{
 		Provider:       servers,
 		Store:          st,
@@ -318,14 +352,21 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 		CallbackKey:    key,
 		ResumeInterval: c.resumeEvery,
 		Logger:         log,
+		OnEvent:        events.record,
 	}
 	rachel8.Apply(&cfg, rachel8.Options{Settle: c.settle})
+	cfg.StepsFunc = events.stepsCounter(cfg.StepsFunc)
 	p, err := provision.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	a := &api{p: p, store: st, log: log, provisionTimeout: 2 * time.Minute}
+	a := &api{
+		p: p, store: st, log: log, events: events,
+		maxAttempts:      cmp.Or(cfg.MaxAttempts, provision.DefaultMaxAttempts),
+		provisionTimeout: 2 * time.Minute,
+		meters:           meters, metrics: metrics,
+	}
 	srv := &http.Server{
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -366,6 +407,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	if err := p.Shutdown(sctx); err != nil {
 		log.Warn("provisioner shutdown: work cut short is left to Resume", "err", err)
 	}
+	a.work.Wait() // actions that outlived their request: the provisioner ended their work
 	<-runDone
 	log.Info("stopped")
 	return broke
