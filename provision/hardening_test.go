@@ -508,3 +508,20 @@ func TestNoPasswordLogin(t *testing.T) {
 	require.ErrorIs(t, err, provision.ErrConfig)
 	assert.Contains(t, err.Error(), "ssh_pwauth")
 }
+
+// Retry of a failed tenant whose lease another replica holds (it is
+// claiming the tenant right now) says ErrBusy, as documented.
+func TestRetryBusy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{store: memory.New()})
+	p := b.replica(b.config("r1", nil))
+	ctx := context.Background()
+	id := newID()
+	require.NoError(t, b.store.Create(ctx, store.Record{ID: id, Status: store.StatusFailed, Error: "create: boom", Attempts: 1}))
+	_, err := b.store.Update(ctx, id, func(r *store.Record) error {
+		r.LeaseOwner, r.LeaseUntil = "r2", time.Now().Add(time.Minute)
+		return nil
+	})
+	require.NoError(t, err)
+	require.ErrorIs(t, p.Retry(ctx, id), provision.ErrBusy)
+}

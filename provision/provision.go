@@ -356,8 +356,11 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 	r, phase, err := p.claimRetry(ctx, id, false)
 	if err != nil {
 		var ce *store.ConflictError
-		if errors.As(err, &ce) {
+		switch {
+		case errors.As(err, &ce):
 			return fmt.Errorf("provision: retry %s: not failed: %w", id, err)
+		case errors.Is(err, errLeaseHeld):
+			return fmt.Errorf("%w: %s", ErrBusy, id)
 		}
 		return fmt.Errorf("provision: retry %s: %w", id, err)
 	}
