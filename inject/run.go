@@ -69,8 +69,11 @@ func WithRedact(values ...string) Option {
 // outcome, all redacted) to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithEvents calls fn as steps start and end. With pipelining the events
-// arrive, in order, when the combined script returns.
+// WithEvents calls fn as steps start and end, in order. With pipelining
+// and a StreamRunner (such as *SSH) the events arrive as the combined
+// script's output reports them, while it runs; with a plain Runner, when
+// the script returns. fn may be called from the goroutine that reads the
+// output: it must return quickly.
 func WithEvents(fn func(Event)) Option { return func(o *options) { o.events = fn } }
 
 // WithFirstIndex numbers the steps from first instead of 0 in Events,
@@ -99,6 +102,9 @@ type run struct {
 	o     options
 	rd    *redactor
 	log   *slog.Logger
+	// reported marks the steps whose start (1) and success (2) were
+	// reported already: as the script's markers arrive, or after it ends.
+	reported []uint8
 }
 
 // Run runs steps on r in order and stops at the first failure, which it
@@ -125,7 +131,7 @@ func Run(ctx context.Context, r Runner, steps []Step, opts ...Option) error {
 	for _, f := range opts {
 		f(&o)
 	}
-	ru := &run{ctx: ctx, steps: steps, o: o, rd: newRedactor(o.redact, steps), log: o.logger}
+	ru := &run{ctx: ctx, steps: steps, o: o, rd: newRedactor(o.redact, steps), log: o.logger, reported: make([]uint8, len(steps))}
 	if ru.log == nil {
 		ru.log = slog.New(slog.DiscardHandler)
 	}
@@ -224,6 +230,17 @@ func (ru *run) script(r Runner, from, to int) error {
 	}
 	out := newStream(markerTag(nonce), n, 0)
 	errs := newStream(markerTag(nonce), n, rawTail)
+	// Report progress as stdout's markers arrive, while the script runs
+	// (from a StreamRunner; a Runner hands the output over at the end).
+	// What is left, and every failure, is reported from the results below.
+	start, end := out.start, out.end
+	out.start = func(sec int) { start(sec); ru.started(from + sec) }
+	out.end = func(sec, code int) {
+		end(sec, code)
+		if code == 0 {
+			ru.done(from + sec)
+		}
+	}
 	rerr := runStream(ru.ctx, r, cmd, bytes.NewReader(stdin), out, errs)
 	out.Close()
 	errs.Close()
@@ -293,12 +310,20 @@ func (ru *run) script(r Runner, from, to int) error {
 }
 
 func (ru *run) started(i int) {
+	if ru.reported[i] >= 1 {
+		return
+	}
+	ru.reported[i] = 1
 	if ru.o.events != nil {
 		ru.o.events(Event{Index: i + ru.o.first, Step: ru.rd.String(ru.steps[i].Name)})
 	}
 }
 
 func (ru *run) done(i int) {
+	if ru.reported[i] >= 2 {
+		return
+	}
+	ru.reported[i] = 2
 	name := ru.rd.String(ru.steps[i].Name)
 	ru.log.InfoContext(ru.ctx, "inject: step done", "step", ru.o.first+i+1, "name", name)
 	if ru.o.events != nil {
