@@ -44,7 +44,7 @@
 // # Requirements
 //
 // git (with git-http-backend), dpkg-deb, dpkg-scanpackages (Debian package
-// dpkg-dev) and gpg; Start fails with an error wrapping ErrRequirements
+// dpkg-dev), gpg and gpg-agent; Start fails with an error wrapping ErrRequirements
 // that names what is missing and how to install it. Close stops the
 // server and the gpg-agent that key generation started, and removes the
 // temporary directory.

@@ -90,6 +90,7 @@ func findPrograms() (programs, error) {
 		{&p.scanPackages, "dpkg-scanpackages", "apt-get install dpkg-dev"},
 		{&p.gpg, "gpg", "apt-get install gpg"},
 		{&p.gpgconf, "gpgconf", "apt-get install gpgconf"},
+		{new(string), "gpg-agent", "apt-get install gpg-agent"}, // gpg's key generation needs it
 	} {
 		path, err := exec.LookPath(prog.name)
 		if err != nil {
