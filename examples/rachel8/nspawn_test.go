@@ -89,6 +89,8 @@ func TestRecipeOnRealDebian(t *testing.T) {
 	failing.BunInstaller = m.FailingInstaller()
 	stranger := base
 	stranger.GitHubCLI.Key = m.StrangerKey()
+	unreachable := base
+	unreachable.GitHubCLI.URL = "https://127.0.0.1:1/apt" // nothing listens there
 
 	w := &realRecipe{cloud: cloud, mirror: m, tenants: map[string]realTenant{}}
 	for _, tt := range []realTenant{
@@ -96,6 +98,7 @@ func TestRecipeOnRealDebian(t *testing.T) {
 		{name: "keyring and extra .env", opts: keyring, secrets: keyringSecrets, check: checkReady(secrets, map[string]string{"AI_PROVIDER": "claude", "AI_API_KEY": keyringSecrets["AI_API_KEY"]})},
 		{name: "installer fails", opts: failing, secrets: secrets.Map(), check: checkInstallerFails},
 		{name: "gh not from the repository", opts: stranger, secrets: secrets.Map(), check: checkGHRefused},
+		{name: "gh repository unreachable", opts: unreachable, secrets: secrets.Map(), check: checkGHUnreachable},
 		{name: "no secrets", opts: base, check: checkNoSecrets},
 	} {
 		w.tenants[newTenantID()] = tt
@@ -333,6 +336,23 @@ func checkGHRefused(t *testing.T, w *realRecipe, r store.Record) {
 	assert.Contains(t, out, "rachel8: gh "+v+" is not from "+w.mirror.AptRepo())
 	assert.Contains(t, out, "NO_PUBKEY", "apt's complaint, a warning only")
 	assert.Contains(t, srv.root("test -x /home/rachel/.bun/bin/bun && echo installed"), "installed", "the rest of the bootstrap ran: only the gh check failed")
+}
+
+// checkGHUnreachable: when the repository cannot be reached, apt only
+// warns (cloud-init reports nothing about apt) and installs Debian's own
+// gh; the recipe's last check fails the boot.
+func checkGHUnreachable(t *testing.T, w *realRecipe, r store.Record) {
+	require.Equal(t, store.StatusFailed, r.Status)
+	t.Logf("Record.Error:\n%s", r.Error)
+	assert.Contains(t, r.Error, "status: error")
+	assert.Contains(t, r.Error, "scripts-user")
+	assert.NotContains(t, r.Error, "apt-configure", "apt only warned")
+	srv := w.dial(t, r)
+	v := srv.root("dpkg-query -W -f '${Version}' gh")
+	assert.NotEqual(t, mirror.StandInGHVersion, v)
+	out := srv.root("cat /var/log/cloud-init-output.log")
+	assert.Contains(t, out, "rachel8: gh "+v+" is not from https://127.0.0.1:1/apt")
+	assert.Regexp(t, `(?m)^(W|Err): .*https://127\.0\.0\.1:1/apt`, out, "apt's warning")
 }
 
 // checkNoSecrets: a tenant without secrets is ready with the unit
