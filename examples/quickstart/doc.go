@@ -59,7 +59,7 @@
 // servers are deleted as the quickstart exits. Without root or the
 // programs it says what is missing and exits 2.
 //
-//	sudo go run ./examples/quickstart -provider nspawn
+//	go run ./examples/quickstart -provider nspawn   # as root
 //
 // # Real servers: Hetzner Cloud or DigitalOcean
 //

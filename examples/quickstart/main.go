@@ -184,7 +184,7 @@ serves what the servers fetch from a local mirror on 127.0.0.1 (stand-in
 installers, the Rachel8 repository, a signed apt repository for gh);
 -internet uses the real sources instead:
 
-  sudo go run ./examples/quickstart -provider nspawn
+  go run ./examples/quickstart -provider nspawn   # as root
 
 or on DigitalOcean (-ssh-key is required there):
 

@@ -30,8 +30,8 @@
 //
 // Each provider is one entry of the table in kinds: its name, whether its
 // servers are real, its token variable and defaults, a check and a
-// constructor. Adding one (say nspawn) adds an entry, and a flag only if it
-// needs one the others do not have.
+// constructor. Adding one adds an entry, and a flag only if it needs one
+// the others do not have (nspawn needed none: -image names its suite).
 package cloud
 
 import (
