@@ -34,9 +34,32 @@
 // TERM is dumb, each status change is printed on a line of its own. Either way, a final table follows (tenant, status,
 // server, time taken), with the reason for every tenant that is not ready.
 // The exit status is 0 only when every tenant is ready (1 otherwise, 2 for
-// bad flags). NO_COLOR turns the board's colours off. -v sends the
+// bad flags or a machine that lacks what -provider nspawn needs). NO_COLOR turns the board's colours off. -v sends the
 // provisioner's and the servers' logs (log/slog) to stderr, and shows
 // plain lines instead of the board so the two do not mix.
+//
+// # Real local servers: -provider nspawn
+//
+// With -provider nspawn (Linux, root, systemd-nspawn and debootstrap:
+// apt-get install --no-install-recommends systemd-container debootstrap),
+// each tenant gets a real Debian server on this machine (provider/nspawn):
+// systemd, cloud-init, apt and sshd run the recipe for real. The first run
+// builds the image (debootstrap, about two minutes), later ones find it in
+// the cache. The servers share this machine's network, so the callback on
+// 127.0.0.1 needs no public URL, and they get the demo secrets. -image
+// trixie selects Debian 13.
+//
+// What the recipe fetches at boot (Bun's and Claude's installers, the
+// Rachel8 repository, the GitHub CLI's apt repository) the quickstart
+// serves itself, from a local mirror on 127.0.0.1 over HTTPS with a CA of
+// its own that the recipe installs (examples/internal/mirror: stand-in
+// installers, the real git http-backend, an apt repository signed with a
+// throwaway key; it needs git, dpkg-dev and gpg), and says so. -internet
+// uses the real sources instead, on machines that reach them. The
+// servers are deleted as the quickstart exits. Without root or the
+// programs it says what is missing and exits 2.
+//
+//	go run ./examples/quickstart -provider nspawn   # as root
 //
 // # Real servers: Hetzner Cloud or DigitalOcean
 //

@@ -25,9 +25,11 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
+	"github.com/hatchery-dev/hatchery/examples/internal/mirror"
 	"github.com/hatchery-dev/hatchery/examples/rachel8"
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/provider/fake"
+	"github.com/hatchery-dev/hatchery/provider/nspawn"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 	"github.com/hatchery-dev/hatchery/store/sqlite"
@@ -84,12 +86,17 @@ type options struct {
 	timeout     time.Duration
 	settle      time.Duration
 	deprovision bool
+	internet    bool // local servers: the recipe's real sources, not the local mirror
 
 	// Set by run from the environment, or by tests.
 	tty, color  bool
 	size        func() (width, height int)    // the terminal's; nil means 80x24
 	maxAttempts int                           // 0 means provision's default
 	faults      func(name string) fake.Faults // fake only; nil means none
+	// newNspawn and startMirror replace nspawn.New and mirror.Start
+	// (tests: a machine without the requirements); nil means those.
+	newNspawn   func(nspawn.Options) (*nspawn.Provider, error)
+	startMirror func(context.Context, mirror.Options) (*mirror.Mirror, error)
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -108,6 +115,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (default 2m with fake, 20m with real servers)")
 	fs.DurationVar(&o.settle, "settle", time.Second, "how long the service must stay active after it starts")
 	fs.BoolVar(&o.deprovision, "deprovision", false, "delete every tenant's server at the end (real servers otherwise keep running, and costing)")
+	fs.BoolVar(&o.internet, "internet", false, "nspawn: fetch from the recipe's real sources (bun.sh, claude.ai, github.com, cli.github.com) instead of a local mirror")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stderr, usage)
@@ -136,7 +144,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	if err := o.cloud.Check(getenv); err != nil {
 		return o, err
 	}
+	if o.internet && !o.cloud.Local() {
+		return o, fmt.Errorf("-internet is for -provider nspawn: the servers of -provider %s never see the local mirror", o.cloud.Provider)
+	}
 	switch {
+	case o.cloud.Local():
+		// The first run builds the image (about two minutes), and each
+		// server installs packages.
+		o.timeout = cmp.Or(o.timeout, 20*time.Minute)
 	case !o.cloud.Real():
 		o.timeout = cmp.Or(o.timeout, 2*time.Minute)
 	case o.callback == "":
@@ -161,6 +176,15 @@ With real servers (they cost money; see -deprovision), on Hetzner Cloud:
   export HCLOUD_TOKEN=...  RACHEL8_CLAUDE_ACCESS_TOKEN=... (see examples/rachel8)
   go run ./examples/quickstart -provider hetzner -listen :8080 \
       -callback-base https://cp.example.com
+
+On real Debian servers on this machine (provider/nspawn: root, systemd-nspawn
+and debootstrap; the image is built once, in about two minutes), the recipe
+runs for real: cloud-init, apt, the installers, git, systemd. The quickstart
+serves what the servers fetch from a local mirror on 127.0.0.1 (stand-in
+installers, the Rachel8 repository, a signed apt repository for gh);
+-internet uses the real sources instead:
+
+  go run ./examples/quickstart -provider nspawn   # as root
 
 or on DigitalOcean (-ssh-key is required there):
 
@@ -263,10 +287,43 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 
+	// Local servers fetch the recipe's sources from a mirror on
+	// 127.0.0.1, unless -internet.
+	recipe := rachel8.Options{Settle: o.settle}
+	var sources string
+	if o.cloud.Local() && !o.internet {
+		start := o.startMirror
+		if start == nil {
+			start = mirror.Start
+		}
+		m, err := start(ctx, mirror.Options{Logger: log})
+		if errors.Is(err, mirror.ErrRequirements) {
+			fmt.Fprintf(stderr, "quickstart: the local mirror for -provider %s (or use -internet): %v\n", o.cloud.Provider, err)
+			return exitUsage
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer m.Close()
+		recipe = m.RecipeOptions(recipe)
+		sources = "a local mirror that this quickstart serves at " + m.URL() + ", with its own CA:\n" +
+			"          stand-in Bun and Claude installers, the Rachel8 repository (git http-backend),\n" +
+			"          a signed apt repository for gh (-internet: the real sources instead)"
+	} else if o.cloud.Local() {
+		sources = "the internet: bun.sh, claude.ai, github.com, cli.github.com (-internet)"
+	}
+
 	// The provider.
+	if o.cloud.Local() {
+		fmt.Fprintln(stdout, "Preparing the local servers: the Debian image is built once with debootstrap (about two minutes), then cached.")
+	}
 	servers, closeServers, err := o.cloud.Open(ctx, cloud.Env{
-		Logger: log, PhoneHomeInterval: 250 * time.Millisecond, Faults: o.faults,
+		Logger: log, PhoneHomeInterval: 250 * time.Millisecond, Faults: o.faults, NewNspawn: o.newNspawn,
 	})
+	if errors.Is(err, nspawn.ErrRequirements) {
+		fmt.Fprintf(stderr, "quickstart: -provider %s: %v\n", o.cloud.Provider, err)
+		return exitUsage
+	}
 	if err != nil {
 		return fail("open the provider: %v", err)
 	}
@@ -299,9 +356,15 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "Provisioning %d %s on %s\nstore:    SQLite, %s\ncallback: %s\n",
 		len(ids), plural(len(ids), "tenant", "tenants"), o.cloud.Describe(), dbPath, base+callbackPath+"/")
-	if !o.cloud.Real() {
+	if sources != "" {
+		fmt.Fprintln(stdout, "sources:  "+sources)
+	}
+	switch {
+	case o.cloud.Local():
+		fmt.Fprintln(stdout, "secrets:  fixed DEMO values (not secrets), written only into the local servers")
+	case !o.cloud.Real():
 		fmt.Fprintln(stdout, "secrets:  fixed DEMO values (not secrets), written only into the simulated servers' sandboxes")
-	} else {
+	default:
 		fmt.Fprintln(stdout, "secrets:  from the environment ("+rachel8.EnvPrefix+"*)")
 	}
 	fmt.Fprintln(stdout)
@@ -320,7 +383,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		Logger:       log,
 		OnEvent:      func(e provision.Event) { prog.observe(e) },
 	}
-	rachel8.Apply(&cfg, rachel8.Options{Settle: o.settle})
+	rachel8.Apply(&cfg, recipe)
 	recipeSteps := cfg.StepsFunc
 	cfg.StepsFunc = func(ctx context.Context, in provision.StepsInput) ([]inject.Step, error) {
 		steps, err := recipeSteps(ctx, in)
@@ -400,6 +463,8 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "Every tenant deprovisioned: their servers are deleted.")
 	} else if o.cloud.Real() {
 		fmt.Fprintln(stdout, "The servers keep running: delete them "+o.cloud.Leftovers()+", or run with -deprovision.")
+	} else if o.cloud.Local() {
+		fmt.Fprintln(stdout, "The local servers are deleted as the quickstart exits.")
 	}
 	if o.db != "" {
 		fmt.Fprintf(stdout, "The records are kept in %s.\n", o.db)

@@ -310,6 +310,20 @@ func TestFlags(t *testing.T) {
 				assert.Equal(t, 20*time.Minute, o.timeout)
 				assert.True(t, o.cloud.Real())
 			}},
+		{name: "nspawn", args: []string{"-provider", "nspawn"}, check: func(t *testing.T, o options) {
+			assert.True(t, o.cloud.Local())
+			assert.False(t, o.cloud.Real(), "no cloud bill, no public callback, demo secrets")
+			assert.Equal(t, "bookworm", o.cloud.Image)
+			assert.Equal(t, 20*time.Minute, o.timeout, "the first run builds the image")
+			assert.False(t, o.internet)
+		}},
+		{name: "nspawn trixie, internet", args: []string{"-provider", "nspawn", "-image", "debian-13", "-internet"}, check: func(t *testing.T, o options) {
+			assert.Equal(t, "trixie", o.cloud.Image)
+			assert.True(t, o.internet)
+		}},
+		{name: "nspawn bad image", args: []string{"-provider", "nspawn", "-image", "ubuntu-24.04"}, wantErr: `-image "ubuntu-24.04": want bookworm or trixie`},
+		{name: "nspawn location", args: []string{"-provider", "nspawn", "-location", "fsn1"}, wantErr: "do not apply"},
+		{name: "internet without nspawn", args: []string{"-internet"}, wantErr: "-internet is for -provider nspawn"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

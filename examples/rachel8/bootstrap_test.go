@@ -90,14 +90,24 @@ func TestBootstrapContent(t *testing.T) {
 	assert.Equal(t, "/bin/bash", u.Shell)
 	assert.Equal(t, []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(testSigner(t).PublicKey())))}, u.SSHAuthorizedKeys)
 
-	assert.Equal(t, []string{"git", "curl", "unzip", "gh"}, cfg.Packages)
-	require.NotNil(t, cfg.Apt)
-	src, ok := cfg.Apt.Sources["github-cli"]
-	require.True(t, ok)
-	assert.Equal(t, "deb [signed-by=$KEY_FILE] https://cli.github.com/packages stable main", src.Source)
-	assert.Equal(t, "7F38BBB59D064DBCB3D84D725612B36462313325", src.KeyID)
-	assert.Equal(t, "keyserver.ubuntu.com", src.KeyServer)
-	assert.NotContains(t, strings.ToUpper(doc), "23F3D4EA75716059", "the expired GitHub CLI key")
+	// By default gh comes from the GitHub CLI's repository, its keyring
+	// fetched at boot and pinned: gpg is installed to check it, and
+	// runcmd installs gh once it is checked.
+	assert.Equal(t, []string{"git", "curl", "unzip", "gpg"}, cfg.Packages)
+	assert.Nil(t, cfg.Apt, "no keyserver, no apt key at boot")
+	assert.NotContains(t, doc, "keyserver")
+	gh := strings.Join(cfg.RunCmd[1], " ")
+	for _, want := range []string{
+		"curl -fsSL --proto =https -o \"$t/keyring\" https://cli.github.com/packages/githubcli-archive-keyring.gpg",
+		"gpg --batch --quiet --show-keys --with-colons --with-subkey-fingerprint",
+		`pins="7F38BBB59D064DBCB3D84D725612B36462313325 2C6106201985B60E6C7AC87323F3D4EA75716059"`,
+		"deb [signed-by=$k] https://cli.github.com/packages stable main",
+		"apt-get update --error-on=any",
+		"apt-get install -y --no-install-recommends gh",
+	} {
+		assert.Contains(t, gh, want)
+	}
+	assert.Less(t, strings.Index(gh, "awk"), strings.Index(gh, "install -m 0644"), "the keyring is checked before apt gets it")
 
 	// PATH for rachel, written after the user exists, owned by rachel.
 	require.Len(t, cfg.WriteFiles, 2)
@@ -123,13 +133,17 @@ func TestBootstrapContent(t *testing.T) {
 		"runuser -u rachel -- bash -c set -euo pipefail; cd /home/rachel/rachel8 && /home/rachel/.bun/bin/bun install",
 		"install -d -o rachel -g rachel -m 0755 /home/rachel/shared",
 	}
-	require.Len(t, cmds, len(want)+1)
-	assert.Equal(t, want, cmds[:len(want)])
-	last := cfg.RunCmd[len(cfg.RunCmd)-1]
-	assert.Equal(t, []string{"sh", "-c"}, []string(last[:2]), "the final check runs in a shell")
+	require.Len(t, cmds, len(want)+3)
+	assert.Equal(t, want[0], cmds[0])
+	assert.Equal(t, want[1:], cmds[2:len(want)+1])
+	check := cfg.RunCmd[len(cfg.RunCmd)-2]
+	assert.Equal(t, []string{"sh", "-c"}, []string(check[:2]), "the final checks run in a shell")
 	for _, p := range []string{"/home/rachel/.bun/bin/bun", "/home/rachel/.local/bin/claude", "/home/rachel/rachel8/node_modules", "/home/rachel/shared", "gh"} {
-		assert.Contains(t, last[2], p)
+		assert.Contains(t, check[2], p)
 	}
+	origin := cfg.RunCmd[len(cfg.RunCmd)-1]
+	assert.Contains(t, origin[2], "apt-cache madison gh", "gh must come from the configured repository")
+	assert.Contains(t, origin[2], `r="https://cli.github.com/packages"`)
 	assert.NotContains(t, doc, "code.claude.com", "the seed's wrong installer URL")
 
 	require.NotNil(t, cfg.PhoneHome)
@@ -179,6 +193,27 @@ func TestBootstrapOptions(t *testing.T) {
 		{"repo with shell", rachel8.Options{PublicKey: key, Repo: "https://github.com/x/y.git;reboot"}, "Repo"},
 		{"repo with credentials", rachel8.Options{PublicKey: key, Repo: "https://u:p@github.com/x/y.git"}, "Repo"},
 		{"negative settle", rachel8.Options{PublicKey: key, Settle: -1}, "Settle"},
+		{"http installer", rachel8.Options{PublicKey: key, BunInstaller: "http://bun.sh/install"}, "BunInstaller"},
+		{"installer with a query", rachel8.Options{PublicKey: key, ClaudeInstaller: "https://claude.ai/install.sh?x=1"}, "ClaudeInstaller"},
+		{"installer with shell", rachel8.Options{PublicKey: key, ClaudeInstaller: "https://claude.ai/install.sh|sh"}, "ClaudeInstaller"},
+		{"gh repo over http", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{URL: "http://cli.github.com/packages"}}, "GitHubCLI: URL"},
+		{"gh key and keyring", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{Key: testKey, KeyringURL: "https://x.example/k.gpg"}}, "use one way"},
+		{"gh key and pins", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{Key: testKey, Fingerprints: []string{rachel8.GitHubCLIKeyID}}}, "use one way"},
+		{"gh key not armored", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{Key: "mDMEZ..."}}, "ASCII-armored"},
+		{"gh private key", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{Key: "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nabc\n-----END PGP PRIVATE KEY BLOCK-----"}}, "ASCII-armored PGP public key"},
+		{"keyring without pins", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{KeyringURL: "https://mirror.internal/gh.gpg"}}, "needs Fingerprints"},
+		{"short key ID", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{Fingerprints: []string{"5612B36462313325"}}}, "40-hex-digit"},
+		{"pin with shell", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{Fingerprints: []string{"7F38BBB59D064DBCB3D84D725612B364623133;x"}}}, "40-hex-digit"},
+		{"keyring over http", rachel8.Options{PublicKey: key, GitHubCLI: rachel8.AptRepo{KeyringURL: "http://x.example/k.gpg", Fingerprints: []string{rachel8.GitHubCLIKeyID}}}, "KeyringURL"},
+		{"CA not PEM", rachel8.Options{PublicKey: key, CACerts: []string{"MIIB..."}}, "CACerts[0]"},
+		{"env name lower case", rachel8.Options{PublicKey: key, Env: []rachel8.EnvVar{{Name: "ai_provider", Value: "x"}}}, "not a variable name"},
+		{"env name of the recipe", rachel8.Options{PublicKey: key, Env: []rachel8.EnvVar{{Name: "LOG_LEVEL", Value: "debug"}}}, "LOG_LEVEL is already the recipe's own"},
+		{"env value with a space", rachel8.Options{PublicKey: key, Env: []rachel8.EnvVar{{Name: "A", Value: "a b"}}}, "Env: A contains a space"},
+		{"env value empty", rachel8.Options{PublicKey: key, Env: []rachel8.EnvVar{{Name: "A"}}}, "Env: A is missing"},
+		{"env twice", rachel8.Options{PublicKey: key, Env: []rachel8.EnvVar{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}}, "A is already in Env"},
+		{"secret env also plain", rachel8.Options{PublicKey: key, Env: []rachel8.EnvVar{{Name: "A", Value: "1"}}, SecretEnv: []string{"A"}}, "SecretEnv: A is already in Env"},
+		{"secret env of the recipe", rachel8.Options{PublicKey: key, SecretEnv: []string{"TELEGRAM_BOT_TOKEN"}}, "already the recipe's own"},
+		{"secret env name", rachel8.Options{PublicKey: key, SecretEnv: []string{"A=B"}}, "not a variable name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,10 +231,64 @@ func TestBootstrapCustomUserAndNoURL(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ada", cfg.Users[0].Name)
 	assert.Equal(t, "/home/ada/.profile", cfg.WriteFiles[0].Path)
-	assert.Contains(t, strings.Join(cfg.RunCmd[3], " "), "git clone https://git.example.com/fork/Rachel8.git /home/ada/rachel8")
+	assert.Contains(t, strings.Join(cfg.RunCmd[4], " "), "git clone https://git.example.com/fork/Rachel8.git /home/ada/rachel8")
 	// Without a URL, phone_home is left for the orchestrator to complete.
 	require.NotNil(t, cfg.PhoneHome)
 	assert.Empty(t, cfg.PhoneHome.URL)
 	assert.Equal(t, []string{"pub_key_ed25519", "instance_id", "hostname", "fqdn"}, cfg.PhoneHome.Post)
 	assert.Equal(t, 10, cfg.PhoneHome.Tries)
+}
+
+// testKey is an armored PGP public key block in shape (Options checks the
+// armor; cloudinit.Build checks the packets).
+const testKey = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ2Vu\n-----END PGP PUBLIC KEY BLOCK-----\n"
+
+// TestBootstrapSources: every source the recipe fetches from can be moved,
+// an https URL on a private host with a port included; an inline key is
+// written by cloud-init into a file that the apt source names.
+func TestBootstrapSources(t *testing.T) {
+	t.Parallel()
+	const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	cfg, err := rachel8.Bootstrap(rachel8.Options{
+		PublicKey:       testSigner(t).PublicKey(),
+		Repo:            "https://git.internal:8443/fork/Rachel8.git",
+		BunInstaller:    "https://mirror.internal:8443/bun/install",
+		ClaudeInstaller: "https://mirror.internal:8443/claude/install.sh",
+		GitHubCLI:       rachel8.AptRepo{URL: "https://mirror.internal:8443/gh/", Key: testKey},
+		CACerts:         []string{ca},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, &cloudinit.CACerts{Trusted: []string{ca}}, cfg.CACerts)
+	assert.Equal(t, []string{"git", "curl", "unzip", "gh"}, cfg.Packages, "gh in the same apt pass as the others")
+	require.NotNil(t, cfg.Apt)
+	assert.Equal(t, map[string]cloudinit.AptSource{
+		"github-cli": {Source: "deb [signed-by=/etc/apt/keyrings/github-cli.asc] https://mirror.internal:8443/gh stable main"},
+	}, cfg.Apt.Sources, "no key: for cloud-init to dearmor it needs gpg, which minimal images lack")
+	require.Len(t, cfg.WriteFiles, 3)
+	assert.Equal(t, cloudinit.File{Path: "/etc/apt/keyrings/github-cli.asc", Content: testKey, Permissions: "0644"}, cfg.WriteFiles[2],
+		"written in cloud-init's first stage (not deferred), before apt reads the source")
+
+	var cmds []string
+	for _, c := range cfg.RunCmd {
+		cmds = append(cmds, strings.Join(c, " "))
+	}
+	all := strings.Join(cmds, "\n")
+	assert.Contains(t, all, "curl -fsSL https://mirror.internal:8443/bun/install | bash")
+	assert.Contains(t, all, "curl -fsSL https://mirror.internal:8443/claude/install.sh | bash")
+	assert.Contains(t, all, "git clone https://git.internal:8443/fork/Rachel8.git /home/rachel/rachel8")
+	assert.Contains(t, all, `r="https://mirror.internal:8443/gh"`, "gh's origin checked against the configured repository")
+	assert.NotContains(t, all, "githubcli-archive-keyring", "no keyring fetched with an inline key")
+	assert.NotContains(t, all, "cli.github.com")
+	assert.NotContains(t, all, "bun.sh")
+
+	// A keyring of one's own, pinned.
+	cfg, err = rachel8.Bootstrap(rachel8.Options{
+		PublicKey: testSigner(t).PublicKey(),
+		GitHubCLI: rachel8.AptRepo{URL: "https://mirror.internal/gh", KeyringURL: "https://mirror.internal/gh/keyring.gpg", Fingerprints: []string{"7f38 bbb5 9d06 4dbc b3d8  4d72 5612 b364 6231 3325"}},
+	})
+	require.NoError(t, err)
+	gh := strings.Join(cfg.RunCmd[1], " ")
+	assert.Contains(t, gh, "https://mirror.internal/gh/keyring.gpg")
+	assert.Contains(t, gh, `pins="7F38BBB59D064DBCB3D84D725612B36462313325"`, "fingerprints normalized")
+	assert.Contains(t, gh, "https://mirror.internal/gh stable main")
 }

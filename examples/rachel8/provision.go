@@ -26,11 +26,18 @@ func BootstrapFunc(opts Options) func(ctx context.Context, r store.Record) (clou
 
 // StepsFunc returns the recipe's injection steps as a
 // provision.Config.StepsFunc: the tenant's secrets are read with From
-// (keyed by the Key… constants) and the service is restarted rather than
-// started when the Provisioner says Rotate.
+// (keyed by the Key… constants, and Options.SecretEnv's names) and the
+// service is restarted rather than started when the Provisioner says
+// Rotate. A tenant without secrets (an empty map: its SecretSource
+// answered inject.ErrNoSecrets) gets StepsWithoutSecrets: its server is
+// made ready with the unit installed and enabled, not started, until a
+// Rotate brings the secrets.
 func StepsFunc(opts Options) func(ctx context.Context, in provision.StepsInput) ([]inject.Step, error) {
 	return func(ctx context.Context, in provision.StepsInput) ([]inject.Step, error) {
-		s, err := From(in.Secrets)
+		if len(in.Secrets) == 0 {
+			return StepsWithoutSecrets(opts)
+		}
+		s, err := From(in.Secrets, opts.SecretEnv...)
 		if err != nil {
 			return nil, err
 		}

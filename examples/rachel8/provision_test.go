@@ -85,7 +85,7 @@ func TestProvisionWithRecipe(t *testing.T) {
 	mu.Unlock()
 	got, err := cloudinit.Parse(ud)
 	require.NoError(t, err)
-	assert.True(t, slices.Contains(got.Packages, "gh"))
+	assert.True(t, slices.Contains(got.Packages, "gpg"), "gpg checks the GitHub CLI's keyring")
 	assert.True(t, strings.HasPrefix(got.PhoneHome.URL, cp.URL+"/api/provision/callback/"+id+"?token="), got.PhoneHome.URL)
 	assert.Equal(t, []string{"pub_key_ed25519", "instance_id", "hostname", "fqdn"}, got.PhoneHome.Post)
 	require.Len(t, got.Users, 1, "provision adds its key to rachel, no second user")
@@ -125,6 +125,35 @@ func TestStepsFunc(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, rachel8.StepRestart, steps[8].Name)
 
-	_, err = fn(context.Background(), provision.StepsInput{Secrets: map[string]string{}})
+	// Some secrets but not all: a mistake, refused by name.
+	partial := sampleSecrets().Map()
+	delete(partial, rachel8.KeyTelegramBotToken)
+	_, err = fn(context.Background(), provision.StepsInput{Secrets: partial})
 	require.ErrorIs(t, err, rachel8.ErrInvalidSecret)
+	assert.ErrorContains(t, err, "TELEGRAM_BOT_TOKEN is missing")
+
+	// None (the source said inject.ErrNoSecrets): the unit is installed
+	// and enabled, nothing secret is written, nothing started.
+	for _, rotate := range []bool{false, true} {
+		steps, err = fn(context.Background(), provision.StepsInput{Secrets: map[string]string{}, Rotate: rotate})
+		require.NoError(t, err)
+		var names []string
+		for _, st := range steps {
+			names = append(names, st.Name)
+			assert.NotContains(t, st.Cmd, ".credentials.json", st.Name)
+			assert.NotContains(t, st.Cmd, "rachel8/.env", st.Name)
+		}
+		assert.Equal(t, []string{rachel8.StepWaitCloudInit, rachel8.StepAppDir, rachel8.StepInstallUnit, rachel8.StepDaemonReload, rachel8.StepEnable}, names)
+	}
+
+	// Extra secret .env variables come from the map by name.
+	fn = rachel8.StepsFunc(rachel8.Options{SecretEnv: []string{"AI_API_KEY"}})
+	_, err = fn(context.Background(), provision.StepsInput{Secrets: sampleSecrets().Map()})
+	require.ErrorIs(t, err, rachel8.ErrInvalidSecret)
+	assert.ErrorContains(t, err, "AI_API_KEY is missing")
+	m := sampleSecrets().Map()
+	m["AI_API_KEY"] = "sk-extra-0123456789"
+	steps, err = fn(context.Background(), provision.StepsInput{Secrets: m})
+	require.NoError(t, err)
+	assert.Contains(t, string(steps[4].Stdin), "LOG_LEVEL=info\nAI_API_KEY=sk-extra-0123456789\n")
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,15 +69,21 @@ type Secrets struct {
 	ClaudeExpiresAt     time.Time // written as milliseconds since the Unix epoch
 	TelegramBotToken    string
 	OwnerTelegramUserID string
+	// Env are the values of Options.SecretEnv, by name: extra .env
+	// variables that are secret. From fills it in for the names it is
+	// given.
+	Env map[string]string
 }
 
 // From reads Secrets from the map a SecretSource returns, keyed by the
-// Key… constants. CLAUDE_EXPIRES_AT is milliseconds since the Unix epoch
-// (what .credentials.json holds) or an RFC 3339 time. Other keys are
-// ignored. The result is validated; errors are *SecretError naming the key.
-func From(m map[string]string) (Secrets, error) {
+// Key… constants, and the extra secret .env variables named by extra
+// (Options.SecretEnv) into Secrets.Env. CLAUDE_EXPIRES_AT is milliseconds
+// since the Unix epoch (what .credentials.json holds) or an RFC 3339 time.
+// Other keys are ignored. The result is validated; errors are
+// *SecretError naming the key.
+func From(m map[string]string, extra ...string) (Secrets, error) {
 	var missing []string
-	for _, k := range keys {
+	for _, k := range append(keys[:len(keys):len(keys)], extra...) {
 		if m[k] == "" {
 			missing = append(missing, k)
 		}
@@ -94,6 +102,12 @@ func From(m map[string]string) (Secrets, error) {
 		TelegramBotToken:    m[KeyTelegramBotToken],
 		OwnerTelegramUserID: m[KeyOwnerTelegramUserID],
 	}
+	for _, k := range extra {
+		if s.Env == nil {
+			s.Env = make(map[string]string, len(extra))
+		}
+		s.Env[k] = m[k]
+	}
 	if err := s.Validate(); err != nil {
 		return Secrets{}, err
 	}
@@ -101,16 +115,18 @@ func From(m map[string]string) (Secrets, error) {
 }
 
 // Map is the inverse of From: the secrets keyed by the Key… constants,
-// CLAUDE_EXPIRES_AT in milliseconds since the Unix epoch. Handy for
-// inject.StaticSecrets.
+// CLAUDE_EXPIRES_AT in milliseconds since the Unix epoch, and Env's
+// variables by their names. Handy for inject.StaticSecrets.
 func (s Secrets) Map() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		KeyClaudeAccessToken:   s.ClaudeAccessToken,
 		KeyClaudeRefreshToken:  s.ClaudeRefreshToken,
 		KeyClaudeExpiresAt:     strconv.FormatInt(s.ClaudeExpiresAt.UnixMilli(), 10),
 		KeyTelegramBotToken:    s.TelegramBotToken,
 		KeyOwnerTelegramUserID: s.OwnerTelegramUserID,
 	}
+	maps.Copy(m, s.Env)
+	return m
 }
 
 func parseExpiry(v string) (time.Time, error) {
@@ -135,7 +151,9 @@ func parseExpiry(v string) (time.Time, error) {
 // written unquoted, so TELEGRAM_BOT_TOKEN may hold only letters, digits
 // and _ - . : / + = @ , and OWNER_TELEGRAM_USER_ID only digits: anything
 // else (a newline, a quote, a space, a $ or a backslash) is refused rather
-// than escaped, because dotenv parsers disagree on escaping.
+// than escaped, because dotenv parsers disagree on escaping. Env's names
+// must be variable names (upper case letters, digits and _) and its values
+// are held to TELEGRAM_BOT_TOKEN's rule.
 func (s Secrets) Validate() error {
 	for _, f := range []struct{ name, v string }{
 		{KeyClaudeAccessToken, s.ClaudeAccessToken},
@@ -158,12 +176,24 @@ func (s Secrets) Validate() error {
 	if len(id) > 20 || strings.Trim(id, "0123456789") != "" {
 		return &SecretError{Name: KeyOwnerTelegramUserID, Reason: "is not a Telegram user ID (1 to 20 digits)"}
 	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if !envName.MatchString(k) {
+			return &SecretError{Name: "in Env", Reason: "has a name that is not a variable name (upper case letters, digits and _)"}
+		}
+		if err := checkEnvValue(k, s.Env[k]); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 // Values returns the secret values, for inject.WithRedact.
 func (s Secrets) Values() []string {
-	return []string{s.ClaudeAccessToken, s.ClaudeRefreshToken, s.TelegramBotToken}
+	v := []string{s.ClaudeAccessToken, s.ClaudeRefreshToken, s.TelegramBotToken}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		v = append(v, s.Env[k])
+	}
+	return v
 }
 
 func checkToken(name, v string) error {
@@ -184,18 +214,27 @@ func checkToken(name, v string) error {
 // checkEnvValue accepts what can go unquoted after NAME= in a .env file and
 // be read back identically by every dotenv parser (Bun's included).
 func checkEnvValue(name, v string) error {
+	if r := envValueReason(v); r != "" {
+		return &SecretError{Name: name, Reason: r}
+	}
+	return nil
+}
+
+// envValueReason says why v cannot go unquoted into a .env file, without
+// quoting v; "" when it can.
+func envValueReason(v string) string {
 	if v == "" {
-		return &SecretError{Name: name, Reason: "is missing"}
+		return "is missing"
 	}
 	for _, r := range v {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		case strings.ContainsRune("_-.:/+=@,", r):
 		default:
-			return &SecretError{Name: name, Reason: "contains " + describe(r) + ", which a .env value may not hold (allowed: letters, digits and _ - . : / + = @ ,)"}
+			return "contains " + describe(r) + ", which a .env value may not hold (allowed: letters, digits and _ - . : / + = @ ,)"
 		}
 	}
-	return nil
+	return ""
 }
 
 // describe names a refused character without quoting the secret around it.
@@ -256,17 +295,25 @@ func credentials(s Secrets) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// dotenv renders Rachel8's .env. Secrets must have passed Validate.
-func dotenv(s Secrets, sharedDir string) []byte {
+// dotenv renders Rachel8's .env: the recipe's five variables, then
+// o.Env's, then o.SecretEnv's from s.Env. s must have passed Validate, o
+// withDefaults, and s.Env must hold every name of o.SecretEnv.
+func dotenv(o Options, s Secrets) []byte {
 	var b strings.Builder
 	for _, kv := range [][2]string{
 		{"TELEGRAM_BOT_TOKEN", s.TelegramBotToken},
 		{"OWNER_TELEGRAM_USER_ID", s.OwnerTelegramUserID},
-		{"SHARED_FOLDER_PATH", sharedDir},
+		{"SHARED_FOLDER_PATH", o.SharedDir()},
 		{"NODE_ENV", "production"},
 		{"LOG_LEVEL", "info"},
 	} {
 		b.WriteString(kv[0] + "=" + kv[1] + "\n")
+	}
+	for _, v := range o.Env {
+		b.WriteString(v.Name + "=" + v.Value + "\n")
+	}
+	for _, k := range o.SecretEnv {
+		b.WriteString(k + "=" + s.Env[k] + "\n")
 	}
 	return []byte(b.String())
 }
@@ -285,6 +332,9 @@ func dotenv(s Secrets, sharedDir string) []byte {
 type EnvSource struct {
 	// LookupEnv reads one variable; nil means os.LookupEnv.
 	LookupEnv func(name string) (string, bool)
+	// Extra names extra secrets to read (Options.SecretEnv), each from
+	// EnvPrefix and its name: RACHEL8_AI_API_KEY for AI_API_KEY.
+	Extra []string
 }
 
 var _ inject.SecretSource = EnvSource{}
@@ -301,7 +351,7 @@ func (e EnvSource) Secrets(ctx context.Context, id string) (map[string]string, e
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	m := make(map[string]string, len(keys))
+	m := make(map[string]string, len(keys)+len(e.Extra))
 	var missing []string
 	for _, k := range keys {
 		if v, ok := lookup(EnvPrefix + k); ok && v != "" {
@@ -310,8 +360,16 @@ func (e EnvSource) Secrets(ctx context.Context, id string) (map[string]string, e
 			missing = append(missing, EnvPrefix+k)
 		}
 	}
+	none := len(m) == 0
+	for _, k := range e.Extra {
+		if v, ok := lookup(EnvPrefix + k); ok && v != "" {
+			m[k] = v
+		} else {
+			missing = append(missing, EnvPrefix+k)
+		}
+	}
 	switch {
-	case len(m) == 0:
+	case none:
 		// The same for every tenant: the error does not name id.
 		return nil, fmt.Errorf("rachel8: none of the %s* variables is set: %w", EnvPrefix, inject.ErrNoSecrets)
 	case len(missing) > 0:
@@ -320,16 +378,17 @@ func (e EnvSource) Secrets(ctx context.Context, id string) (map[string]string, e
 	return m, nil
 }
 
-// Load asks src for tenant id's secrets and reads them with From. The
+// Load asks src for tenant id's secrets and reads them with From, extra
+// naming the extra secret .env variables (Options.SecretEnv). The
 // source's error is returned as it is: the source says what it knows (an
 // inject.StaticSecrets names the tenant, an EnvSource the variables, the
 // same for every tenant), and wrapping it would say it again.
-func Load(ctx context.Context, src inject.SecretSource, id string) (Secrets, error) {
+func Load(ctx context.Context, src inject.SecretSource, id string, extra ...string) (Secrets, error) {
 	m, err := src.Secrets(ctx, id)
 	if err != nil {
 		return Secrets{}, err
 	}
-	return From(m)
+	return From(m, extra...)
 }
 
 func plural(n int, one, many string) string {

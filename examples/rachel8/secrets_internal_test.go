@@ -32,7 +32,7 @@ func FuzzFrom(f *testing.F) {
 			}
 			return
 		}
-		env := string(dotenv(s, "/home/rachel/shared"))
+		env := string(dotenv(Options{}, s))
 		lines := strings.Split(strings.TrimSuffix(env, "\n"), "\n")
 		if len(lines) != 5 || lines[0] != "TELEGRAM_BOT_TOKEN="+bot || lines[1] != "OWNER_TELEGRAM_USER_ID="+owner {
 			t.Fatalf(".env does not read back: %q", env)

@@ -174,3 +174,54 @@ func TestLoadErrorsSayEachThingOnce(t *testing.T) {
 		})
 	}
 }
+
+// Extra secret .env variables (Options.SecretEnv): read by name, from a
+// map or the environment, validated like TELEGRAM_BOT_TOKEN, redacted.
+func TestExtraSecrets(t *testing.T) {
+	t.Parallel()
+	m := sampleSecrets().Map()
+	m["AI_API_KEY"] = "sk-extra-0123456789"
+	m["UNRELATED"] = "ignored"
+	s, err := rachel8.From(m, "AI_API_KEY")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"AI_API_KEY": "sk-extra-0123456789"}, s.Env)
+	assert.Contains(t, s.Values(), "sk-extra-0123456789", "redacted like the others")
+	assert.Equal(t, "sk-extra-0123456789", s.Map()["AI_API_KEY"])
+
+	_, err = rachel8.From(sampleSecrets().Map(), "AI_API_KEY", "AI_ORG")
+	require.ErrorIs(t, err, rachel8.ErrInvalidSecret)
+	assert.Equal(t, "rachel8: secret AI_API_KEY, AI_ORG are missing", err.Error())
+
+	m["AI_API_KEY"] = "sk extra"
+	_, err = rachel8.From(m, "AI_API_KEY")
+	require.ErrorIs(t, err, rachel8.ErrInvalidSecret)
+	assert.Contains(t, err.Error(), "AI_API_KEY contains a space")
+	assert.NotContains(t, err.Error(), "sk extra")
+
+	// EnvSource reads them with the prefix.
+	env := map[string]string{"RACHEL8_AI_API_KEY": "sk-extra-0123456789"}
+	for k, v := range sampleSecrets().Map() {
+		env[rachel8.EnvPrefix+k] = v
+	}
+	src := rachel8.EnvSource{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Extra: []string{"AI_API_KEY"}}
+	s, err = rachel8.Load(context.Background(), src, "tenant-1", "AI_API_KEY")
+	require.NoError(t, err)
+	assert.Equal(t, "sk-extra-0123456789", s.Env["AI_API_KEY"])
+	delete(env, "RACHEL8_AI_API_KEY")
+	_, err = src.Secrets(context.Background(), "tenant-1")
+	assert.EqualError(t, err, "rachel8: secret RACHEL8_AI_API_KEY is not set in the environment")
+
+	// Steps writes Env then SecretEnv after the recipe's own lines, and
+	// refuses secrets that the options do not name, or lack.
+	opts := rachel8.Options{Env: []rachel8.EnvVar{{Name: "AI_PROVIDER", Value: "claude"}}, SecretEnv: []string{"AI_API_KEY"}}
+	s.Env = map[string]string{"AI_API_KEY": "sk-extra-0123456789"}
+	steps, err := rachel8.Steps(opts, s, false)
+	require.NoError(t, err)
+	assert.Contains(t, string(steps[4].Stdin), "NODE_ENV=production\nLOG_LEVEL=info\nAI_PROVIDER=claude\nAI_API_KEY=sk-extra-0123456789\n")
+	assert.NotContains(t, steps[4].Cmd, "sk-extra")
+	_, err = rachel8.Steps(rachel8.Options{}, s, false)
+	assert.EqualError(t, err, "rachel8: secret AI_API_KEY is not named in Options.SecretEnv")
+	s.Env = nil
+	_, err = rachel8.Steps(opts, s, false)
+	assert.EqualError(t, err, "rachel8: secret AI_API_KEY is missing")
+}

@@ -4,6 +4,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hatchery-dev/hatchery/inject"
@@ -85,7 +87,8 @@ const (
 //     this keeps the next step's directory certain;
 //  5. ~/rachel8/.env (0600, owned by the user): TELEGRAM_BOT_TOKEN,
 //     OWNER_TELEGRAM_USER_ID, SHARED_FOLDER_PATH, NODE_ENV=production,
-//     LOG_LEVEL=info;
+//     LOG_LEVEL=info, then Options.Env and Options.SecretEnv (from
+//     s.Env), in order;
 //  6. /etc/systemd/system/rachel8.service (0644, root), rendered from the
 //     template;
 //  7. systemctl daemon-reload; 8. enable; 9. start, or restart when rotate
@@ -98,7 +101,9 @@ const (
 //
 // Secret values travel only in the steps' Stdin. Secrets are validated
 // first; a bad value is a *SecretError naming the secret, and no step is
-// returned. Pass s.Values() to inject.WithRedact when running them.
+// returned; so is a name of Options.SecretEnv that s.Env lacks, or one in
+// s.Env that Options.SecretEnv does not name. Pass s.Values() to
+// inject.WithRedact when running them.
 func Steps(opts Options, s Secrets, rotate bool) ([]inject.Step, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
@@ -106,6 +111,20 @@ func Steps(opts Options, s Secrets, rotate bool) ([]inject.Step, error) {
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
+	}
+	var missing []string
+	for _, k := range o.SecretEnv {
+		if _, ok := s.Env[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &SecretError{Name: strings.Join(missing, ", "), Reason: plural(len(missing), "is missing", "are missing")}
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if !slices.Contains(o.SecretEnv, k) {
+			return nil, &SecretError{Name: k, Reason: "is not named in Options.SecretEnv"}
+		}
 	}
 	creds, err := credentials(s)
 	if err != nil {
@@ -136,11 +155,39 @@ func Steps(opts Options, s Secrets, rotate bool) ([]inject.Step, error) {
 		// The clone made it; this keeps .env's directory certain (and the
 		// recipe usable on provider/fake servers, which run no runcmd).
 		named(StepAppDir, inject.Mkdir(o.Dir(), 0o755, owner...)),
-		named(StepEnv, inject.WriteFile(o.Dir()+"/.env", dotenv(s, o.SharedDir()), 0o600, owner...)),
+		named(StepEnv, inject.WriteFile(o.Dir()+"/.env", dotenv(o, s), 0o600, owner...)),
 		named(StepInstallUnit, inject.InstallUnit(UnitName, unit)),
 		named(StepDaemonReload, inject.DaemonReload()),
 		named(StepEnable, inject.EnableUnit(UnitName)),
 		start,
 		named(StepCheckActive, inject.CheckActive(UnitName, o.Settle)),
+	}, nil
+}
+
+// StepsWithoutSecrets returns what the control plane runs for a tenant
+// that has no secrets yet (its SecretSource answered inject.ErrNoSecrets,
+// which provision turns into an empty map): wait for cloud-init, ensure
+// ~/rachel8, install rachel8.service, daemon-reload and enable it; no
+// secret is written and the unit is not started. Its
+// ConditionPathExists=~/rachel8/.env keeps it from starting, at boot too,
+// until a later run with secrets (provision's Rotate) writes .env and
+// restarts it. Files a previous run wrote are left alone: removing a
+// tenant's secrets does not stop a running service.
+func StepsWithoutSecrets(opts Options) ([]inject.Step, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	unit, err := renderUnit(o)
+	if err != nil {
+		return nil, err
+	}
+	named := func(name string, st inject.Step) inject.Step { st.Name = name; return st }
+	return []inject.Step{
+		named(StepWaitCloudInit, inject.WaitCloudInit(true)),
+		named(StepAppDir, inject.Mkdir(o.Dir(), 0o755, inject.AsRoot(), inject.Owner(o.User+":"+o.User))),
+		named(StepInstallUnit, inject.InstallUnit(UnitName, unit)),
+		named(StepDaemonReload, inject.DaemonReload()),
+		named(StepEnable, inject.EnableUnit(UnitName)),
 	}, nil
 }

@@ -2,17 +2,26 @@
 // command line, so that examples/quickstart and examples/controlplane take
 // the same flags and build providers the same way:
 //
-//	-provider      fake (simulated servers, the default), hetzner or digitalocean
+//	-provider      fake (simulated servers, the default), nspawn (real local
+//	               Debian servers), hetzner or digitalocean
 //	-boot-delay    fake: how long a simulated server boots
 //	-server-type   hetzner: cx22;            digitalocean: s-1vcpu-2gb (a size slug)
 //	-location      hetzner: fsn1;            digitalocean: fra1 (a region slug)
-//	-image         hetzner: ubuntu-24.04;    digitalocean: ubuntu-24-04-x64
+//	-image         nspawn: bookworm (or trixie);
+//	               hetzner: ubuntu-24.04;    digitalocean: ubuntu-24-04-x64
 //	-ssh-key       hetzner: a project key name, optional;
 //	               digitalocean: an account key fingerprint, required
 //
 // The token comes from the provider's environment variable: HCLOUD_TOKEN,
 // DIGITALOCEAN_TOKEN. An empty -server-type, -location or -image means the
 // provider's default.
+//
+// nspawn's servers are real Debian systems on this machine
+// (provider/nspawn): they need root, systemd-nspawn and debootstrap, and
+// Open's error then wraps nspawn.ErrRequirements. Each Open uses a state
+// directory of its own, and its closeFn deletes the servers, as fake's
+// end with it; the image is cached as nspawn caches it (built once, about
+// two minutes).
 //
 //	f := cloud.Register(fs, cloud.Defaults{BootDelay: time.Second})
 //	fs.Parse(args)
@@ -21,8 +30,8 @@
 //
 // Each provider is one entry of the table in kinds: its name, whether its
 // servers are real, its token variable and defaults, a check and a
-// constructor. Adding one (say nspawn) adds an entry, and a flag only if it
-// needs one the others do not have.
+// constructor. Adding one adds an entry, and a flag only if it needs one
+// the others do not have (nspawn needed none: -image names its suite).
 package cloud
 
 import (
@@ -32,6 +41,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -42,6 +52,7 @@ import (
 	"github.com/hatchery-dev/hatchery/provider/digitalocean"
 	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provider/hetzner"
+	"github.com/hatchery-dev/hatchery/provider/nspawn"
 )
 
 // Defaults are an example's own defaults for the provider flags.
@@ -73,6 +84,9 @@ type Env struct {
 	Faults func(name string) fake.Faults
 	// Endpoint replaces the cloud API's URL (tests); "" means the real one.
 	Endpoint string
+	// NewNspawn replaces nspawn.New (tests: a machine without the
+	// requirements); nil means nspawn.New.
+	NewNspawn func(nspawn.Options) (*nspawn.Provider, error)
 }
 
 // kind is one provider an example can use.
@@ -80,6 +94,8 @@ type kind struct {
 	name  string // the -provider value
 	title string // what Describe says, e.g. "Hetzner Cloud"
 	real  bool   // real servers: they cost money, need a public callback URL and real secrets
+	local bool   // real servers on this machine: free, they reach its 127.0.0.1
+	needs string // what -provider's help says it needs besides a token, e.g. "root"
 	// token is the environment variable of the API token ("": none) and
 	// what it must be.
 	token, tokenHelp string
@@ -89,7 +105,8 @@ type kind struct {
 	keyHelp string
 	// leftovers says where servers left running are found.
 	leftovers string
-	check     func(f *Flags) error // after defaults are filled in; nil: nothing more
+	check     func(f *Flags) error  // after defaults are filled in; nil: nothing more
+	describe  func(f *Flags) string // what Describe says; nil: the title and the placement
 	open      func(ctx context.Context, f *Flags, env Env) (provider.Provider, func() error, error)
 }
 
@@ -99,6 +116,13 @@ func kinds() []kind {
 		{
 			name: "fake", title: "simulated servers (provider/fake)",
 			open: openFake,
+		},
+		{
+			name: "nspawn", title: "real local Debian servers (provider/nspawn)", local: true, needs: "root",
+			image:    nspawn.DefaultSuite,
+			check:    checkNspawn,
+			describe: func(f *Flags) string { return "real local Debian " + f.Image + " servers (provider/nspawn)" },
+			open:     openNspawn,
 		},
 		{
 			name: "hetzner", title: "Hetzner Cloud", real: true,
@@ -131,13 +155,15 @@ func Register(fs *flag.FlagSet, d Defaults) *Flags {
 		if i == 0 {
 			name = "`" + name + "`"
 		}
-		if k.token != "" {
-			name += " (" + k.token + ")"
+		if need := cmp.Or(k.token, k.needs); need != "" {
+			name += " (" + need + ")"
 		}
 		names = append(names, name)
 		if k.serverType != "" {
 			types = append(types, k.name+": "+k.serverType)
 			locations = append(locations, k.name+": "+k.location)
+		}
+		if k.image != "" {
 			images = append(images, k.name+": "+k.image)
 		}
 		if k.keyHelp != "" {
@@ -204,12 +230,19 @@ func (f *Flags) Check(getenv func(string) string) error {
 // must reach a public callback URL and get real secrets.
 func (f *Flags) Real() bool { return f.kind != nil && f.kind.real }
 
+// Local reports whether the provider makes real servers on this machine
+// (nspawn): free, reaching this machine's 127.0.0.1 (the callback needs no
+// public URL) and whatever it reaches; they run the recipe for real.
+func (f *Flags) Local() bool { return f.kind != nil && f.kind.local }
+
 // Describe says which provider makes the servers, with what, e.g.
 // "DigitalOcean (s-1vcpu-2gb, ubuntu-24-04-x64, fra1)".
 func (f *Flags) Describe() string {
 	switch {
 	case f.kind == nil:
 		return f.Provider
+	case f.kind.describe != nil:
+		return f.kind.describe(f)
 	case f.kind.serverType == "":
 		return f.kind.title
 	}
@@ -248,6 +281,57 @@ func openFake(_ context.Context, f *Flags, env Env) (provider.Provider, func() e
 		Faults:            env.Faults,
 	})
 	return p, p.Close, nil
+}
+
+func checkNspawn(f *Flags) error {
+	switch {
+	case f.ServerType != "" || f.Location != "":
+		return errors.New("-server-type and -location do not apply: every server is a container on this machine")
+	case len(f.SSHKeys) > 0:
+		return errors.New("-ssh-key does not apply: the servers are on this machine")
+	}
+	switch f.Image {
+	case "bookworm", "trixie":
+		return nil
+	case "debian-12":
+		f.Image = "bookworm"
+		return nil
+	case "debian-13":
+		f.Image = "trixie"
+		return nil
+	}
+	return fmt.Errorf("-image %q: want bookworm or trixie", f.Image)
+}
+
+// openNspawn starts a Provider on a state directory of its own; closeFn
+// deletes its servers and the directory. The image is built or found by
+// Prepare, so that a first run's build happens here, not at the first
+// Create.
+func openNspawn(ctx context.Context, f *Flags, env Env) (provider.Provider, func() error, error) {
+	newNspawn := env.NewNspawn
+	if newNspawn == nil {
+		newNspawn = nspawn.New
+	}
+	dir, err := os.MkdirTemp("", "hatchery-nspawn-")
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := newNspawn(nspawn.Options{StateDir: dir, Suite: f.Image, Logger: env.Logger.With("component", "nspawn")})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	closeFn := func() error {
+		if err := p.Close(); err != nil {
+			return err // the directory stays: a server may still use it
+		}
+		return os.RemoveAll(dir)
+	}
+	if err := p.Prepare(ctx); err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return p, closeFn, nil
 }
 
 func hetznerOptions(f *Flags, log *slog.Logger) hetzner.Options {

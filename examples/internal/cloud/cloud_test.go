@@ -3,7 +3,9 @@ package cloud_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,10 +18,13 @@ import (
 	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
 	"github.com/hatchery-dev/hatchery/internal/dotest"
 	"github.com/hatchery-dev/hatchery/internal/hcloudtest"
+	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/digitalocean"
 	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provider/hetzner"
+	"github.com/hatchery-dev/hatchery/provider/nspawn"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/usage.golden")
@@ -51,6 +56,7 @@ func TestCheck(t *testing.T) {
 		getenv  func(string) string
 		want    cloud.Flags // Provider, ServerType, Location, Image, SSHKeys, Token, BootDelay
 		real    bool
+		local   bool
 		desc    string
 		wantErr string
 	}{
@@ -73,7 +79,17 @@ func TestCheck(t *testing.T) {
 			want: cloud.Flags{Provider: "digitalocean", ServerType: "s-2vcpu-4gb", Location: "ams3", Image: "debian-12-x64", SSHKeys: []string{"512190"}, Token: "do-token", BootDelay: 3 * time.Second},
 			desc: "DigitalOcean (s-2vcpu-4gb, debian-12-x64, ams3)"},
 
-		{name: "unknown provider", args: []string{"-provider", "aws"}, wantErr: `-provider "aws": want fake, hetzner or digitalocean`},
+		{name: "nspawn defaults", args: []string{"-provider", "nspawn"}, local: true,
+			want: cloud.Flags{Provider: "nspawn", Image: "bookworm", BootDelay: 3 * time.Second},
+			desc: "real local Debian bookworm servers (provider/nspawn)"},
+		{name: "nspawn trixie", args: []string{"-provider", "nspawn", "-image", "debian-13"}, local: true,
+			want: cloud.Flags{Provider: "nspawn", Image: "trixie", BootDelay: 3 * time.Second},
+			desc: "real local Debian trixie servers (provider/nspawn)"},
+		{name: "nspawn image", args: []string{"-provider", "nspawn", "-image", "ubuntu-24.04"}, wantErr: `-provider nspawn: -image "ubuntu-24.04": want bookworm or trixie`},
+		{name: "nspawn server type", args: []string{"-provider", "nspawn", "-server-type", "cx22"}, wantErr: "do not apply"},
+		{name: "nspawn ssh key", args: []string{"-provider", "nspawn", "-ssh-key", "ops"}, wantErr: "-ssh-key does not apply"},
+
+		{name: "unknown provider", args: []string{"-provider", "aws"}, wantErr: `-provider "aws": want fake, nspawn, hetzner or digitalocean`},
 		{name: "hetzner without token", args: []string{"-provider", "hetzner"}, wantErr: "-provider hetzner needs HCLOUD_TOKEN"},
 		{name: "digitalocean without token", args: []string{"-provider", "digitalocean", "-ssh-key", fingerprint}, getenv: env(map[string]string{"HCLOUD_TOKEN": "x"}),
 			wantErr: "-provider digitalocean needs DIGITALOCEAN_TOKEN"},
@@ -99,6 +115,7 @@ func TestCheck(t *testing.T) {
 				SSHKeys: f.SSHKeys, Token: f.Token, BootDelay: f.BootDelay}
 			assert.Equal(t, tc.want, got)
 			assert.Equal(t, tc.real, f.Real())
+			assert.Equal(t, tc.local, f.Local())
 			assert.Equal(t, tc.desc, f.Describe())
 			assert.Equal(t, tc.real, f.Leftovers() != "")
 		})
@@ -197,4 +214,44 @@ func TestOpenBeforeCheck(t *testing.T) {
 	require.ErrorContains(t, err, "before a successful Check")
 	assert.False(t, f.Real())
 	assert.Equal(t, "fake", f.Describe())
+}
+
+// TestOpenNspawn opens real local servers: the image is ready after Open,
+// a server boots, and closeFn deletes it with the state directory. A
+// machine without the requirements gets an error wrapping
+// nspawn.ErrRequirements.
+func TestOpenNspawn(t *testing.T) {
+	t.Parallel()
+	f, err := parse([]string{"-provider", "nspawn"}, env(nil))
+	require.NoError(t, err)
+
+	missing := func(nspawn.Options) (*nspawn.Provider, error) {
+		return nil, fmt.Errorf("%w: debootstrap is not installed", nspawn.ErrRequirements)
+	}
+	_, _, err = f.Open(t.Context(), cloud.Env{NewNspawn: missing})
+	require.ErrorIs(t, err, nspawn.ErrRequirements)
+
+	var stateDir string
+	opened := func(o nspawn.Options) (*nspawn.Provider, error) {
+		stateDir = o.StateDir
+		assert.Equal(t, "bookworm", o.Suite)
+		return nspawn.New(o)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), nspawntest.ImageTimeout)
+	defer cancel()
+	p, closeFn, err := f.Open(ctx, cloud.Env{NewNspawn: opened})
+	if errors.Is(err, nspawn.ErrRequirements) {
+		testenv.Missing(t, err.Error())
+	}
+	require.NoError(t, err)
+	require.IsType(t, &nspawn.Provider{}, p)
+	srv, err := p.Create(ctx, provider.CreateRequest{Name: "open-nspawn", UserData: []byte("#cloud-config\n")})
+	require.NoError(t, err)
+	require.NoError(t, closeFn())
+	assert.NoDirExists(t, stateDir, "closeFn removes the state directory")
+	again, err := nspawn.New(nspawn.Options{StateDir: t.TempDir()})
+	require.NoError(t, err)
+	defer again.Close()
+	_, err = again.Get(ctx, srv.ID)
+	require.ErrorIs(t, err, provider.ErrNotFound)
 }
