@@ -106,7 +106,7 @@ type AptSource struct {
 
 // CACerts is cloud-config's ca_certs: CA certificates that cloud-init adds
 // to the system's trust store (it writes them, joined by a newline, to
-// /usr/local/share/ca-certificates/cloud-init-ca-certs.crt on Debian and
+// /usr/share/ca-certificates/cloud-init-ca-certs.crt on Debian with cloud-init 22.4, and
 // runs update-ca-certificates), in the init stage, before apt, packages,
 // runcmd and phone_home. Certificates are public: the secret scan does not
 // refuse them.
