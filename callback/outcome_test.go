@@ -66,7 +66,9 @@ func TestOnOutcome(t *testing.T) {
 		{name: "bad ID", rec: &cloudInit, result: callback.OutcomeBadID,
 			req: func(h *callback.Handler) *http.Request { return post(base+"/NOT-A-UUID?token=x", formCT, goodForm) }},
 		{name: "bad token", rec: &cloudInit, result: callback.OutcomeBadToken, tenant: tenant,
-			req: func(h *callback.Handler) *http.Request { return post(base+"/"+tenant+"?token=forged", formCT, goodForm) }},
+			req: func(h *callback.Handler) *http.Request {
+				return post(base+"/"+tenant+"?token=forged", formCT, goodForm)
+			}},
 		{name: "stale token", rec: &cloudInit, result: callback.OutcomeStaleToken, tenant: tenant,
 			req: func(h *callback.Handler) *http.Request {
 				return post(h.AttemptURL(base, tenant, earlierNonce), formCT, goodForm)
