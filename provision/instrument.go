@@ -31,7 +31,7 @@ var (
 
 // start starts the span of store operation op on record id ("" for none).
 func (w tracedStore) start(ctx context.Context, op, id string) (context.Context, trace.Span) {
-	ctx, span := w.t.tracer.Start(ctx, "hatchery.store."+op, trace.WithSpanKind(trace.SpanKindClient))
+	ctx, span := w.t.tracer.Start(ctx, "hatchery.store."+op, w.t.kinds[trace.SpanKindClient]...)
 	if id != "" && span.IsRecording() {
 		span.SetAttributes(attribute.String(attrTenant, id))
 	}
@@ -151,7 +151,7 @@ type call struct {
 func (w tracedProvider) begin(ctx context.Context, op, name, id string) (context.Context, call) {
 	c := call{t: w.t, op: op, start: time.Now(), span: noSpan()}
 	if traced(ctx) {
-		ctx, c.span = w.t.tracer.Start(ctx, "hatchery.provider."+op, trace.WithSpanKind(trace.SpanKindClient))
+		ctx, c.span = w.t.tracer.Start(ctx, "hatchery.provider."+op, w.t.kinds[trace.SpanKindClient]...)
 		if c.span.IsRecording() {
 			attrs := []attribute.KeyValue{attribute.String(attrOperation, op)}
 			if name != "" {

@@ -85,9 +85,11 @@ func (f callbackFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.RawQuery, callback.EventParam) && r.URL.Query().Has(callback.EventParam) {
 			name = "hatchery.boot_event"
 		}
-		var span trace.Span
-		ctx, span = t.startSpan(ctx, name, "", kind)
+		sctx, span := t.startSpan(ctx, name, "", kind)
 		defer span.End()
+		if span.IsRecording() || span.SpanContext().IsValid() {
+			ctx = sctx // else no SDK: nothing to hand on, no request to copy
+		}
 	}
 	if ctx != r.Context() {
 		r = r.WithContext(ctx)

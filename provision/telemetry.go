@@ -199,6 +199,7 @@ type telemetry struct {
 	requestOpts map[bool]map[string][]metric.AddOption
 	phoneHomeOK []metric.RecordOption
 
+	kinds        map[trace.SpanKind][]trace.SpanStartOption // built once: no allocation per span
 	meter        metric.Meter
 	observed     []metric.Observable // the gauges
 	registration metric.Registration // their callback
@@ -267,6 +268,10 @@ func newTelemetry(c Config) (*telemetry, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: telemetry: %w", ErrConfig, errors.Join(errs...))
 	}
+	t.kinds = make(map[trace.SpanKind][]trace.SpanStartOption)
+	for _, k := range []trace.SpanKind{trace.SpanKindInternal, trace.SpanKindServer, trace.SpanKindClient} {
+		t.kinds[k] = []trace.SpanStartOption{trace.WithSpanKind(k)}
+	}
 	t.statusObs = make(map[store.Status]metric.ObserveOption)
 	for _, s := range store.Statuses() {
 		t.statusObs[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String(attrStatus, string(s))))
@@ -325,7 +330,7 @@ func (t *telemetry) startSpan(ctx context.Context, name, id string, kind trace.S
 	if t == nil {
 		return ctx, noSpan()
 	}
-	ctx, span := t.tracer.Start(ctx, name, trace.WithSpanKind(kind))
+	ctx, span := t.tracer.Start(ctx, name, t.kinds[kind]...)
 	if id != "" && span.IsRecording() {
 		span.SetAttributes(attribute.String(attrTenant, id))
 	}
