@@ -734,9 +734,11 @@ func (p *Provisioner) emit(ctx context.Context, e Event) {
 	}
 	e.Replica = p.cfg.Replica
 	if e.Step == "" && e.To != "" { // drift reports are logged by recordDrift
-		if e.From != "" || e.To != store.StatusInjectingSecrets {
-			// The callback's transition (From empty) is counted by
-			// callbackOutcome, which knows the status it left.
+		if e.To != store.StatusInjectingSecrets || e.From != "" && e.From != store.StatusCreating && e.From != store.StatusCloudInit {
+			// Only the callback moves a record from creating or cloud_init
+			// to injecting_secrets; callbackOutcome counts that, with the
+			// status it left, once (onReady's event and the creator's, when
+			// the server phoned home first, report it again).
 			p.tel.transition(ctx, e.From, e.To)
 		}
 		level := slog.LevelInfo

@@ -3,9 +3,11 @@ package provision_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -589,4 +591,69 @@ func TestTenantsGauge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spanLogs is a slog.Handler that keeps each record's message with the
+// span context of the context it was logged with, as a trace-aware
+// handler (otelslog) reads it.
+type spanLogs struct {
+	mu   *sync.Mutex
+	recs *[]spanLog
+}
+
+type spanLog struct {
+	msg string
+	sc  trace.SpanContext
+}
+
+func newSpanLogs() spanLogs { return spanLogs{mu: &sync.Mutex{}, recs: &[]spanLog{}} }
+
+func (h spanLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (h spanLogs) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.recs = append(*h.recs, spanLog{r.Message, trace.SpanContextFromContext(ctx)})
+	return nil
+}
+func (h spanLogs) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h spanLogs) WithGroup(string) slog.Handler      { return h }
+
+// find returns the span context of the first record with msg.
+func (h spanLogs) find(t testing.TB, msg string) trace.SpanContext {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range *h.recs {
+		if r.msg == msg {
+			return r.sc
+		}
+	}
+	t.Fatalf("no log record %q", msg)
+	return trace.SpanContext{}
+}
+
+// TestTelemetryLogs: the Provisioner's log records, the callback
+// handler's and inject's carry the context of the span of the work they
+// describe, so that a trace-aware handler adds its IDs.
+func TestTelemetryLogs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{bootDelay: 300 * time.Millisecond})
+	o := newOtel(t)
+	logs := newSpanLogs()
+	cfg := b.config("r1", nil)
+	cfg.Logger = slog.New(logs)
+	o.use(&cfg)
+	p := b.replica(cfg)
+	id := newID()
+	require.NoError(t, p.Provision(context.Background(), id))
+	waitReady(t, p, id)
+	byName := map[string]trace.SpanID{}
+	for _, s := range o.spans.Ended() {
+		byName[s.Name()] = s.SpanContext().SpanID()
+	}
+	assert.Equal(t, byName["hatchery.create"], logs.find(t, "server created").SpanID(), "provision's log, in the create")
+	assert.Equal(t, byName["hatchery.phone_home"], logs.find(t, "phone_home accepted").SpanID(), "the callback's log, in the request")
+	sc := logs.find(t, "inject: step done")
+	assert.True(t, sc.IsValid(), "inject's log, in a session")
+	assert.NotEqual(t, byName["hatchery.inject"], sc.SpanID(), "in the session's span, below the injection's")
 }
