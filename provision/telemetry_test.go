@@ -78,7 +78,7 @@ func attrs(kv ...attribute.KeyValue) string {
 func setString(s attribute.Set) string {
 	var parts []string
 	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 	}
 	return strings.Join(parts, ",")
 }
@@ -146,7 +146,7 @@ func spanTexts(s sdktrace.ReadOnlySpan) []string {
 	out := []string{s.Name(), s.Status().Description}
 	add := func(kvs []attribute.KeyValue) {
 		for _, kv := range kvs {
-			out = append(out, string(kv.Key)+"="+kv.Value.Emit())
+			out = append(out, string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	add(s.Attributes())
@@ -164,7 +164,7 @@ func spanTexts(s sdktrace.ReadOnlySpan) []string {
 func spanAttr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -281,7 +281,7 @@ func TestTelemetry(t *testing.T) {
 	// Bounded attributes: never a tenant's or server's ID, name or the
 	// secret.
 	everyMetricAttr(ms, func(metric string, kv attribute.KeyValue) {
-		v := kv.Value.Emit()
+		v := kv.Value.String()
 		for _, bad := range []string{id, rec.ServerName, secret} {
 			assert.NotContains(t, v, bad, "%s: attribute %s", metric, kv.Key)
 		}
@@ -395,8 +395,8 @@ func TestTelemetryFailure(t *testing.T) {
 	assert.Equal(t, int64(1), tenants[attrs(attribute.String("hatchery.tenant.status", "failed"))])
 	assert.NotContains(t, ms, "hatchery.provision.duration", "never ready")
 	everyMetricAttr(ms, func(metric string, kv attribute.KeyValue) {
-		assert.NotContains(t, kv.Value.Emit(), id, metric)
-		assert.NotContains(t, kv.Value.Emit(), secret, metric)
+		assert.NotContains(t, kv.Value.String(), id, metric)
+		assert.NotContains(t, kv.Value.String(), secret, metric)
 	})
 
 	var inj, step sdktrace.ReadOnlySpan
