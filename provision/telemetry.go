@@ -325,13 +325,14 @@ type rateLimiter interface {
 func noSpan() trace.Span { return trace.SpanFromContext(context.Background()) }
 
 // startSpan starts a span named name, of kind, with the tenant ID as an
-// attribute when id is set and the span records.
+// attribute when id is a valid one (not whatever a caller passed) and the
+// span records.
 func (t *telemetry) startSpan(ctx context.Context, name, id string, kind trace.SpanKind) (context.Context, trace.Span) {
 	if t == nil {
 		return ctx, noSpan()
 	}
 	ctx, span := t.tracer.Start(ctx, name, t.kinds[kind]...)
-	if id != "" && span.IsRecording() {
+	if id != "" && span.IsRecording() && store.ValidID(id) {
 		span.SetAttributes(attribute.String(attrTenant, id))
 	}
 	return ctx, span
