@@ -445,8 +445,9 @@ func (p *Provisioner) doRetry(ctx context.Context, id string) error {
 func (p *Provisioner) Wait(ctx context.Context, id string) (store.Record, error) {
 	delay := 20 * time.Millisecond
 	for {
-		w := p.watch(id)                   // before the read: a change after it wakes us
-		r, err := p.cfg.Store.Get(ctx, id) // not traced: a poll
+		w := p.watch(id) // before the read: a change after it wakes us
+		// Config's store, not the traced one: a poll makes no spans.
+		r, err := p.cfg.Store.Get(ctx, id)
 		if err != nil {
 			p.unwatch(id, w)
 			return store.Record{}, err
