@@ -414,10 +414,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.storeTimeout())
 	defer cancel()
 	st := h.Store
-	var from store.Status
+	var fr *fromRecorder
 	var entered time.Time
 	if h.OnOutcome != nil {
-		st = fromRecorder{st, &from} // for Outcome.From only
+		fr = &fromRecorder{Store: st} // for Outcome.From only
+		st = fr
 	}
 	rec, err := store.Transition(ctx, st, id,
 		[]store.Status{store.StatusCloudInit, store.StatusCreating}, store.StatusInjectingSecrets,
@@ -442,7 +443,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeOK(w)
-		q.out.From, q.out.Waited = from, max(rec.UpdatedAt.Sub(entered), 0)
+		if fr != nil {
+			q.out.From, q.out.Waited = fr.from, max(rec.UpdatedAt.Sub(entered), 0)
+		}
 		q.note(slog.LevelInfo, OutcomeTransitioned, "phone_home accepted", "instance_id", rec.InstanceID)
 		if h.OnReady != nil {
 			h.goReady(context.WithoutCancel(r.Context()), rec.Clone(), q.log)
@@ -474,12 +477,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // before fn changes it (store.Transition's fn sees the new one).
 type fromRecorder struct {
 	store.Store
-	from *store.Status
+	from store.Status
 }
 
-func (f fromRecorder) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+func (f *fromRecorder) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
 	return f.Store.Update(ctx, id, func(r *store.Record) error {
-		*f.from = r.Status
+		f.from = r.Status
 		return fn(r)
 	})
 }

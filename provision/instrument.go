@@ -25,12 +25,17 @@ type tracedStore struct {
 }
 
 var (
-	_ store.Store      = tracedStore{}
-	_ store.NowUpdater = tracedStore{}
+	_ store.Store      = (*tracedStore)(nil)
+	_ store.NowUpdater = (*tracedStore)(nil)
 )
 
+// Each method is a check and a call when ctx has no span; what a span
+// costs is in a method of its own, so that the check's frame stays small
+// (a Record is some 400 bytes: a frame holding several costs more than
+// the check).
+
 // start starts the span of store operation op on record id ("" for none).
-func (w tracedStore) start(ctx context.Context, op, id string) (context.Context, trace.Span) {
+func (w *tracedStore) start(ctx context.Context, op, id string) (context.Context, trace.Span) {
 	ctx, span := w.t.tracer.Start(ctx, "hatchery.store."+op, w.t.kinds[trace.SpanKindClient]...)
 	if id != "" && span.IsRecording() {
 		span.SetAttributes(attribute.String(attrTenant, id))
@@ -40,9 +45,9 @@ func (w tracedStore) start(ctx context.Context, op, id string) (context.Context,
 
 // end ends a store span; fnErr is the error of the caller's fn, if it
 // aborted the write: an outcome of the caller's, not a store failure.
-func (w tracedStore) end(span trace.Span, err, fnErr error) {
+func (w *tracedStore) end(span trace.Span, err, fnErr error) {
 	if err != nil && span.IsRecording() {
-		if fnErr != nil && errors.Is(err, fnErr) {
+		if fnErr != nil && (err == fnErr || errors.Is(err, fnErr)) {
 			span.SetAttributes(attribute.Bool(attrStoreAborted, true))
 		} else {
 			span.SetStatus(codes.Error, err.Error())
@@ -52,30 +57,42 @@ func (w tracedStore) end(span trace.Span, err, fnErr error) {
 	span.End()
 }
 
-func (w tracedStore) Create(ctx context.Context, r store.Record) error {
-	if !traced(ctx) {
+func (w *tracedStore) Create(ctx context.Context, r store.Record) error {
+	if !w.t.traced(ctx) {
 		return w.s.Create(ctx, r)
 	}
+	return w.createSpan(ctx, r)
+}
+
+func (w *tracedStore) createSpan(ctx context.Context, r store.Record) error {
 	ctx, span := w.start(ctx, "create", r.ID)
 	err := w.s.Create(ctx, r)
 	w.end(span, err, nil)
 	return err
 }
 
-func (w tracedStore) Get(ctx context.Context, id string) (store.Record, error) {
-	if !traced(ctx) {
+func (w *tracedStore) Get(ctx context.Context, id string) (store.Record, error) {
+	if !w.t.traced(ctx) {
 		return w.s.Get(ctx, id)
 	}
+	return w.getSpan(ctx, id)
+}
+
+func (w *tracedStore) getSpan(ctx context.Context, id string) (store.Record, error) {
 	ctx, span := w.start(ctx, "get", id)
 	r, err := w.s.Get(ctx, id)
 	w.end(span, err, nil)
 	return r, err
 }
 
-func (w tracedStore) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
-	if !traced(ctx) {
+func (w *tracedStore) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+	if !w.t.traced(ctx) {
 		return w.s.Update(ctx, id, fn)
 	}
+	return w.updateSpan(ctx, id, fn)
+}
+
+func (w *tracedStore) updateSpan(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
 	ctx, span := w.start(ctx, "update", id)
 	var fnErr error
 	r, err := w.s.Update(ctx, id, func(r *store.Record) error {
@@ -88,10 +105,14 @@ func (w tracedStore) Update(ctx context.Context, id string, fn func(*store.Recor
 
 // UpdateNow is store.UpdateNow on the wrapped store, which may or may
 // not be a store.NowUpdater.
-func (w tracedStore) UpdateNow(ctx context.Context, id string, fn func(*store.Record, time.Time) error) (store.Record, error) {
-	if !traced(ctx) {
+func (w *tracedStore) UpdateNow(ctx context.Context, id string, fn func(*store.Record, time.Time) error) (store.Record, error) {
+	if !w.t.traced(ctx) {
 		return store.UpdateNow(ctx, w.s, id, fn)
 	}
+	return w.updateNowSpan(ctx, id, fn)
+}
+
+func (w *tracedStore) updateNowSpan(ctx context.Context, id string, fn func(*store.Record, time.Time) error) (store.Record, error) {
 	ctx, span := w.start(ctx, "update", id)
 	var fnErr error
 	r, err := store.UpdateNow(ctx, w.s, id, func(r *store.Record, now time.Time) error {
@@ -102,8 +123,8 @@ func (w tracedStore) UpdateNow(ctx context.Context, id string, fn func(*store.Re
 	return r, err
 }
 
-func (w tracedStore) List(ctx context.Context, statuses ...store.Status) ([]store.Record, error) {
-	if !traced(ctx) {
+func (w *tracedStore) List(ctx context.Context, statuses ...store.Status) ([]store.Record, error) {
+	if !w.t.traced(ctx) {
 		return w.s.List(ctx, statuses...)
 	}
 	ctx, span := w.start(ctx, "list", "")
@@ -115,8 +136,8 @@ func (w tracedStore) List(ctx context.Context, statuses ...store.Status) ([]stor
 	return recs, err
 }
 
-func (w tracedStore) Purge(ctx context.Context, before time.Time) (int, error) {
-	if !traced(ctx) {
+func (w *tracedStore) Purge(ctx context.Context, before time.Time) (int, error) {
+	if !w.t.traced(ctx) {
 		return w.s.Purge(ctx, before)
 	}
 	ctx, span := w.start(ctx, "purge", "")
@@ -150,7 +171,7 @@ type call struct {
 // when known, on the span.
 func (w tracedProvider) begin(ctx context.Context, op, name, id string) (context.Context, call) {
 	c := call{t: w.t, op: op, start: time.Now(), span: noSpan()}
-	if traced(ctx) {
+	if w.t.traced(ctx) {
 		ctx, c.span = w.t.tracer.Start(ctx, "hatchery.provider."+op, w.t.kinds[trace.SpanKindClient]...)
 		if c.span.IsRecording() {
 			attrs := []attribute.KeyValue{attribute.String(attrOperation, op)}

@@ -151,7 +151,7 @@ func newProvisioner(cfg Config, telemetry bool) (*Provisioner, error) {
 		if p.tel, err = newTelemetry(c); err != nil {
 			return nil, err
 		}
-		p.store = tracedStore{s: c.Store, t: p.tel}
+		p.store = &tracedStore{s: c.Store, t: p.tel}
 		p.prov.t = p.tel
 	}
 	p.handler = &callback.Handler{

@@ -79,7 +79,7 @@ func (f callbackFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// HTTP instrumentation (otelhttp) started. The handler's
 		// OnOutcome (callbackOutcome) sets its outcome and link.
 		kind, name := trace.SpanKindServer, "hatchery.phone_home"
-		if traced(ctx) {
+		if t.traced(ctx) {
 			kind = trace.SpanKindInternal
 		}
 		if strings.Contains(r.URL.RawQuery, callback.EventParam) && r.URL.Query().Has(callback.EventParam) {

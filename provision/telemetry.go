@@ -196,10 +196,11 @@ type telemetry struct {
 	statusObs   map[store.Status]metric.ObserveOption
 	phaseOpts   map[string][]metric.AddOption
 	transOpts   map[[2]store.Status][]metric.AddOption
-	requestOpts map[bool]map[string][]metric.AddOption
+	requestOpts map[requestKey][]metric.AddOption
 	phoneHomeOK []metric.RecordOption
 
 	kinds        map[trace.SpanKind][]trace.SpanStartOption // built once: no allocation per span
+	none         trace.Span                                 // what SpanFromContext gives for a context without a span
 	meter        metric.Meter
 	observed     []metric.Observable // the gauges
 	registration metric.Registration // their callback
@@ -216,7 +217,7 @@ func newTelemetry(c Config) (*telemetry, error) {
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter(instrumentationScope)
-	t := &telemetry{tracer: tp.Tracer(instrumentationScope), meter: m}
+	t := &telemetry{tracer: tp.Tracer(instrumentationScope), meter: m, none: noSpan()}
 	var errs []error
 	check := func(err error) {
 		if err != nil {
@@ -291,11 +292,10 @@ func newTelemetry(c Config) (*telemetry, error) {
 				attribute.String(attrFrom, name), attribute.String(attrTo, string(to))))}
 		}
 	}
-	t.requestOpts = map[bool]map[string][]metric.AddOption{}
+	t.requestOpts = make(map[requestKey][]metric.AddOption)
 	for _, ev := range []bool{false, true} {
-		t.requestOpts[ev] = make(map[string][]metric.AddOption)
 		for _, o := range callback.Outcomes() {
-			t.requestOpts[ev][o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+			t.requestOpts[requestKey{ev, o}] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 				attribute.String(attrEndpoint, endpointName(ev)), attribute.String(attrCallbackOutcome, o)))}
 		}
 	}
@@ -303,6 +303,13 @@ func newTelemetry(c Config) (*telemetry, error) {
 		attribute.String(attrPhase, phasePhoneHome), attribute.String(attrOutcome, outcomeOK)))}
 	t.observed = observed
 	return t, nil
+}
+
+// requestKey is the attributes of hatchery.callback.requests: the
+// endpoint (event or not) and the outcome.
+type requestKey struct {
+	event  bool
+	result string
 }
 
 // endpointName is the hatchery.callback.endpoint of a request.
@@ -364,8 +371,11 @@ func endSpanRedacted(span trace.Span, err error, secrets []string) {
 // traced reports whether ctx carries a span to hang child spans on: the
 // store and provider wrappers make spans only under one, so that the
 // lease renewals and Resume's reads of an idle replica make none.
-func traced(ctx context.Context) bool {
-	return trace.SpanContextFromContext(ctx).IsValid()
+func (t *telemetry) traced(ctx context.Context) bool {
+	s := trace.SpanFromContext(ctx)
+	// No span at all (the no-op span) is the common case without an SDK,
+	// told without copying a SpanContext.
+	return s != t.none && s.SpanContext().IsValid()
 }
 
 // detach returns a background context that carries ctx's span context
@@ -578,7 +588,7 @@ func (t *telemetry) steps(ctx context.Context, phase string, secrets []string, n
 // its link to the create's span.
 func (p *Provisioner) callbackOutcome(ctx context.Context, o callback.Outcome) {
 	t := p.tel
-	opts, ok := t.requestOpts[o.Event][o.Result]
+	opts, ok := t.requestOpts[requestKey{o.Event, o.Result}]
 	if !ok {
 		opts = []metric.AddOption{metric.WithAttributes(
 			attribute.String(attrEndpoint, endpointName(o.Event)), attribute.String(attrCallbackOutcome, o.Result))}
