@@ -393,11 +393,14 @@
 // depends on the OpenTelemetry API only; the SDK and the exporter
 // (Prometheus, OTLP) are the program's. The instrumentation scope of both
 // is the package's import path, github.com/hatchery-dev/hatchery/provision.
-// Without an SDK the instrumentation costs about nothing: the store and
-// provider calls make spans only under a span, the attributes of the hot
-// paths are built once, and BenchmarkTelemetryOverhead measures the
-// callback and a store update with it and without it, alternately, in one
-// run.
+// Without an SDK the instrumentation costs little: a store call checks
+// its context for a span (a few tens of nanoseconds; the store and
+// provider calls make spans only under a span), a callback request starts
+// the global no-op tracer's span (a few small allocations) and counts its
+// outcome with attributes built once. BenchmarkTelemetryOverhead measures
+// the callback and a store update with it and without it, alternately, in
+// one run: within a few percent on the memory store, within noise on
+// SQLite.
 //
 // Metrics (names and units after OpenTelemetry's conventions). No
 // attribute is ever a tenant's or a server's ID or name: every attribute
