@@ -69,6 +69,13 @@ type Handler struct {
 	// no OnEvent. nil: events are validated, answered and logged (Debug,
 	// Warn for WARN and FAIL results), nothing else.
 	OnEvent func(ctx context.Context, r store.Record, ev BootEvent)
+	// OnOutcome, when set, is called once for every request, phone_home
+	// or boot event, with what the handler did with it, for metrics and
+	// traces (provision counts requests by outcome and links the
+	// phone_home's span to the create's). It runs inside the request,
+	// after the answer is written, with the request's context; it must be
+	// quick. The Outcome holds no secret: no token, no body.
+	OnOutcome func(ctx context.Context, o Outcome)
 	// IDFunc returns the tenant ID of a request, e.g. r.PathValue("id")
 	// under a "POST /callback/{id}" ServeMux pattern, or chi.URLParam.
 	// nil: the last segment of r.URL.Path (one trailing slash ignored).
@@ -122,29 +129,109 @@ const DefaultStoreTimeout = 10 * time.Second
 // Key is a misconfiguration, handled like an empty one.
 const MinKeySize = 16
 
-// Outcomes, as logged in the "outcome" attribute.
+// Outcomes of a request, as the handler logs them (the "outcome"
+// attribute) and reports them to OnOutcome (Outcome.Result): a small fixed
+// set, fit for a metric attribute. Outcomes lists them.
 const (
-	outcomeReady      = "transitioned" // cloud_init/creating -> injecting_secrets
-	outcomeRepeat     = "repeat"       // same data again after the transition
-	outcomeMisconfig  = "misconfigured"
-	outcomeMethod     = "bad_method"
-	outcomeID         = "bad_id"
-	outcomeToken      = "bad_token"
-	outcomeTooLarge   = "too_large"
-	outcomeMediaType  = "bad_content_type"
-	outcomeBody       = "bad_body"
-	outcomeSource     = "bad_source"
-	outcomeNotFound   = "not_found"
-	outcomeConflict   = "conflict"
-	outcomeDifferent  = "different_data"
-	outcomeStoreError = "store_error"
+	// OutcomeTransitioned: a phone_home moved the record from cloud_init
+	// (or creating) to injecting_secrets.
+	OutcomeTransitioned = "transitioned"
+	// OutcomeRepeat: the same phone_home data again after the transition.
+	OutcomeRepeat = "repeat"
+	// OutcomeMisconfigured: the Handler has a short Key or no Store (500).
+	OutcomeMisconfigured = "misconfigured"
+	// OutcomeBadMethod: not a POST (405).
+	OutcomeBadMethod = "bad_method"
+	// OutcomeBadID: the tenant ID is not a canonical UUID (400).
+	OutcomeBadID = "bad_id"
+	// OutcomeBadToken: the token is missing or wrong (401): a forged or
+	// mistyped URL.
+	OutcomeBadToken = "bad_token"
+	// OutcomeStaleToken: a genuine token of another server of the tenant
+	// (401): an earlier server's, or a replay.
+	OutcomeStaleToken = "stale_token"
+	// OutcomeTooLarge: the body is over its limit (413).
+	OutcomeTooLarge = "too_large"
+	// OutcomeBadContentType: neither a form nor JSON (415).
+	OutcomeBadContentType = "bad_content_type"
+	// OutcomeBadBody: the body does not parse or breaks a rule (400).
+	OutcomeBadBody = "bad_body"
+	// OutcomeBadSource: CheckSource is on and the client is not the
+	// server (403).
+	OutcomeBadSource = "bad_source"
+	// OutcomeNotFound: no such tenant (404).
+	OutcomeNotFound = "not_found"
+	// OutcomeConflict: the tenant is not expecting a phone_home (409).
+	OutcomeConflict = "conflict"
+	// OutcomeDifferentData: a phone_home after the transition with other
+	// data (409): a rebuilt server or a replay.
+	OutcomeDifferentData = "different_data"
+	// OutcomeWrongInstance: instance_id is not the tenant's server's (409).
+	OutcomeWrongInstance = "wrong_instance"
+	// OutcomeStoreError: the store failed or took over StoreTimeout (500).
+	OutcomeStoreError = "store_error"
+	// OutcomeEvent: a boot event accepted (and passed to OnEvent).
+	OutcomeEvent = "event"
+	// OutcomeLateEvent: a boot event for a record past cloud_init (409).
+	OutcomeLateEvent = "late_event"
+)
+
+// Outcomes returns every Outcome constant, for a metric's attribute values
+// known in advance.
+func Outcomes() []string {
+	return []string{OutcomeTransitioned, OutcomeRepeat, OutcomeMisconfigured, OutcomeBadMethod,
+		OutcomeBadID, OutcomeBadToken, OutcomeStaleToken, OutcomeTooLarge, OutcomeBadContentType,
+		OutcomeBadBody, OutcomeBadSource, OutcomeNotFound, OutcomeConflict, OutcomeDifferentData,
+		OutcomeWrongInstance, OutcomeStoreError, OutcomeEvent, OutcomeLateEvent}
+}
+
+// Outcomes logged after the answer, by the OnReady and OnEvent goroutines;
+// never a request's Outcome.Result.
+const (
 	outcomePanic      = "on_ready_panicked"
-	outcomeInstance   = "wrong_instance"
-	outcomeStale      = "stale_token" // a genuine token of another server of the tenant
-	outcomeEvent      = "event"       // a boot event passed to OnEvent
-	outcomeLate       = "late_event"  // a boot event for a record past cloud_init
 	outcomeEventPanic = "on_event_panicked"
 )
+
+// Outcome is what the handler did with one request, reported to
+// [Handler.OnOutcome].
+type Outcome struct {
+	// Event is true for a boot event ([Handler.EventsURL]), false for a
+	// phone_home.
+	Event bool
+	// Result is one of the Outcome constants ([OutcomeTransitioned], ...),
+	// as logged.
+	Result string
+	// Tenant is the request's tenant ID, "" when it is not a canonical
+	// UUID. It is not authenticated unless Result says the token was
+	// good (any Result but the misconfigured, bad method, bad ID and bad
+	// token ones).
+	Tenant string
+	// From and Waited are set on OutcomeTransitioned: the status the
+	// transition moved the record from (cloud_init, or creating when the
+	// server phoned home before its creation was recorded), and how long
+	// the record had been in it, by the store's clock (from the write
+	// that entered it to the transition): for cloud_init, the time the
+	// server took to boot and phone home.
+	From   store.Status
+	Waited time.Duration
+}
+
+// reply is one request's logger, context (for trace-aware log handlers)
+// and Outcome.
+type reply struct {
+	ctx context.Context
+	log *slog.Logger
+	out Outcome
+}
+
+// note records the request's outcome and logs msg with it at level.
+func (q *reply) note(level slog.Level, outcome, msg string, args ...any) {
+	q.out.Result = outcome
+	if !q.log.Enabled(q.ctx, level) {
+		return
+	}
+	q.log.Log(q.ctx, level, msg, append([]any{"outcome", outcome}, args...)...)
+}
 
 // errStale aborts the transition when the token's nonce is not the
 // record's CallbackNonce.
@@ -214,16 +301,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("remote", r.RemoteAddr)
 	query := r.URL.Query()
 	_, event := query[EventParam]
+	q := &reply{ctx: r.Context(), log: log.With("remote", r.RemoteAddr), out: Outcome{Event: event}}
+	if h.OnOutcome != nil {
+		defer func() { h.OnOutcome(q.ctx, q.out) }()
+	}
 	what := "callback"
 	if event {
 		what = "boot event"
-		log = log.With("endpoint", "events")
+		q.log = q.log.With("endpoint", "events")
 	}
 
 	if len(h.Key) < MinKeySize || h.Store == nil {
+		q.out.Result = OutcomeMisconfigured
 		h.misconfigOnce.Do(func() {
 			var what string
 			switch {
@@ -234,7 +325,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			default:
 				what = "Handler.Store is nil"
 			}
-			log.Error("callback: " + what + ": refusing every phone_home callback and boot event with 500 until it is set")
+			q.log.ErrorContext(q.ctx, "callback: "+what+": refusing every phone_home callback and boot event with 500 until it is set",
+				"outcome", OutcomeMisconfigured)
 		})
 		http.Error(w, "callback handler is not configured", http.StatusInternalServerError)
 		return
@@ -248,7 +340,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	idErr := store.CheckID(id)
 	if idErr == nil {
-		log = log.With("tenant", id)
+		q.log = q.log.With("tenant", id)
+		q.out.Tenant = id
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -257,57 +350,57 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = "boot events must be POSTed"
 		}
 		http.Error(w, msg, http.StatusMethodNotAllowed)
-		log.Warn(what+" refused", "outcome", outcomeMethod, "method", truncate(r.Method))
+		q.note(slog.LevelWarn, OutcomeBadMethod, what+" refused", "method", truncate(r.Method))
 		return
 	}
 	if idErr != nil {
 		http.Error(w, "malformed tenant ID", http.StatusBadRequest)
-		log.Warn(what+" refused", "outcome", outcomeID, "reason", idErr.Error())
+		q.note(slog.LevelWarn, OutcomeBadID, what+" refused", "reason", idErr.Error())
 		return
 	}
 	nonce, ok := h.verify(id, query.Get("token"))
 	if !ok {
 		http.Error(w, "missing or invalid token", http.StatusUnauthorized)
-		log.Warn(what+" refused", "outcome", outcomeToken)
+		q.note(slog.LevelWarn, OutcomeBadToken, what+" refused")
 		return
 	}
 	if event {
-		h.serveEvent(w, r, log, id, nonce, query.Get(EventParam))
+		h.serveEvent(w, r, q, id, nonce, query.Get(EventParam))
 		return
 	}
 
 	if r.ContentLength > MaxBodySize {
-		h.tooLarge(w, log, what, MaxBodySize)
+		h.tooLarge(w, q, what, MaxBodySize)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.tooLarge(w, log, what, MaxBodySize)
+			h.tooLarge(w, q, what, MaxBodySize)
 			return
 		}
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		log.Warn("callback refused", "outcome", outcomeBody, "reason", "reading body: "+err.Error())
+		q.note(slog.LevelWarn, OutcomeBadBody, "callback refused", "reason", "reading body: "+err.Error())
 		return
 	}
 	p, err := parseBody(r.Header.Get("Content-Type"), body)
 	if err != nil {
-		code, outcome := http.StatusBadRequest, outcomeBody
+		code, outcome := http.StatusBadRequest, OutcomeBadBody
 		if errors.Is(err, errMediaType) {
-			code, outcome = http.StatusUnsupportedMediaType, outcomeMediaType
+			code, outcome = http.StatusUnsupportedMediaType, OutcomeBadContentType
 		}
 		http.Error(w, err.Error(), code)
-		log.Warn("callback refused", "outcome", outcome, "reason", err.Error())
+		q.note(slog.LevelWarn, outcome, "callback refused", "reason", err.Error())
 		return
 	}
-	log = log.With("hostname", p.Hostname)
+	q.log = q.log.With("hostname", p.Hostname)
 
 	var client netip.Addr
 	if h.CheckSource {
 		var ok bool
 		if client, ok = h.clientAddr(r); !ok {
 			http.Error(w, "cannot tell the client address", http.StatusForbidden)
-			log.Warn("callback refused", "outcome", outcomeSource, "reason", "unparsable client address")
+			q.note(slog.LevelWarn, OutcomeBadSource, "callback refused", "reason", "unparsable client address")
 			return
 		}
 	}
@@ -320,7 +413,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.storeTimeout())
 	defer cancel()
-	rec, err := store.Transition(ctx, h.Store, id,
+	st := h.Store
+	var fr *fromRecorder
+	var entered time.Time
+	if h.OnOutcome != nil {
+		fr = &fromRecorder{Store: st} // for Outcome.From only
+		st = fr
+	}
+	rec, err := store.Transition(ctx, st, id,
 		[]store.Status{store.StatusCloudInit, store.StatusCreating}, store.StatusInjectingSecrets,
 		func(rec *store.Record) error {
 			if rec.CallbackNonce != nonce {
@@ -332,6 +432,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err := h.checkInstance(*rec, p.InstanceID); err != nil {
 				return err
 			}
+			entered = rec.UpdatedAt // the store sets the new one after fn
 			rec.Hostname = p.Hostname
 			rec.InstanceID = p.InstanceID
 			rec.HostKeys = slices.Clone(p.HostKeys)
@@ -342,31 +443,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeOK(w)
-		log.Info("phone_home accepted", "outcome", outcomeReady, "instance_id", rec.InstanceID)
+		if fr != nil {
+			q.out.From, q.out.Waited = fr.from, max(rec.UpdatedAt.Sub(entered), 0)
+		}
+		q.note(slog.LevelInfo, OutcomeTransitioned, "phone_home accepted", "instance_id", rec.InstanceID)
 		if h.OnReady != nil {
-			h.goReady(context.WithoutCancel(r.Context()), rec.Clone(), log)
+			h.goReady(context.WithoutCancel(r.Context()), rec.Clone(), q.log)
 		}
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, "unknown tenant", http.StatusNotFound)
-		log.Warn("callback refused", "outcome", outcomeNotFound)
+		q.note(slog.LevelWarn, OutcomeNotFound, "callback refused")
 	case errors.Is(err, errStale):
 		// rec is the zero Record here: Transition returns the record only
 		// on a conflict. What the record holds is not needed to answer.
-		h.stale(w, log, what, nonce)
+		h.stale(w, q, what, nonce)
 	case errors.Is(err, errSource):
-		h.badSource(w, log, what, client)
+		h.badSource(w, q, what, client)
 	case errors.As(err, &wrongInstance):
 		http.Error(w, "instance_id is not the tenant's server's", http.StatusConflict)
-		log.Warn("phone_home from another instance than the tenant's server: a stray server or a replay",
-			"outcome", outcomeInstance, "instance_id", p.InstanceID,
+		q.note(slog.LevelWarn, OutcomeWrongInstance, "phone_home from another instance than the tenant's server: a stray server or a replay",
+			"instance_id", p.InstanceID,
 			"expected_instance_id", wrongInstance.want, "expected_from", wrongInstance.from,
 			"server_id", wrongInstance.server)
 	case errors.As(err, &conflict) && rec.ID == id:
-		h.repeat(w, log, rec, p, nonce, checkSource, client)
+		h.repeat(w, q, rec, p, nonce, checkSource, client)
 	default:
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		log.Error(what+" failed", "outcome", outcomeStoreError, "err", err)
+		q.note(slog.LevelError, OutcomeStoreError, what+" failed", "err", err)
 	}
+}
+
+// fromRecorder is a Store whose Update notes the status of the record
+// before fn changes it (store.Transition's fn sees the new one).
+type fromRecorder struct {
+	store.Store
+	from store.Status
+}
+
+func (f *fromRecorder) Update(ctx context.Context, id string, fn func(*store.Record) error) (store.Record, error) {
+	return f.Store.Update(ctx, id, func(r *store.Record) error {
+		f.from = r.Status
+		return fn(r)
+	})
 }
 
 func (h *Handler) storeTimeout() time.Duration {
@@ -381,19 +499,19 @@ func (h *Handler) storeTimeout() time.Duration {
 // answer, a rerun of the module) and gets 200; anything else is a 409.
 // A token bound to another server than the record's is a 401 whatever
 // the status.
-func (h *Handler) repeat(w http.ResponseWriter, log *slog.Logger, rec store.Record, p payload, nonce string, checkSource func(store.Record) error, client netip.Addr) {
-	log = log.With("status", string(rec.Status))
+func (h *Handler) repeat(w http.ResponseWriter, q *reply, rec store.Record, p payload, nonce string, checkSource func(store.Record) error, client netip.Addr) {
+	q.log = q.log.With("status", string(rec.Status))
 	if rec.CallbackNonce != nonce {
-		h.stale(w, log, "callback", nonce)
+		h.stale(w, q, "callback", nonce)
 		return
 	}
 	if rec.Status != store.StatusInjectingSecrets && rec.Status != store.StatusReady {
 		http.Error(w, fmt.Sprintf("tenant is %s: not expecting a phone_home", rec.Status), http.StatusConflict)
-		log.Warn("callback refused", "outcome", outcomeConflict)
+		q.note(slog.LevelWarn, OutcomeConflict, "callback refused")
 		return
 	}
 	if err := checkSource(rec); err != nil {
-		h.badSource(w, log, "callback", client)
+		h.badSource(w, q, "callback", client)
 		return
 	}
 	var differs []string
@@ -408,14 +526,14 @@ func (h *Handler) repeat(w http.ResponseWriter, log *slog.Logger, rec store.Reco
 	}
 	if len(differs) > 0 {
 		http.Error(w, "tenant has already phoned home with different data", http.StatusConflict)
-		log.Warn("phone_home with different data after the transition: a rebuilt server or a replay",
-			"outcome", outcomeDifferent, "differs", strings.Join(differs, ", "),
+		q.note(slog.LevelWarn, OutcomeDifferentData, "phone_home with different data after the transition: a rebuilt server or a replay",
+			"differs", strings.Join(differs, ", "),
 			"recorded_hostname", rec.Hostname, "recorded_instance_id", rec.InstanceID,
 			"instance_id", p.InstanceID)
 		return
 	}
 	writeOK(w)
-	log.Info("phone_home repeated", "outcome", outcomeRepeat)
+	q.note(slog.LevelInfo, OutcomeRepeat, "phone_home repeated")
 }
 
 // goReady runs OnReady on its own goroutine, counted for Wait, with a
@@ -431,7 +549,7 @@ func (h *Handler) goReady(ctx context.Context, rec store.Record, log *slog.Logge
 		defer h.readyDone()
 		defer func() {
 			if v := recover(); v != nil {
-				log.Error("OnReady panicked", "outcome", outcomePanic,
+				log.ErrorContext(ctx, "OnReady panicked", "outcome", outcomePanic,
 					"panic_type", fmt.Sprintf("%T", v), "site", panicSite())
 			}
 		}()
@@ -490,27 +608,27 @@ func panicSite() string {
 	}
 }
 
-func (h *Handler) tooLarge(w http.ResponseWriter, log *slog.Logger, what string, limit int) {
+func (h *Handler) tooLarge(w http.ResponseWriter, q *reply, what string, limit int) {
 	http.Error(w, fmt.Sprintf("body over %d bytes", limit), http.StatusRequestEntityTooLarge)
-	log.Warn(what+" refused", "outcome", outcomeTooLarge)
+	q.note(slog.LevelWarn, OutcomeTooLarge, what+" refused")
 }
 
-func (h *Handler) badSource(w http.ResponseWriter, log *slog.Logger, what string, client netip.Addr) {
+func (h *Handler) badSource(w http.ResponseWriter, q *reply, what string, client netip.Addr) {
 	http.Error(w, what+" does not come from the server", http.StatusForbidden)
-	log.Warn(what+" refused", "outcome", outcomeSource, "client", client.String())
+	q.note(slog.LevelWarn, OutcomeBadSource, what+" refused", "client", client.String())
 }
 
 // stale answers a request whose token is genuine but bound to another
 // server of the tenant than the record's current one: 401, as a bad token,
 // since it no longer authenticates anything. The log says which case it
 // is, never the token.
-func (h *Handler) stale(w http.ResponseWriter, log *slog.Logger, what, nonce string) {
+func (h *Handler) stale(w http.ResponseWriter, q *reply, what, nonce string) {
 	http.Error(w, "missing or invalid token", http.StatusUnauthorized)
 	kind := "token of another server of the tenant (an earlier server's, or a replay)"
 	if nonce == "" {
 		kind = "per-tenant token, but the record is bound to one server"
 	}
-	log.Warn(what+" refused", "outcome", outcomeStale, "reason", kind)
+	q.note(slog.LevelWarn, OutcomeStaleToken, what+" refused", "reason", kind)
 }
 
 func writeOK(w http.ResponseWriter) {

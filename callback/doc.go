@@ -194,4 +194,18 @@
 //
 // See [Handler.ServeHTTP] for the full list, in the order the checks run,
 // and [Handler.OnEvent] for events.
+//
+// # Logs and metrics
+//
+// Every request is logged once, with its outcome (the "outcome"
+// attribute: one of the Outcome constants, [Outcomes] lists them), the
+// tenant, the client address and, for a phone_home, the posted hostname;
+// never the token nor a host key. Logs are written with the request's
+// context, so a trace-aware slog handler adds the request's trace and
+// span IDs. [Handler.OnOutcome] receives the same outcome for each
+// request, with the tenant and, on a transition, the status left and the
+// time spent in it: provision counts requests by outcome from it (the
+// hatchery.callback.requests metric) and links the phone_home's span to
+// the span of the create. The package itself depends on no telemetry
+// library.
 package callback

@@ -261,25 +261,25 @@ func sanitize(s string, max int) string {
 
 // serveEvent answers one boot event, after the token has been checked.
 // See Handler.OnEvent for the answers.
-func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, log *slog.Logger, id, nonce, param string) {
+func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, q *reply, id, nonce, param string) {
 	const what = "boot event"
 	if param != "1" {
 		http.Error(w, EventParam+" must be 1", http.StatusBadRequest)
-		log.Warn(what+" refused", "outcome", outcomeBody, "reason", EventParam+" parameter is not 1")
+		q.note(slog.LevelWarn, OutcomeBadBody, what+" refused", "reason", EventParam+" parameter is not 1")
 		return
 	}
 	if r.ContentLength > MaxEventSize {
-		h.tooLarge(w, log, what, MaxEventSize)
+		h.tooLarge(w, q, what, MaxEventSize)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxEventSize))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			h.tooLarge(w, log, what, MaxEventSize)
+			h.tooLarge(w, q, what, MaxEventSize)
 			return
 		}
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		log.Warn(what+" refused", "outcome", outcomeBody, "reason", "reading body: "+err.Error())
+		q.note(slog.LevelWarn, OutcomeBadBody, what+" refused", "reason", "reading body: "+err.Error())
 		return
 	}
 	// cloud-init posts the JSON without a Content-Type (python-requests
@@ -288,17 +288,17 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, log *slog.L
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 			http.Error(w, "send a boot event as application/json", http.StatusUnsupportedMediaType)
-			log.Warn(what+" refused", "outcome", outcomeMediaType, "content_type", truncate(ct))
+			q.note(slog.LevelWarn, OutcomeBadContentType, what+" refused", "content_type", truncate(ct))
 			return
 		}
 	}
 	ev, err := parseEvent(body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		log.Warn(what+" refused", "outcome", outcomeBody, "reason", err.Error())
+		q.note(slog.LevelWarn, OutcomeBadBody, what+" refused", "reason", err.Error())
 		return
 	}
-	log = log.With("event", ev.Name, "event_type", string(ev.Type))
+	q.log = q.log.With("event", ev.Name, "event_type", string(ev.Type))
 
 	ctx, cancel := context.WithTimeout(r.Context(), h.storeTimeout())
 	rec, err := h.Store.Get(ctx, id)
@@ -306,44 +306,44 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, log *slog.L
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		http.Error(w, "unknown tenant", http.StatusNotFound)
-		log.Warn(what+" refused", "outcome", outcomeNotFound)
+		q.note(slog.LevelWarn, OutcomeNotFound, what+" refused")
 		return
 	case err != nil:
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		log.Error(what+" failed", "outcome", outcomeStoreError, "err", err)
+		q.note(slog.LevelError, OutcomeStoreError, what+" failed", "err", err)
 		return
 	}
-	log = log.With("status", string(rec.Status))
+	q.log = q.log.With("status", string(rec.Status))
 	if rec.CallbackNonce != nonce {
-		h.stale(w, log, what, nonce)
+		h.stale(w, q, what, nonce)
 		return
 	}
 	if h.CheckSource {
 		client, ok := h.clientAddr(r)
 		if !ok {
 			http.Error(w, "cannot tell the client address", http.StatusForbidden)
-			log.Warn(what+" refused", "outcome", outcomeSource, "reason", "unparsable client address")
+			q.note(slog.LevelWarn, OutcomeBadSource, what+" refused", "reason", "unparsable client address")
 			return
 		}
 		if !fromServer(rec, client) {
-			h.badSource(w, log, what, client)
+			h.badSource(w, q, what, client)
 			return
 		}
 	}
 	if rec.Status != store.StatusCreating && rec.Status != store.StatusCloudInit {
 		http.Error(w, fmt.Sprintf("tenant is %s: not expecting boot events", rec.Status), http.StatusConflict)
-		log.Warn(what+" refused", "outcome", outcomeLate)
+		q.note(slog.LevelWarn, OutcomeLateEvent, what+" refused")
 		return
 	}
 	if h.OnEvent != nil {
-		h.callOnEvent(r.Context(), rec, ev, log)
+		h.callOnEvent(r.Context(), rec, ev, q.log)
 	}
 	writeOK(w)
 	level := slog.LevelDebug
 	if ev.Result == ResultFail || ev.Result == ResultWarn {
 		level = slog.LevelWarn
 	}
-	log.Log(r.Context(), level, what+" received", "outcome", outcomeEvent, "result", string(ev.Result))
+	q.note(level, OutcomeEvent, what+" received", "result", string(ev.Result))
 }
 
 // callOnEvent runs OnEvent with a panic recovered and logged like
@@ -351,7 +351,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, log *slog.L
 func (h *Handler) callOnEvent(ctx context.Context, rec store.Record, ev BootEvent, log *slog.Logger) {
 	defer func() {
 		if v := recover(); v != nil {
-			log.Error("OnEvent panicked", "outcome", outcomeEventPanic,
+			log.ErrorContext(ctx, "OnEvent panicked", "outcome", outcomeEventPanic,
 				"panic_type", fmt.Sprintf("%T", v), "site", panicSite())
 		}
 	}()

@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/callback"
@@ -301,8 +303,19 @@ type Config struct {
 	AllowRecoverableCloudInit bool
 
 	// Logger receives the Provisioner's logs; nil means quiet. No secret
-	// is ever logged.
+	// is ever logged. Records are logged with the context of the work
+	// they describe, so a trace-aware handler can add its trace and span
+	// IDs.
 	Logger *slog.Logger
+
+	// MeterProvider and TracerProvider receive the Provisioner's metrics
+	// and spans (see Observability in the package documentation); nil
+	// means OpenTelemetry's global providers (otel.GetMeterProvider,
+	// otel.GetTracerProvider), which record nothing, at next to no cost,
+	// until the program installs an SDK. Hatchery depends on the
+	// OpenTelemetry API only: the exporter is the program's choice.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
 	// OnEvent, when set, is called for every status change the
 	// Provisioner makes and every injection step started or finished. It
 	// is called from many goroutines and must return quickly. A tenant's

@@ -383,4 +383,171 @@
 // callback to come from the server's own address; with a load balancer in
 // front, name it in Config.CallbackTrustedProxies so that its
 // X-Forwarded-For is used.
+//
+// # Observability
+//
+// The Provisioner reports OpenTelemetry metrics and spans through
+// Config.MeterProvider and Config.TracerProvider, or, when they are nil,
+// the global providers (otel.GetMeterProvider, otel.GetTracerProvider),
+// which record nothing until the program installs an SDK. Hatchery
+// depends on the OpenTelemetry API only; the SDK and the exporter
+// (Prometheus, OTLP) are the program's. The instrumentation scope of both
+// is the package's import path, github.com/hatchery-dev/hatchery/provision.
+// Without an SDK the instrumentation costs little: a store call checks
+// its context for a span (a few tens of nanoseconds; the store and
+// provider calls make spans only under a span), a callback request starts
+// the global no-op tracer's span (a few small allocations) and counts its
+// outcome with attributes built once. BenchmarkTelemetryOverhead measures
+// the callback and a store update with it and without it, alternately, in
+// one run: within a few percent on the memory store, within noise on
+// SQLite.
+//
+// Metrics (names and units after OpenTelemetry's conventions). No
+// attribute is ever a tenant's or a server's ID or name: every attribute
+// takes a few fixed values.
+//
+//	hatchery.tenants                        gauge      {tenant}      hatchery.tenant.status
+//	hatchery.transitions                    counter    {transition}  hatchery.transition.from, hatchery.transition.to
+//	hatchery.provision.duration             histogram  s             (none)
+//	hatchery.phase.duration                 histogram  s             hatchery.phase, hatchery.outcome, error.type
+//	hatchery.attempts                       counter    {attempt}     hatchery.phase
+//	hatchery.failures                       counter    {failure}     hatchery.phase, error.type, hatchery.failure.final
+//	hatchery.inject.step.duration           histogram  s             hatchery.phase, hatchery.step.index, hatchery.outcome
+//	hatchery.callback.requests              counter    {request}     hatchery.callback.endpoint, hatchery.callback.outcome
+//	hatchery.provider.calls                 counter    {call}        hatchery.provider.operation, hatchery.provider.outcome
+//	hatchery.provider.call.duration         histogram  s             hatchery.provider.operation, hatchery.provider.outcome
+//	hatchery.provider.rate_limit.remaining  gauge      {request}     (none)
+//
+// What they measure:
+//
+//   - hatchery.tenants counts the store's records by status (all seven
+//     statuses, 0 included): with a store.Counter (every driver of this
+//     module: one COUNT ... GROUP BY on the status index, reading no
+//     record), at most every 5 seconds whatever the collection rate; with
+//     another store, from a List of every record, at most once a minute.
+//     Every replica reports the whole store: aggregate replicas with max or
+//     last, not sum.
+//   - hatchery.transitions counts the status changes this process made,
+//     the callback's included (from cloud_init, or creating when a server
+//     phoned home before its creation was recorded); "none" is the
+//     record's creation (to pending).
+//   - hatchery.provision.duration is the time from a tenant's record
+//     creation (pending) to ready, by the store's clock, retries included,
+//     recorded at the ready write of a first provisioning: not of a
+//     rotation nor of a replacement, nor of an injection that Resume took
+//     over from a dead replica (a rotation's looks the same).
+//   - hatchery.phase.duration times one run of a phase: create (deleting a
+//     failed attempt's server, the bootstrap, the provider's Create, until
+//     cloud_init is recorded), phone_home (the time the record spent in
+//     cloud_init until the phone_home came: the server's boot, by the
+//     store's clock, recorded by the replica that received it), inject and
+//     rotate (the SSH connection, cloud-init's wait, the steps, until
+//     ready), retire (deleting a replaced server). hatchery.outcome is ok,
+//     failed (the failure was recorded, or the store failed to record the
+//     end) or stopped (the lease was lost, the tenant moved on, the work
+//     was cancelled); error.type says why when not ok.
+//   - hatchery.attempts counts the runs of create, inject and rotate;
+//     hatchery.failures the failures recorded (the tenant went to failed),
+//     in every phase, with hatchery.failure.final true when no retry
+//     follows for the reason itself (see Error.Final; a tenant whose
+//     attempts are used up is not final by this attribute).
+//   - hatchery.inject.step.duration times each step of an injection or a
+//     rotation; hatchery.step.index is the step's index (0 is the
+//     cloud-init wait, 1 the first of StepsFunc's steps): bounded by the
+//     recipe, never a name; hatchery.outcome is ok or failed.
+//   - hatchery.callback.requests counts the callback handler's requests:
+//     hatchery.callback.endpoint phone_home or event, and
+//     hatchery.callback.outcome one of callback.Outcomes (transitioned,
+//     repeat, bad_token for a forged or mistyped URL, stale_token for an
+//     earlier server's, conflict, different_data, wrong_instance,
+//     bad_body, too_large, bad_content_type, bad_source, bad_method,
+//     bad_id, not_found, store_error, misconfigured, event, late_event).
+//   - hatchery.provider.calls and .call.duration count and time the calls
+//     to Config.Provider: hatchery.provider.operation create, get, delete,
+//     list or check_credentials, hatchery.provider.outcome ok or the
+//     error's kind (below; a get of a server that is gone is
+//     provider_not_found, which waiting for a deletion expects).
+//   - hatchery.provider.rate_limit.remaining is the API requests the
+//     provider's rate-limit budget has left, by its last answer, for a
+//     provider that tells (a method RateLimitRemaining() (int, bool):
+//     provider/hetzner, provider/digitalocean), once it knows.
+//
+// error.type is one of: timeout, canceled, lease_lost, host_key (the
+// server's SSH host key is not the one posted at phone_home, or the
+// phone_home came from elsewhere), auth (SSH authentication), jump_host
+// (the bastion), secret_in_command, cloud_init (cloud-init's wait, step
+// 0, failed: the bootstrap failed), step (one of StepsFunc's steps
+// failed), network, config (ErrConfig, inject.ErrInvalid), cloud_config
+// (the cloud-config does not build, a secret in it or too large),
+// secrets (Config.Secrets failed), provider_quota, provider_unavailable,
+// provider_rate_limited, provider_conflict, provider_invalid,
+// provider_not_found, unauthorized (the provider refuses the
+// credentials), store, other.
+//
+// Spans. A tenant's spans carry hatchery.tenant.id (spans are per tenant;
+// metrics never are); no span holds a secret: a failure's status is its
+// redacted message, as Record.Error holds it.
+//
+//   - One per call of the API, a child of the caller's span:
+//     hatchery.Provision, hatchery.Rotate, hatchery.Replace,
+//     hatchery.Retry, hatchery.Deprovision, hatchery.CheckDrift,
+//     hatchery.Probe, hatchery.Sweep (Check and Resume make none).
+//   - One per run of a phase: hatchery.create, hatchery.inject,
+//     hatchery.rotate, hatchery.retire, with hatchery.phase,
+//     hatchery.attempt, hatchery.server.id, hatchery.replacement (true
+//     for a Replace), hatchery.outcome and error.type. A create or a
+//     rotation is a child of the call's span; an injection is a child of
+//     its phone_home's span (or of the create, when the server phoned
+//     home before its creation was recorded); a retire is a child of the
+//     injection. Work that Resume or a retry timer starts has no parent.
+//   - hatchery.phone_home and hatchery.boot_event, one per request to
+//     Handler: a server span, or an internal child of the span an HTTP
+//     instrumentation (otelhttp) put in the request's context, with
+//     hatchery.callback.outcome. A phone_home that moves the tenant on
+//     links to the span of the create of its server, when this process
+//     created it (below).
+//   - Under those: hatchery.provider.create, .get, .delete, .list,
+//     .check_credentials (client spans, with hatchery.server.name and
+//     .id and hatchery.provider.outcome); hatchery.store.create, .get,
+//     .update, .list, .purge (client spans; hatchery.store.aborted marks
+//     an update that the Provisioner's own check aborted, a lost race
+//     rather than a store failure); hatchery.ssh.connect (server.address,
+//     hatchery.ssh.jump), and hatchery.ssh.session, one per SSH run (the
+//     cloud-init wait, then the steps), with a hatchery.inject.step child
+//     per step (hatchery.step.index, hatchery.step.name as inject reports
+//     it, redacted). The store and the provider are called through
+//     wrappers the Provisioner sets at New, so no driver depends on
+//     OpenTelemetry; a store or provider call outside any span (lease
+//     renewals under no work span, Resume's reads) makes no span.
+//
+// The link from a phone_home to its create: the create and the callback
+// are two traces (cloud-init's request carries no trace context, and
+// putting one in the phone_home URL would put it in the user-data). The
+// replica that creates a server keeps the create span's context in
+// memory, by tenant, until the phone_home comes (or Resume sees the
+// tenant settled); the replica that receives the phone_home adds the link
+// when it is the one that kept it. Behind a load balancer with several
+// replicas the link is best effort: a phone_home that reaches another
+// replica has none, and the injection's trace starts at the phone_home.
+// Nothing is kept without an SDK that samples the create.
+//
+// Logs. Every log record is written with the context of the work it
+// describes (the ...Context methods of slog; inject's and the callback
+// handler's too), so a trace-aware slog handler (otelslog) adds the span's
+// trace and span IDs.
+//
+// # Health
+//
+// [Provisioner.Check] is for a readiness endpoint: nil when the store
+// answers (store.Pinger, else a Get of an ID no tenant has), Run's loop is
+// alive (once Run has been started: it has not returned, and it made
+// progress within RunStallFactor ResumeIntervals) and the provider
+// accepts the credentials (CheckProvider's last result, Run's first
+// included, reused for ProviderCheckEvery so that probes cost no API
+// call). Its error joins one error per failing part, wrapping
+// ErrStoreUnhealthy, ErrRunStopped or ErrProviderUnhealthy (and
+// provider.ErrUnauthorized for refused credentials), so the endpoint can
+// say which part failed; after Shutdown it is ErrClosed. A provider that
+// cannot be reached fails Check too; an endpoint may tolerate it, since
+// the callbacks and injections do not need the provider's API.
 package provision

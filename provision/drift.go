@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
@@ -56,14 +58,14 @@ func (p *Provisioner) startChecks() {
 	if drift {
 		p.goCheck(func(ctx context.Context) {
 			if err := p.CheckDrift(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
-				p.log.Warn("drift check", "err", err)
+				p.log.WarnContext(ctx, "drift check", "err", err)
 			}
 		}, func() { c.mu.Lock(); c.drifting = false; c.mu.Unlock() })
 	}
 	if probe {
 		p.goCheck(func(ctx context.Context) {
 			if err := p.Probe(ctx); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
-				p.log.Warn("probe", "err", err)
+				p.log.WarnContext(ctx, "probe", "err", err)
 			}
 		}, func() { c.mu.Lock(); c.probing = false; c.mu.Unlock() })
 	}
@@ -95,14 +97,14 @@ func (p *Provisioner) selector() map[string]string {
 // readyRecords lists the ready tenants, going on without (and logging)
 // the records the store cannot read.
 func (p *Provisioner) readyRecords(ctx context.Context, what string) ([]store.Record, error) {
-	recs, err := p.cfg.Store.List(ctx, store.StatusReady)
+	recs, err := p.store.List(ctx, store.StatusReady)
 	if err != nil {
 		bad := store.Corrupt(err)
 		if len(bad) == 0 {
 			return nil, fmt.Errorf("provision: %s: list ready tenants: %w", what, err)
 		}
 		for _, ce := range bad {
-			p.log.Error("corrupt record skipped", "in", what, "tenant", ce.ID, "err", ce.Err)
+			p.log.ErrorContext(ctx, "corrupt record skipped", "in", what, "tenant", ce.ID, "err", ce.Err)
 		}
 	}
 	return recs, nil
@@ -118,6 +120,14 @@ func (p *Provisioner) readyRecords(ctx context.Context, what string) ([]store.Re
 // they are gone; without one, it looks up the next Config.DriftBatch
 // tenants' servers.
 func (p *Provisioner) CheckDrift(ctx context.Context) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.CheckDrift", "", trace.SpanKindInternal)
+	err := p.doCheckDrift(ctx)
+	endSpan(span, err)
+	return err
+}
+
+// doCheckDrift is CheckDrift, in its span.
+func (p *Provisioner) doCheckDrift(ctx context.Context) error {
 	if p.isClosed() {
 		return ErrClosed
 	}
@@ -130,8 +140,8 @@ func (p *Provisioner) CheckDrift(ctx context.Context) error {
 		return nil
 	}
 	var lookUp []store.Record
-	if l, ok := p.cfg.Provider.(provider.Lister); ok {
-		servers, err := l.List(ctx, p.selector())
+	if _, ok := p.cfg.Provider.(provider.Lister); ok {
+		servers, err := p.prov.List(ctx, p.selector())
 		if err != nil {
 			return fmt.Errorf("provision: drift check: list servers: %w", err)
 		}
@@ -159,7 +169,7 @@ func (p *Provisioner) CheckDrift(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		srv, err := p.cfg.Provider.Get(ctx, r.ServerID)
+		srv, err := p.prov.Get(ctx, r.ServerID)
 		switch {
 		case errors.Is(err, provider.ErrNotFound):
 			p.judge(ctx, r, provider.Server{}, true)
@@ -224,7 +234,7 @@ func (p *Provisioner) recordDrift(ctx context.Context, r store.Record, drift str
 	if drift == "" && !mine(r.Drift) || drift != "" && r.Drift == drift {
 		return // as listed: nothing to change (the write below checks again)
 	}
-	rec, err := store.UpdateNow(ctx, p.cfg.Store, r.ID, func(cur *store.Record, now time.Time) error {
+	rec, err := store.UpdateNow(ctx, p.store, r.ID, func(cur *store.Record, now time.Time) error {
 		if cur.Status != store.StatusReady || cur.ServerID != r.ServerID {
 			return errMovedOn
 		}
@@ -244,16 +254,16 @@ func (p *Provisioner) recordDrift(ctx context.Context, r store.Record, drift str
 	case errors.Is(err, errMovedOn), errors.Is(err, store.ErrNotFound):
 		return
 	case err != nil:
-		p.log.Warn("cannot record drift", "tenant", r.ID, "drift", drift, "err", err)
+		p.log.WarnContext(ctx, "cannot record drift", "tenant", r.ID, "drift", drift, "err", err)
 		return
 	}
 	if drift == "" {
-		p.log.Info("drift cleared", "tenant", r.ID, "server", r.ServerID, "was", r.Drift)
-		p.emit(Event{Tenant: r.ID, DriftCleared: true, Time: rec.UpdatedAt})
+		p.log.InfoContext(ctx, "drift cleared", "tenant", r.ID, "server", r.ServerID, "was", r.Drift)
+		p.emit(ctx, Event{Tenant: r.ID, DriftCleared: true, Time: rec.UpdatedAt})
 		return
 	}
-	p.log.Warn("drift", "tenant", r.ID, "server", r.ServerID, "drift", drift)
-	p.emit(Event{Tenant: r.ID, Drift: drift, Time: rec.DriftAt})
+	p.log.WarnContext(ctx, "drift", "tenant", r.ID, "server", r.ServerID, "drift", drift)
+	p.emit(ctx, Event{Tenant: r.ID, Drift: drift, Time: rec.DriftAt})
 }
 
 // replaceDrifted starts the replacement of ready tenant r, whose server a
@@ -266,7 +276,7 @@ func (p *Provisioner) replaceDrifted(ctx context.Context, r store.Record) {
 		},
 		func(ctx context.Context, r store.Record) error { return p.create(ctx, r) })
 	if err != nil && !errors.Is(err, errBusy) && !errors.Is(err, ErrClosed) {
-		p.log.Warn("cannot start the replacement of a server that is gone; the next drift check tries again",
+		p.log.WarnContext(ctx, "cannot start the replacement of a server that is gone; the next drift check tries again",
 			"tenant", r.ID, "server", r.ServerID, "err", err)
 	}
 }
@@ -280,6 +290,14 @@ func (p *Provisioner) replaceDrifted(ctx context.Context, r store.Record) {
 // are left to the drift check. A probe that fails sets the tenant's Drift
 // to "probe: " and its (redacted) error; one that passes clears it.
 func (p *Provisioner) Probe(ctx context.Context) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Probe", "", trace.SpanKindInternal)
+	err := p.doProbe(ctx)
+	endSpan(span, err)
+	return err
+}
+
+// doProbe is Probe, in its span.
+func (p *Provisioner) doProbe(ctx context.Context) error {
 	if p.isClosed() {
 		return ErrClosed
 	}
@@ -296,8 +314,8 @@ func (p *Provisioner) Probe(ctx context.Context) error {
 	}
 	servers := make(map[string]provider.Server, len(recs))
 	var errs []error
-	if l, ok := p.cfg.Provider.(provider.Lister); ok {
-		list, err := l.List(ctx, p.selector())
+	if _, ok := p.cfg.Provider.(provider.Lister); ok {
+		list, err := p.prov.List(ctx, p.selector())
 		if err != nil {
 			return fmt.Errorf("provision: probe: list servers: %w", err)
 		}
@@ -309,7 +327,7 @@ func (p *Provisioner) Probe(ctx context.Context) error {
 			recs = p.nextBatch(recs, &p.checks.probeCursor)
 		}
 		for _, r := range recs {
-			srv, err := p.cfg.Provider.Get(ctx, r.ServerID)
+			srv, err := p.prov.Get(ctx, r.ServerID)
 			switch {
 			case err == nil:
 				servers[r.ServerID] = srv
@@ -371,7 +389,7 @@ func (p *Provisioner) probe(ctx context.Context, r store.Record, addr string) {
 	// journal) may hold one.
 	secrets, serr := p.secretsOf(ctx, r.ID)
 	if serr != nil {
-		p.log.Warn("probe failed; cannot read the tenant's secrets to redact the error, so it is not recorded", "tenant", r.ID, "err", serr)
+		p.log.WarnContext(ctx, "probe failed; cannot read the tenant's secrets to redact the error, so it is not recorded", "tenant", r.ID, "err", serr)
 		p.recordDrift(ctx, r, driftProbe+"failed (the error is not recorded: the tenant's secrets could not be read to redact it)", true)
 		return
 	}

@@ -191,8 +191,8 @@ func (p *Provisioner) claimFrom(ctx context.Context, id string, from []store.Sta
 		current  store.Record
 	)
 	sent := p.now()
-	r, err := store.UpdateNow(ctx, p.cfg.Store, id, func(r *store.Record, now time.Time) error {
-		if err := p.checkSkew(sent, now); err != nil {
+	r, err := store.UpdateNow(ctx, p.store, id, func(r *store.Record, now time.Time) error {
+		if err := p.checkSkew(ctx, sent, now); err != nil {
 			return err
 		}
 		if !slices.Contains(from, r.Status) {
@@ -260,7 +260,7 @@ const skewLogEvery = time.Minute
 // clock (retry due times, phone_home deadlines, the pre-checks of Resume)
 // would not, and a skew this large means the clocks are not synchronized
 // (NTP down), which the operator must hear of.
-func (p *Provisioner) checkSkew(sent, now time.Time) error {
+func (p *Provisioner) checkSkew(ctx context.Context, sent, now time.Time) error {
 	check := p.now()
 	var skew time.Duration
 	switch {
@@ -274,7 +274,7 @@ func (p *Provisioner) checkSkew(sent, now time.Time) error {
 		p.skewSince, p.skewLogged = time.Time{}, time.Time{}
 		p.skewMu.Unlock()
 		if !was.IsZero() {
-			p.log.Info("the store's clock agrees with this replica's again; taking leases", "max_clock_skew", p.cfg.MaxClockSkew)
+			p.log.InfoContext(ctx, "the store's clock agrees with this replica's again; taking leases", "max_clock_skew", p.cfg.MaxClockSkew)
 		}
 		return nil
 	}
@@ -294,7 +294,7 @@ func (p *Provisioner) checkSkew(sent, now time.Time) error {
 	}
 	p.skewMu.Unlock()
 	if loud {
-		p.log.Error("clock skew: refusing to take leases", "err", err, "skew", skew, "store_clock", how)
+		p.log.ErrorContext(ctx, "clock skew: refusing to take leases", "err", err, "skew", skew, "store_clock", how)
 	}
 	return err
 }
@@ -329,7 +329,7 @@ func retryTarget(r store.Record) store.Status {
 // final error, backoff elapsed). It returns the phase the retry runs in
 // (see retryPhase).
 func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (store.Record, string, error) {
-	cur, err := p.cfg.Store.Get(ctx, id)
+	cur, err := p.store.Get(ctx, id)
 	if err != nil {
 		return store.Record{}, "", err
 	}
@@ -352,7 +352,7 @@ func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (sto
 	if err != nil {
 		return r, "", err
 	}
-	p.emit(Event{Tenant: id, From: store.StatusFailed, To: to, RetiringServer: r.RetiringServerID})
+	p.emit(ctx, Event{Tenant: id, From: store.StatusFailed, To: to, RetiringServer: r.RetiringServerID})
 	return r, phase, nil
 }
 
@@ -381,7 +381,7 @@ func (p *Provisioner) leased(ctx context.Context, r store.Record, fn func(ctx co
 	}
 	l := &lease{p: p, id: r.ID, lost: cancel, deadline: deadline}
 	l.mu.Lock()
-	l.watchdog = time.AfterFunc(deadline.Sub(p.now()), l.expired)
+	l.watchdog = time.AfterFunc(deadline.Sub(p.now()), func() { l.expired(ctx) })
 	l.renewal = time.AfterFunc(p.cfg.LeaseDuration/3, func() { l.renew(ctx) })
 	l.mu.Unlock()
 	err := fn(ctx)
@@ -436,13 +436,14 @@ func (l *lease) stop() {
 	l.inflight.Wait()
 }
 
-// expired is the watchdog: the lease ran out before it could be renewed.
-func (l *lease) expired() {
+// expired is the watchdog: the lease ran out before it could be renewed;
+// ctx is the work's.
+func (l *lease) expired(ctx context.Context) {
 	l.mu.Lock()
 	done := l.done
 	l.mu.Unlock()
 	if !done {
-		l.p.log.Warn("lease ran out before it could be renewed; stopping work", "tenant", l.id)
+		l.p.log.WarnContext(ctx, "lease ran out before it could be renewed; stopping work", "tenant", l.id)
 		l.lost(errLeaseLost)
 	}
 }
@@ -464,7 +465,7 @@ func (l *lease) renew(ctx context.Context) {
 	var owner string
 	rctx, cancel := context.WithDeadline(ctx, deadline.Add(-p.cfg.LeaseDuration/10))
 	sent := p.now()
-	_, err := store.UpdateNow(rctx, p.cfg.Store, l.id, func(r *store.Record, now time.Time) error {
+	_, err := store.UpdateNow(rctx, p.store, l.id, func(r *store.Record, now time.Time) error {
 		owner = r.LeaseOwner
 		if r.LeaseOwner != p.cfg.Replica ||
 			r.Status != store.StatusCreating && r.Status != store.StatusInjectingSecrets {
@@ -472,7 +473,7 @@ func (l *lease) renew(ctx context.Context) {
 		}
 		// A held lease is renewed whatever the clocks say (its times are
 		// the store's); checkSkew only reports a skew here.
-		_ = p.checkSkew(sent, now)
+		_ = p.checkSkew(ctx, sent, now)
 		r.LeaseUntil = now.Add(p.cfg.LeaseDuration)
 		return nil
 	})
@@ -491,16 +492,16 @@ func (l *lease) renew(ctx context.Context) {
 		l.renewal.Reset(p.cfg.LeaseDuration / 3)
 	case errors.Is(err, errLeaseLost), errors.Is(err, store.ErrNotFound):
 		if owner != "" && owner != p.cfg.Replica {
-			p.log.Warn("lease taken over by another replica; stopping work", "tenant", l.id, "owner", owner)
+			p.log.WarnContext(ctx, "lease taken over by another replica; stopping work", "tenant", l.id, "owner", owner)
 		} else {
-			p.log.Debug("lease ended: the tenant moved on", "tenant", l.id)
+			p.log.DebugContext(ctx, "lease ended: the tenant moved on", "tenant", l.id)
 		}
 		l.lost(errLeaseLost)
 	case ctx.Err() != nil:
 	default:
 		// The store is unreachable or slow: try again soon while the
 		// lease lasts; the watchdog stops the work when it runs out.
-		p.log.Warn("lease renewal failed", "tenant", l.id, "err", err)
+		p.log.WarnContext(ctx, "lease renewal failed", "tenant", l.id, "err", err)
 		l.renewal.Reset(p.cfg.LeaseDuration / renewRetry)
 	}
 }
@@ -508,7 +509,7 @@ func (l *lease) renew(ctx context.Context) {
 // own applies fn to id's record provided this replica still holds its
 // lease and the record is in one of statuses; errLeaseLost otherwise.
 func (p *Provisioner) own(ctx context.Context, id string, statuses []store.Status, fn func(*store.Record) error) (store.Record, error) {
-	return p.cfg.Store.Update(ctx, id, func(r *store.Record) error {
+	return p.store.Update(ctx, id, func(r *store.Record) error {
 		if r.LeaseOwner != p.cfg.Replica {
 			return errLeaseLost
 		}
@@ -531,7 +532,7 @@ func (p *Provisioner) release(ctx context.Context, id string) {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errLeaseLost) {
-		p.log.Warn("cannot release lease; it expires by itself", "tenant", id, "err", err)
+		p.log.WarnContext(ctx, "cannot release lease; it expires by itself", "tenant", id, "err", err)
 	}
 }
 
@@ -567,7 +568,7 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 		msg = finalPrefix + msg
 	}
 	e := newError(r.ID, phase, final, msg, cause, secrets)
-	rec, err := store.Transition(ctx, p.cfg.Store, r.ID,
+	rec, err := store.Transition(ctx, p.store, r.ID,
 		[]store.Status{store.StatusCreating, store.StatusInjectingSecrets}, store.StatusFailed,
 		func(cur *store.Record) error {
 			if cur.LeaseOwner != p.cfg.Replica {
@@ -583,22 +584,23 @@ func (p *Provisioner) fail(ctx context.Context, r store.Record, phase string, ca
 		})
 	if err != nil {
 		if errors.Is(err, errLeaseLost) || errors.Is(err, store.ErrConflict) {
-			p.log.Info("failure not recorded: the tenant moved on", "tenant", r.ID, "err", msg)
+			p.log.InfoContext(ctx, "failure not recorded: the tenant moved on", "tenant", r.ID, "err", msg)
 			return e
 		}
-		p.log.Error("cannot record failure; the lease will expire", "tenant", r.ID, "err", msg, "store_err", err)
+		p.log.ErrorContext(ctx, "cannot record failure; the lease will expire", "tenant", r.ID, "err", msg, "store_err", err)
 		return e
 	}
+	p.tel.failure(ctx, phase, cause, final)
 	p.forgetAddrIfDone(rec)
 	if rec.RetiringServerID != "" && !p.willRetry(rec) {
-		p.log.Warn("the replacement failed for good; the retiring server is kept and serves the tenant (Retry or Replace to try again)",
+		p.log.WarnContext(ctx, "the replacement failed for good; the retiring server is kept and serves the tenant (Retry or Replace to try again)",
 			"tenant", r.ID, "retiring_server", rec.RetiringServerID, "server", rec.ServerID)
 	}
 	if dropPin {
-		p.log.Warn("the host keys posted at phone_home are not the server's; pin dropped, the retry creates a new server",
+		p.log.WarnContext(ctx, "the host keys posted at phone_home are not the server's; pin dropped, the retry creates a new server",
 			"tenant", r.ID, "server", rec.ServerID)
 	}
-	p.emit(Event{Tenant: r.ID, From: r.Status, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
+	p.emit(ctx, Event{Tenant: r.ID, From: r.Status, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
 	if p.willRetry(rec) {
 		p.scheduleRetry(r.ID, p.backoff(r.ID, rec.Attempts))
 	}
@@ -627,8 +629,9 @@ func (p *Provisioner) scheduleRetry(id string, d time.Duration) {
 		case <-p.closing:
 			return
 		}
-		if err := p.retryDue(context.Background(), id, false); err != nil && !errors.Is(err, errBusy) {
-			p.log.Warn("retry failed to start; left to Resume", "tenant", id, "err", err)
+		ctx := context.Background()
+		if err := p.retryDue(ctx, id, false); err != nil && !errors.Is(err, errBusy) {
+			p.log.WarnContext(ctx, "retry failed to start; left to Resume", "tenant", id, "err", err)
 		}
 	}()
 }
@@ -653,7 +656,8 @@ func (p *Provisioner) work(ctx context.Context, r store.Record, phase string) er
 		return p.create(ctx, r)
 	case store.StatusInjectingSecrets:
 		// The service may already run: a retry or a takeover restarts it.
-		return p.inject(ctx, r, true, cmp.Or(phase, phaseInject))
+		phase = cmp.Or(phase, phaseInject)
+		return p.inject(ctx, r, true, phase, phase == phaseInject)
 	}
 	return fmt.Errorf("provision: no work for %s in status %s", r.ID, r.Status)
 }

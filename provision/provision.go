@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
@@ -48,6 +50,13 @@ type Provisioner struct {
 	handler *callback.Handler
 	pubKey  string // the Signer's public key, authorized_keys format without comment
 
+	// The store and provider as the Provisioner calls them: Config's,
+	// traced (see instrument.go). Optional interfaces are looked for on
+	// Config's own.
+	store store.Store
+	prov  tracedProvider
+	tel   *telemetry // nil only without telemetry (a benchmark's baseline)
+
 	// resumeSlots holds a token for every piece of work that Resume
 	// started and that is still running (Config.ResumeConcurrency).
 	resumeSlots chan struct{}
@@ -83,6 +92,11 @@ type Provisioner struct {
 
 	checks checks // drift checks, probes and purges (see drift.go)
 
+	health health // what Check reports (see health.go)
+	// createSpans are the span contexts of the creates whose phone_home
+	// is awaited, for the callback's span links (rememberCreateSpan).
+	createSpans map[string]trace.SpanContext
+
 	now func() time.Time
 }
 
@@ -91,6 +105,13 @@ type Provisioner struct {
 // periodically) so that crashed work, phone_home deadlines and retries are
 // picked up.
 func New(cfg Config) (*Provisioner, error) {
+	return newProvisioner(cfg, true)
+}
+
+// newProvisioner is New; without telemetry the Provisioner records no
+// metric and no span, whatever the providers, and calls Config's store and
+// provider directly: the baseline of BenchmarkTelemetry.
+func newProvisioner(cfg Config, telemetry bool) (*Provisioner, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -108,6 +129,10 @@ func New(cfg Config) (*Provisioner, error) {
 		sources: make(map[string]netip.Addr),
 		watches: make(map[string]*watch),
 		now:     time.Now,
+		store:   c.Store,
+		prov:    tracedProvider{p: c.Provider},
+
+		createSpans: make(map[string]trace.SpanContext),
 
 		deadlines: make(map[string]time.Time),
 
@@ -122,8 +147,15 @@ func New(cfg Config) (*Provisioner, error) {
 			return ip.InstanceID(r.ServerID)
 		}
 	}
+	if telemetry {
+		if p.tel, err = newTelemetry(c); err != nil {
+			return nil, err
+		}
+		p.store = &tracedStore{s: c.Store, t: p.tel}
+		p.prov.t = p.tel
+	}
 	p.handler = &callback.Handler{
-		Store:          c.Store,
+		Store:          p.store,
 		Key:            c.CallbackKey,
 		OnReady:        p.onReady,
 		Logger:         c.Logger,
@@ -133,6 +165,12 @@ func New(cfg Config) (*Provisioner, error) {
 	}
 	if p.vocab, err = p.newVocabulary(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if p.tel != nil {
+		p.handler.OnOutcome = p.callbackOutcome
+		if p.tel.registration, err = p.tel.meter.RegisterCallback(p.observe, p.tel.observed...); err != nil {
+			return nil, fmt.Errorf("%w: telemetry: %w", ErrConfig, err)
+		}
 	}
 	return p, nil
 }
@@ -166,11 +204,10 @@ func (p *Provisioner) callbackURL(r store.Record) string { return p.CallbackURL(
 // another error when it could not tell. Run calls it first; call it at
 // start when you do not use Run.
 func (p *Provisioner) CheckProvider(ctx context.Context) error {
-	cc, ok := p.cfg.Provider.(provider.CredentialChecker)
-	if !ok {
+	if _, ok := p.cfg.Provider.(provider.CredentialChecker); !ok {
 		return nil
 	}
-	if err := cc.CheckCredentials(ctx); err != nil {
+	if err := p.prov.CheckCredentials(ctx); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
 	return nil
@@ -193,6 +230,14 @@ func (p *Provisioner) CheckProvider(ctx context.Context) error {
 // gets the recorded failure, as an *Error (Retry starts it again). A
 // failed tenant whose retry is coming gets nil.
 func (p *Provisioner) Provision(ctx context.Context, id string) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Provision", id, trace.SpanKindInternal)
+	err := p.doProvision(ctx, id)
+	endSpan(span, err)
+	return err
+}
+
+// doProvision is Provision, in its span.
+func (p *Provisioner) doProvision(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
@@ -206,9 +251,9 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	ctx, cancel := p.workContext(ctx)
 	defer cancel()
 
-	switch err := p.cfg.Store.Create(ctx, store.Record{ID: id, Status: store.StatusPending}); {
+	switch err := p.store.Create(ctx, store.Record{ID: id, Status: store.StatusPending}); {
 	case err == nil:
-		p.emit(Event{Tenant: id, To: store.StatusPending})
+		p.emit(ctx, Event{Tenant: id, To: store.StatusPending})
 	case errors.Is(err, store.ErrExists):
 	default:
 		return fmt.Errorf("provision: create record %s: %w", id, err)
@@ -226,7 +271,7 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("provision: claim %s: %w", id, err)
 	}
-	p.emit(Event{Tenant: id, From: store.StatusPending, To: store.StatusCreating})
+	p.emit(ctx, Event{Tenant: id, From: store.StatusPending, To: store.StatusCreating})
 	return p.leased(ctx, r, func(ctx context.Context) error { return p.create(ctx, r) })
 }
 
@@ -237,6 +282,14 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 // the injection fails, the tenant is recorded failed and retried like a
 // first injection.
 func (p *Provisioner) Rotate(ctx context.Context, id string) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Rotate", id, trace.SpanKindInternal)
+	err := p.doRotate(ctx, id)
+	endSpan(span, err)
+	return err
+}
+
+// doRotate is Rotate, in its span.
+func (p *Provisioner) doRotate(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
@@ -261,8 +314,8 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("provision: claim %s: %w", id, err)
 	}
-	p.emit(Event{Tenant: id, From: store.StatusReady, To: store.StatusInjectingSecrets})
-	return p.leased(ctx, r, func(ctx context.Context) error { return p.inject(ctx, r, true, phaseRotate) })
+	p.emit(ctx, Event{Tenant: id, From: store.StatusReady, To: store.StatusInjectingSecrets})
+	return p.leased(ctx, r, func(ctx context.Context) error { return p.inject(ctx, r, true, phaseRotate, false) })
 }
 
 // Deprovision records the tenant deleted, whatever its status, and deletes
@@ -278,26 +331,34 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) error {
 // before Resume adopts it is not known here; it carries the LabelTenant
 // label.
 func (p *Provisioner) Deprovision(ctx context.Context, id string) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Deprovision", id, trace.SpanKindInternal)
+	err := p.doDeprovision(ctx, id)
+	endSpan(span, err)
+	return err
+}
+
+// doDeprovision is Deprovision, in its span.
+func (p *Provisioner) doDeprovision(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
 	if p.isClosed() {
 		return ErrClosed
 	}
-	before, err := p.cfg.Store.Get(ctx, id)
+	before, err := p.store.Get(ctx, id)
 	if err != nil {
 		return fmt.Errorf("provision: deprovision %s: %w", id, err)
 	}
 	notDeleted := []store.Status{store.StatusPending, store.StatusCreating, store.StatusCloudInit,
 		store.StatusInjectingSecrets, store.StatusReady, store.StatusFailed}
-	r, err := store.Transition(ctx, p.cfg.Store, id, notDeleted, store.StatusDeleted, func(r *store.Record) error {
+	r, err := store.Transition(ctx, p.store, id, notDeleted, store.StatusDeleted, func(r *store.Record) error {
 		r.LeaseOwner, r.LeaseUntil = "", time.Time{}
 		return nil
 	})
 	var ce *store.ConflictError
 	switch {
 	case err == nil:
-		p.emit(Event{Tenant: id, From: before.Status, To: store.StatusDeleted})
+		p.emit(ctx, Event{Tenant: id, From: before.Status, To: store.StatusDeleted})
 	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
 	default:
 		return fmt.Errorf("provision: deprovision %s: %w", id, err)
@@ -316,11 +377,11 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 		if id == "" {
 			continue
 		}
-		if err := p.cfg.Provider.Delete(ctx, id); err != nil {
+		if err := p.prov.Delete(ctx, id); err != nil {
 			return fmt.Errorf("provision: deprovision %s: %w", r.ID, err)
 		}
 	}
-	_, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
+	_, err := p.store.Update(ctx, r.ID, func(cur *store.Record) error {
 		if cur.Status != store.StatusDeleted || cur.ServerID != r.ServerID || cur.RetiringServerID != r.RetiringServerID {
 			return errLeaseLost // someone else changed it; nothing to clear
 		}
@@ -330,7 +391,7 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 	if err != nil && !errors.Is(err, errLeaseLost) {
 		return fmt.Errorf("provision: record server deletion of %s: %w", r.ID, err)
 	}
-	p.log.Info("server deleted", "tenant", r.ID, "server", r.ServerID, "retiring_server", r.RetiringServerID)
+	p.log.InfoContext(ctx, "server deleted", "tenant", r.ID, "server", r.ServerID, "retiring_server", r.RetiringServerID)
 	return nil
 }
 
@@ -343,6 +404,14 @@ func (p *Provisioner) deleteServer(ctx context.Context, r store.Record) error {
 // A failed replacement (RetiringServerID set) is retried as one: the old
 // server is kept until the new one is ready (see Replace).
 func (p *Provisioner) Retry(ctx context.Context, id string) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Retry", id, trace.SpanKindInternal)
+	err := p.doRetry(ctx, id)
+	endSpan(span, err)
+	return err
+}
+
+// doRetry is Retry, in its span.
+func (p *Provisioner) doRetry(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
@@ -380,6 +449,7 @@ func (p *Provisioner) Wait(ctx context.Context, id string) (store.Record, error)
 	delay := 20 * time.Millisecond
 	for {
 		w := p.watch(id) // before the read: a change after it wakes us
+		// Config's store, not the traced one: a poll makes no spans.
 		r, err := p.cfg.Store.Get(ctx, id)
 		if err != nil {
 			p.unwatch(id, w)
@@ -417,11 +487,18 @@ func (p *Provisioner) Wait(ctx context.Context, id string) (store.Record, error)
 // replica's Resume (or this one's after a restart) picks them up.
 func (p *Provisioner) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	if !p.closed {
+	first := !p.closed
+	if first {
 		p.closed = true
 		close(p.closing)
 	}
 	p.mu.Unlock()
+	if first && p.tel != nil && p.tel.registration != nil {
+		// The gauges stop: the store may be closed next.
+		if err := p.tel.registration.Unregister(); err != nil {
+			p.log.WarnContext(ctx, "cannot unregister the metric callback", "err", err)
+		}
+	}
 	idle := make(chan struct{})
 	go func() { p.wg.Wait(); close(idle) }()
 	select {
@@ -571,13 +648,18 @@ func (p *Provisioner) workContext(ctx context.Context) (context.Context, context
 func (p *Provisioner) background(ctx context.Context, id string, slot bool, claim func(ctx context.Context) (store.Record, error), work func(ctx context.Context, r store.Record) error) error {
 	release := func() {}
 	if slot {
+		p.health.slotWaits.Add(1) // waiting is progress, for Check
 		select {
 		case p.resumeSlots <- struct{}{}:
 		case <-ctx.Done():
+			p.health.slotWaits.Add(-1)
 			return ctx.Err()
 		case <-p.closing:
+			p.health.slotWaits.Add(-1)
 			return ErrClosed
 		}
+		p.health.slotWaits.Add(-1)
+		p.beat()
 		release = func() { <-p.resumeSlots }
 	}
 	done, err := p.begin(id)
@@ -599,10 +681,11 @@ func (p *Provisioner) background(ctx context.Context, id string, slot bool, clai
 	go func() {
 		defer release()
 		defer done()
-		ctx, cancel := p.workContext(context.Background())
+		// The work outlives ctx; its spans are children of ctx's.
+		ctx, cancel := p.workContext(detach(ctx))
 		defer cancel()
 		if err := p.leased(ctx, r, func(ctx context.Context) error { return work(ctx, r) }); err != nil {
-			p.log.Debug("background work ended", "tenant", id, "err", err)
+			p.log.DebugContext(ctx, "background work ended", "tenant", id, "err", err)
 		}
 	}()
 	return nil
@@ -615,15 +698,17 @@ func (p *Provisioner) background(ctx context.Context, id string, slot bool, clai
 func (p *Provisioner) onReady(ctx context.Context, r store.Record) {
 	if r.Status != "" { // from the handler, not a follow-up of begin
 		p.keepSource(ctx, r)
-		p.emit(Event{Tenant: r.ID, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
+		p.emit(ctx, Event{Tenant: r.ID, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
 	}
 	var err error
 	for {
-		err = p.background(context.Background(), r.ID, false,
+		// The injection's span is a child of the phone_home's (ctx, the
+		// request's); it outlives the request.
+		err = p.background(detach(ctx), r.ID, false,
 			func(ctx context.Context) (store.Record, error) {
 				return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
 			},
-			func(ctx context.Context, r store.Record) error { return p.inject(ctx, r, false, phaseInject) })
+			func(ctx context.Context, r store.Record) error { return p.inject(ctx, r, false, phaseInject, true) })
 		if !errors.Is(err, errBusy) {
 			break
 		}
@@ -640,22 +725,31 @@ func (p *Provisioner) onReady(ctx context.Context, r store.Record) {
 	if err != nil {
 		// The record stays injecting_secrets without a lease: any
 		// replica's Resume takes it over.
-		p.log.Warn("cannot start injection after phone_home; left to Resume", "tenant", r.ID, "err", err)
+		p.log.WarnContext(ctx, "cannot start injection after phone_home; left to Resume", "tenant", r.ID, "err", err)
 	}
 }
 
-// emit reports an event to Config.OnEvent and the log.
-func (p *Provisioner) emit(e Event) {
+// emit reports an event to Config.OnEvent and the log, and counts a
+// status change (hatchery.transitions); ctx is the work's, for the log
+// record's trace.
+func (p *Provisioner) emit(ctx context.Context, e Event) {
 	if e.Time.IsZero() {
 		e.Time = p.now()
 	}
 	e.Replica = p.cfg.Replica
 	if e.Step == "" && e.To != "" { // drift reports are logged by recordDrift
+		if e.To != store.StatusInjectingSecrets || e.From != "" && e.From != store.StatusCreating && e.From != store.StatusCloudInit {
+			// Only the callback moves a record from creating or cloud_init
+			// to injecting_secrets; callbackOutcome counts that, with the
+			// status it left, once (onReady's event and the creator's, when
+			// the server phoned home first, report it again).
+			p.tel.transition(ctx, e.From, e.To)
+		}
 		level := slog.LevelInfo
 		if e.To == store.StatusFailed {
 			level = slog.LevelWarn
 		}
-		if p.log.Enabled(context.Background(), level) {
+		if p.log.Enabled(ctx, level) {
 			attrs := []slog.Attr{slog.String("tenant", e.Tenant), slog.String("from", string(e.From)), slog.String("to", string(e.To))}
 			if e.RetiringServer != "" {
 				attrs = append(attrs, slog.String("retiring_server", e.RetiringServer))
@@ -663,7 +757,7 @@ func (p *Provisioner) emit(e Event) {
 			if e.Err != nil {
 				attrs = append(attrs, slog.String("err", e.Err.Error()))
 			}
-			p.log.LogAttrs(context.Background(), level, "status", attrs...)
+			p.log.LogAttrs(ctx, level, "status", attrs...)
 		}
 		p.wake(e.Tenant)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hatchery-dev/hatchery/store"
 )
 
@@ -64,6 +66,14 @@ const phaseRetire = "retire"
 // lease another replica holds ErrBusy; two replicas' Replace calls run one
 // replacement. An unknown tenant gets store.ErrNotFound.
 func (p *Provisioner) Replace(ctx context.Context, id string) error {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Replace", id, trace.SpanKindInternal)
+	err := p.doReplace(ctx, id)
+	endSpan(span, err)
+	return err
+}
+
+// doReplace is Replace, in its span.
+func (p *Provisioner) doReplace(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
@@ -123,8 +133,8 @@ func (p *Provisioner) claimReplaceOf(ctx context.Context, id string, from []stor
 	if err != nil {
 		return r, err
 	}
-	p.log.Info("replacing the tenant's server", "tenant", id, "retiring_server", r.RetiringServerID, "from", was)
-	p.emit(Event{Tenant: id, From: was, To: store.StatusCreating, RetiringServer: r.RetiringServerID})
+	p.log.InfoContext(ctx, "replacing the tenant's server", "tenant", id, "retiring_server", r.RetiringServerID, "from", was)
+	p.emit(ctx, Event{Tenant: id, From: was, To: store.StatusCreating, RetiringServer: r.RetiringServerID})
 	return r, nil
 }
 
@@ -164,20 +174,22 @@ const (
 // retire deletes r's retiring server, trying again on errors until
 // Config.CreateTimeout or ctx ends. Deleting a server that is gone
 // already succeeds.
-func (p *Provisioner) retire(ctx context.Context, r store.Record) error {
+func (p *Provisioner) retire(ctx context.Context, r store.Record) (err error) {
+	ctx, ph := p.startPhase(ctx, phaseRetire, r)
+	defer func() { ph.end(ctx, err) }()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.CreateTimeout)
 	defer cancel()
 	pause := retireFirstPause
 	for {
-		err := p.cfg.Provider.Delete(ctx, r.RetiringServerID)
+		err := p.prov.Delete(ctx, r.RetiringServerID)
 		if err == nil {
-			p.log.Info("retiring server deleted", "tenant", r.ID, "server", r.RetiringServerID, "new_server", r.ServerID)
+			p.log.InfoContext(ctx, "retiring server deleted", "tenant", r.ID, "server", r.RetiringServerID, "new_server", r.ServerID)
 			return nil
 		}
 		if ctx.Err() != nil || isFinal(err) {
 			return fmt.Errorf("delete the retiring server %s: %w", r.RetiringServerID, err)
 		}
-		p.log.Warn("cannot delete the retiring server; trying again", "tenant", r.ID, "server", r.RetiringServerID, "err", err)
+		p.log.WarnContext(ctx, "cannot delete the retiring server; trying again", "tenant", r.ID, "server", r.RetiringServerID, "err", err)
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():

@@ -83,7 +83,7 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 	if sweep || purge {
 		statuses = append(statuses, store.StatusDeleted)
 	}
-	recs, err := p.cfg.Store.List(ctx, statuses...)
+	recs, err := p.store.List(ctx, statuses...)
 	if err != nil {
 		bad := store.Corrupt(err)
 		if len(bad) == 0 {
@@ -91,7 +91,7 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 		}
 		// Go on with the good records; the bad ones wait for a person.
 		for _, ce := range bad {
-			p.log.Error("corrupt record skipped", "tenant", ce.ID, "err", ce.Err)
+			p.log.ErrorContext(ctx, "corrupt record skipped", "tenant", ce.ID, "err", ce.Err)
 		}
 		corrupt = err
 	}
@@ -104,6 +104,7 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 			errs = append(errs, ctx.Err())
 			break
 		}
+		p.beat()
 		var err error
 		switch r.Status {
 		case store.StatusPending:
@@ -112,7 +113,7 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 				func(ctx context.Context) (store.Record, error) {
 					r, err := p.claim(ctx, r.ID, store.StatusPending, store.StatusCreating, newNonce)
 					if err == nil {
-						p.emit(Event{Tenant: r.ID, From: store.StatusPending, To: store.StatusCreating})
+						p.emit(ctx, Event{Tenant: r.ID, From: store.StatusPending, To: store.StatusCreating})
 					}
 					return r, err
 				}, p.create)
@@ -135,7 +136,9 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 				err = p.background(ctx, r.ID, true, func(ctx context.Context) (store.Record, error) {
 					return p.claim(ctx, r.ID, store.StatusInjectingSecrets, store.StatusInjectingSecrets, nil)
 				}, func(ctx context.Context, r store.Record) error {
-					return p.inject(ctx, r, takeover, phaseInject)
+					// Not known to end a first provisioning: a rotation
+					// whose replica died looks the same.
+					return p.inject(ctx, r, takeover, phaseInject, false)
 				})
 			}
 		case store.StatusFailed:
@@ -163,7 +166,7 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 		if corrupt != nil {
 			// A deleted record the store cannot read may still have a
 			// server to delete: no purge while there is one.
-			p.log.Warn("purge skipped: corrupt records")
+			p.log.WarnContext(ctx, "purge skipped: corrupt records")
 		} else if err := p.purge(ctx, pending); err != nil {
 			errs = append(errs, err)
 		}
@@ -180,6 +183,11 @@ func (p *Provisioner) resume(ctx context.Context) (err, corrupt error) {
 	for id := range p.sources {
 		if !live[id] {
 			delete(p.sources, id)
+		}
+	}
+	for id := range p.createSpans {
+		if !live[id] {
+			delete(p.createSpans, id)
 		}
 	}
 	p.mu.Unlock()
@@ -213,7 +221,7 @@ func (p *Provisioner) purge(ctx context.Context, pending []store.Record) error {
 	before := p.now().Add(-p.cfg.DeletedRetention)
 	for _, r := range pending {
 		at := r.UpdatedAt
-		touched, err := p.cfg.Store.Update(ctx, r.ID, func(cur *store.Record) error {
+		touched, err := p.store.Update(ctx, r.ID, func(cur *store.Record) error {
 			if cur.Status != store.StatusDeleted || cur.ServerID == "" && cur.RetiringServerID == "" {
 				return errMovedOn
 			}
@@ -226,9 +234,9 @@ func (p *Provisioner) purge(ctx context.Context, pending []store.Record) error {
 			before = at // Purge removes only what was written strictly before
 		}
 	}
-	n, err := p.cfg.Store.Purge(ctx, before)
+	n, err := p.store.Purge(ctx, before)
 	if n > 0 {
-		p.log.Info("deleted records purged", "count", n, "before", before)
+		p.log.InfoContext(ctx, "deleted records purged", "count", n, "before", before)
 	}
 	if err != nil {
 		return fmt.Errorf("purge deleted records: %w", err)
@@ -246,7 +254,7 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 	msg := fmt.Sprintf("%s: no phone_home within %s of the server's creation", phasePhoneHome, p.cfg.PhoneHomeTimeout)
 	// The deadline is checked with the store's clock, which wrote
 	// UpdatedAt.
-	rec, err := store.UpdateNow(ctx, p.cfg.Store, id, func(r *store.Record, now time.Time) error {
+	rec, err := store.UpdateNow(ctx, p.store, id, func(r *store.Record, now time.Time) error {
 		if r.Status != store.StatusCloudInit || now.Sub(r.UpdatedAt) <= p.cfg.PhoneHomeTimeout {
 			return errNotDue
 		}
@@ -261,8 +269,9 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 		}
 		return err
 	}
+	p.tel.failure(ctx, phasePhoneHome, context.DeadlineExceeded, false)
 	e := newError(id, phasePhoneHome, false, msg, errors.New(msg), nil)
-	p.emit(Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
+	p.emit(ctx, Event{Tenant: id, From: store.StatusCloudInit, To: store.StatusFailed, Err: e, RetiringServer: rec.RetiringServerID})
 	if p.willRetry(rec) {
 		p.scheduleRetry(id, p.backoff(id, rec.Attempts))
 	}
@@ -277,28 +286,43 @@ func (p *Provisioner) phoneHomeTimeout(ctx context.Context, id string) error {
 // not a failure per tenant later. A check that could not tell (the
 // provider unreachable) is logged and Run goes on. Resume's errors are
 // logged, not returned.
-func (p *Provisioner) Run(ctx context.Context) error {
+func (p *Provisioner) Run(ctx context.Context) (err error) {
 	if p.isClosed() {
 		return ErrClosed
 	}
-	if err := p.CheckProvider(ctx); errors.Is(err, provider.ErrUnauthorized) {
-		p.log.Error("the provider refuses the credentials; not starting", "err", err)
+	h := &p.health
+	p.beat()
+	h.runEnded.Store(nil)
+	h.runStarted.Store(true)
+	defer func() {
+		if !p.isClosed() {
+			h.runEnded.Store(&err) // Check reports it
+		}
+	}()
+	err = p.CheckProvider(ctx)
+	if ctx.Err() == nil {
+		p.noteProviderCheck(err)
+	}
+	if errors.Is(err, provider.ErrUnauthorized) {
+		p.log.ErrorContext(ctx, "the provider refuses the credentials; not starting", "err", err)
 		return err
 	} else if err != nil && ctx.Err() == nil {
-		p.log.Warn("cannot check the provider's credentials; going on", "err", err)
+		p.log.WarnContext(ctx, "cannot check the provider's credentials; going on", "err", err)
 	}
 	t := time.NewTicker(p.cfg.ResumeInterval)
 	defer t.Stop()
 	for {
+		p.beat()
 		// The records the store cannot read are logged by resume itself.
 		if err, _ := p.resume(ctx); err != nil {
 			if errors.Is(err, ErrClosed) {
 				return ErrClosed
 			}
 			if ctx.Err() == nil {
-				p.log.Warn("resume", "err", err)
+				p.log.WarnContext(ctx, "resume", "err", err)
 			}
 		}
+		p.beat()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

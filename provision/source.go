@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/store"
 )
 
@@ -65,10 +68,31 @@ type sourceKey struct{}
 type callbackFront struct{ p *Provisioner }
 
 func (f callbackFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
 	if f.p.cfg.CallbackCheckSource {
 		if a, ok := clientAddr(r, f.p.cfg.CallbackTrustedProxies); ok {
-			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, a))
+			ctx = context.WithValue(ctx, sourceKey{}, a)
 		}
+	}
+	if t := f.p.tel; t != nil {
+		// The request's span: a server span, or a child of the one an
+		// HTTP instrumentation (otelhttp) started. The handler's
+		// OnOutcome (callbackOutcome) sets its outcome and link.
+		kind, name := trace.SpanKindServer, "hatchery.phone_home"
+		if t.traced(ctx) {
+			kind = trace.SpanKindInternal
+		}
+		if strings.Contains(r.URL.RawQuery, callback.EventParam) && r.URL.Query().Has(callback.EventParam) {
+			name = "hatchery.boot_event"
+		}
+		sctx, span := t.startSpan(ctx, name, "", kind)
+		defer span.End()
+		if span.IsRecording() || span.SpanContext().IsValid() {
+			ctx = sctx // else no SDK: nothing to hand on, no request to copy
+		}
+	}
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
 	}
 	f.p.handler.ServeHTTP(w, r)
 }
@@ -97,12 +121,12 @@ func (p *Provisioner) takeSource(id string) (netip.Addr, bool) {
 
 // verifySource checks the phone_home's client address kept for r, if any,
 // against the server's addresses as now known.
-func (p *Provisioner) verifySource(r store.Record, ipv4, ipv6 string) error {
+func (p *Provisioner) verifySource(ctx context.Context, r store.Record, ipv4, ipv6 string) error {
 	a, ok := p.takeSource(r.ID)
 	if !ok || ipv4 == "" && ipv6 == "" || fromServer(ipv4, ipv6, a) {
 		return nil // nothing to check, nothing to compare with, or fine
 	}
-	p.log.Warn("phone_home came from another address than the server's; not injecting",
+	p.log.WarnContext(ctx, "phone_home came from another address than the server's; not injecting",
 		"tenant", r.ID, "client", a.String(), "ipv4", ipv4, "ipv6", ipv6)
 	return fmt.Errorf("%w: it came from %s, the provider reports %s",
 		errWrongSource, a, strings.Trim(ipv4+" "+ipv6, " "))

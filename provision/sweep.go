@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/store"
 )
@@ -74,18 +76,26 @@ const (
 // label existed (before ControlPlane was introduced) are not listed:
 // Replace gives their tenants servers that carry it.
 func (p *Provisioner) Sweep(ctx context.Context, dryRun bool) (SweepResult, error) {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.Sweep", "", trace.SpanKindInternal)
+	res, err := p.doSweep(ctx, dryRun)
+	endSpan(span, err)
+	return res, err
+}
+
+// doSweep is Sweep, in its span.
+func (p *Provisioner) doSweep(ctx context.Context, dryRun bool) (SweepResult, error) {
 	if p.isClosed() {
 		return SweepResult{}, ErrClosed
 	}
-	l, ok := p.cfg.Provider.(provider.Lister)
+	_, ok := p.cfg.Provider.(provider.Lister)
 	if !ok {
 		return SweepResult{}, fmt.Errorf("provision: sweep: the provider cannot list its servers (provider.Lister): %w", errors.ErrUnsupported)
 	}
-	servers, err := l.List(ctx, p.selector())
+	servers, err := p.prov.List(ctx, p.selector())
 	if err != nil {
 		return SweepResult{}, fmt.Errorf("provision: sweep: list servers: %w", err)
 	}
-	recs, err := p.cfg.Store.List(ctx)
+	recs, err := p.store.List(ctx)
 	unreadable := map[string]bool{}
 	if err != nil {
 		bad := store.Corrupt(err)
@@ -94,7 +104,7 @@ func (p *Provisioner) Sweep(ctx context.Context, dryRun bool) (SweepResult, erro
 		}
 		for _, ce := range bad {
 			unreadable[ce.ID] = true
-			p.log.Error("corrupt record: its servers are not swept", "tenant", ce.ID, "err", ce.Err)
+			p.log.ErrorContext(ctx, "corrupt record: its servers are not swept", "tenant", ce.ID, "err", ce.Err)
 		}
 	}
 	byID := make(map[string]store.Record, len(recs))
@@ -134,15 +144,15 @@ func (p *Provisioner) Sweep(ctx context.Context, dryRun bool) (SweepResult, erro
 			o.Kept = keptDryRun
 		}
 		if o.Kept == "" {
-			if err := p.cfg.Provider.Delete(ctx, srv.ID); err != nil {
+			if err := p.prov.Delete(ctx, srv.ID); err != nil {
 				o.Kept = "delete failed: " + err.Error()
 				errs = append(errs, fmt.Errorf("delete server %s (%s): %w", srv.ID, srv.Name, err))
 			} else {
 				o.Deleted = true
-				p.log.Warn("orphaned server deleted", "server", srv.ID, "name", srv.Name, "tenant", tenant, "reason", o.Reason)
+				p.log.WarnContext(ctx, "orphaned server deleted", "server", srv.ID, "name", srv.Name, "tenant", tenant, "reason", o.Reason)
 			}
 		} else {
-			p.log.Info("orphaned server found", "server", srv.ID, "name", srv.Name, "tenant", tenant, "reason", o.Reason, "kept", o.Kept)
+			p.log.InfoContext(ctx, "orphaned server found", "server", srv.ID, "name", srv.Name, "tenant", tenant, "reason", o.Reason, "kept", o.Kept)
 		}
 		res.Orphans = append(res.Orphans, o)
 	}

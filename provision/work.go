@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
@@ -32,7 +34,9 @@ func phoneHomePost() []string {
 // cloud-config, create (or adopt, by name) the server and record
 // cloud_init. When the server phoned home before it was recorded, the
 // injection follows under the same lease.
-func (p *Provisioner) create(ctx context.Context, r store.Record) error {
+func (p *Provisioner) create(ctx context.Context, r store.Record) (err error) {
+	ctx, ph := p.startPhase(ctx, phaseCreate, r)
+	defer func() { ph.end(ctx, err) }()
 	if r.ServerID != "" {
 		// A retry after a server that never phoned home, or whose
 		// phone_home's host keys were not its own: delete it, or creating
@@ -46,7 +50,7 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 			return p.fail(ctx, r, phaseCreate, overdue(ctx, dctx, "deleting the failed attempt's server", p.cfg.CreateTimeout,
 				fmt.Errorf("the failed attempt's server: %w", err)), nil)
 		}
-		p.log.Info("deleted the failed attempt's server", "tenant", r.ID, "server", r.ServerID)
+		p.log.InfoContext(ctx, "deleted the failed attempt's server", "tenant", r.ID, "server", r.ServerID)
 		rec, err := p.own(ctx, r.ID, []store.Status{store.StatusCreating}, func(cur *store.Record) error {
 			cur.ServerID, cur.IPv4, cur.IPv6 = "", "", ""
 			cur.ServerType, cur.Location = "", ""
@@ -68,7 +72,8 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 	if err != nil {
 		return p.fail(ctx, r, phaseCreate, overdue(ctx, cctx, "creating the server", p.cfg.CreateTimeout, err), secrets)
 	}
-	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusCreating}, store.StatusCloudInit,
+	p.rememberCreateSpan(ctx, r.ID) // for the link from its phone_home's span
+	_, err = store.Transition(ctx, p.store, r.ID, []store.Status{store.StatusCreating}, store.StatusCloudInit,
 		func(cur *store.Record) error {
 			if cur.LeaseOwner != p.cfg.Replica {
 				return errLeaseLost
@@ -79,8 +84,8 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 			return nil
 		})
 	if err == nil {
-		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusCloudInit, RetiringServer: r.RetiringServerID})
-		p.log.Info("server created", "tenant", r.ID, "server", srv.ID, "name", srv.Name)
+		p.emit(ctx, Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusCloudInit, RetiringServer: r.RetiringServerID})
+		p.log.InfoContext(ctx, "server created", "tenant", r.ID, "server", srv.ID, "name", srv.Name)
 		return nil
 	}
 	var ce *store.ConflictError
@@ -95,8 +100,8 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 		if err != nil {
 			return p.stopped(ctx, r, phaseCreate, err)
 		}
-		p.emit(Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
-		return p.inject(ctx, rec, false, phaseInject)
+		p.emit(ctx, Event{Tenant: r.ID, From: store.StatusCreating, To: store.StatusInjectingSecrets, RetiringServer: r.RetiringServerID})
+		return p.inject(ctx, rec, false, phaseInject, true)
 	case errors.As(err, &ce) && ce.Status == store.StatusDeleted:
 		// Deprovisioned while the server was being created.
 		p.forgetAddr(r.ID)
@@ -104,8 +109,8 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) error {
 		// deletion is part of the attempt, bounded like the create.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.CreateTimeout)
 		defer cancel()
-		if err := p.cfg.Provider.Delete(dctx, srv.ID); err != nil {
-			p.log.Error("tenant deleted during create; cannot delete its new server", "tenant", r.ID, "server", srv.ID, "err", err)
+		if err := p.prov.Delete(dctx, srv.ID); err != nil {
+			p.log.ErrorContext(ctx, "tenant deleted during create; cannot delete its new server", "tenant", r.ID, "server", srv.ID, "err", err)
 			return err
 		}
 		return nil
@@ -123,12 +128,12 @@ const (
 // provider to report it gone (ErrNotFound): a provider may keep a
 // server, and its name, for a while after accepting the deletion.
 func (p *Provisioner) deleteAndWait(ctx context.Context, id string) error {
-	if err := p.cfg.Provider.Delete(ctx, id); err != nil {
+	if err := p.prov.Delete(ctx, id); err != nil {
 		return err
 	}
 	delay := goneFirstPoll
 	for {
-		srv, err := p.cfg.Provider.Get(ctx, id)
+		srv, err := p.prov.Get(ctx, id)
 		switch {
 		case errors.Is(err, provider.ErrNotFound):
 			return nil
@@ -138,7 +143,7 @@ func (p *Provisioner) deleteAndWait(ctx context.Context, id string) error {
 			}
 			return fmt.Errorf("waiting for the deleted server to be gone: %w: %w", ctx.Err(), err)
 		case err != nil:
-			p.log.Debug("deleted server: lookup failed; trying again", "server", id, "err", err)
+			p.log.DebugContext(ctx, "deleted server: lookup failed; trying again", "server", id, "err", err)
 		}
 		t := time.NewTimer(delay)
 		select {
@@ -156,7 +161,8 @@ func (p *Provisioner) deleteAndWait(ctx context.Context, id string) error {
 // returned.
 func (p *Provisioner) stopped(ctx context.Context, r store.Record, phase string, err error) error {
 	if errors.Is(err, errLeaseLost) || errors.Is(err, store.ErrConflict) {
-		p.log.Info("work stopped: the tenant moved on", "tenant", r.ID, "phase", phase, "err", err)
+		p.log.InfoContext(ctx, "work stopped: the tenant moved on", "tenant", r.ID, "phase", phase, "err", err)
+		phaseOf(ctx).stoppedBy()
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -209,11 +215,11 @@ func (p *Provisioner) createServer(ctx context.Context, r store.Record) (provide
 	var srv provider.Server
 	for i, loc := range locations {
 		req.Location = loc
-		srv, err = p.cfg.Provider.Create(ctx, req)
+		srv, err = p.prov.Create(ctx, req)
 		if err == nil || !errors.Is(err, provider.ErrUnavailable) || i == len(locations)-1 || ctx.Err() != nil {
 			break
 		}
-		p.log.Info("no capacity in this location; trying the next", "tenant", r.ID,
+		p.log.InfoContext(ctx, "no capacity in this location; trying the next", "tenant", r.ID,
 			"location", loc, "next", locations[i+1], "err", err)
 	}
 	if err != nil {
@@ -275,7 +281,7 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 	if err := noPasswordLogin(&cfg); err != nil {
 		return nil, err
 	}
-	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(r, name, secrets)...)
+	cfg.Secrets = append(slices.Clone(cfg.Secrets), p.checkedSecrets(ctx, r, name, secrets)...)
 	if ul, ok := p.cfg.Provider.(provider.UserDataLimiter); ok {
 		if limit := ul.MaxUserData(); limit > 0 && (cfg.MaxSize == 0 || cfg.MaxSize > limit) {
 			cfg.MaxSize = limit // the provider's limit, unless the bootstrap's is smaller
@@ -331,7 +337,7 @@ func noPasswordLogin(cfg *cloudinit.Config) error {
 // Each secret left out is logged once per Provisioner and reason, by
 // name, never its value. Errors are still redacted of every value of at
 // least inject.MinRedactLen bytes (see redact).
-func (p *Provisioner) checkedSecrets(r store.Record, name string, secrets map[string]string) []string {
+func (p *Provisioner) checkedSecrets(ctx context.Context, r store.Record, name string, secrets map[string]string) []string {
 	if len(secrets) == 0 {
 		return nil
 	}
@@ -343,13 +349,13 @@ func (p *Provisioner) checkedSecrets(r store.Record, name string, secrets map[st
 		case v == "":
 			continue
 		case len(strings.TrimSpace(v)) < inject.MinRedactLen:
-			p.warnOnce("short", k, "secret value too short to look for in the user-data and on command lines; not checked there, nor redacted",
+			p.warnOnce(ctx, "short", k, "secret value too short to look for in the user-data and on command lines; not checked there, nor redacted",
 				"min_len", inject.MinRedactLen)
 			continue
 		}
 		for _, form := range secretForms(v) {
 			if bytes.Contains(p.vocab, []byte(form)) || strings.Contains(url, form) || strings.Contains(name, form) {
-				p.warnOnce("common", k, "secret value found in what the Provisioner writes itself (callback URL, server name, SSH user or key, cloud-config keys); not checked in the user-data nor on command lines")
+				p.warnOnce(ctx, "common", k, "secret value found in what the Provisioner writes itself (callback URL, server name, SSH user or key, cloud-config keys); not checked in the user-data nor on command lines")
 				continue
 			}
 			if !slices.Contains(out, form) {
@@ -386,11 +392,11 @@ func (p *Provisioner) newVocabulary() ([]byte, error) {
 
 // warnOnce logs msg at Warn level for secret name, once per reason and
 // name in the life of the Provisioner.
-func (p *Provisioner) warnOnce(reason, name, msg string, args ...any) {
+func (p *Provisioner) warnOnce(ctx context.Context, reason, name, msg string, args ...any) {
 	if _, seen := p.warned.LoadOrStore(reason+"\x00"+name, true); seen {
 		return
 	}
-	p.log.Warn(msg, append([]any{"secret", name}, args...)...)
+	p.log.WarnContext(ctx, msg, append([]any{"secret", name}, args...)...)
 }
 
 // withSSHUser returns users with Config.SSHUser holding the Signer's
@@ -438,7 +444,7 @@ func (p *Provisioner) secretsOf(ctx context.Context, id string) (map[string]stri
 	case errors.Is(err, inject.ErrNoSecrets):
 		return map[string]string{}, nil
 	case err != nil:
-		return nil, fmt.Errorf("secrets: %w", err)
+		return nil, &secretsError{err}
 	case s == nil:
 		return map[string]string{}, nil
 	}
@@ -482,13 +488,19 @@ func secretValues(s map[string]string) []string {
 // inject runs the injection of r, whose lease this replica holds in
 // injecting_secrets: dial SSH pinned to the host keys posted at
 // phone_home, wait for cloud-init, run the caller's steps, record ready.
-func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, phase string) error {
+//
+// first says that the injection, when it succeeds, ends a first
+// provisioning (not a rotation's, nor a replacement's: see
+// hatchery.provision.duration), when the caller knows.
+func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, phase string, first bool) (err error) {
+	ctx, ph := p.startPhase(ctx, phase, r)
+	defer func() { ph.end(ctx, err) }()
 	if len(r.HostKeys) == 0 {
 		return p.fail(ctx, r, phase, errNoHostKeys, nil)
 	}
 	ictx, cancel := context.WithTimeout(ctx, p.cfg.InjectTimeout)
 	defer cancel()
-	err := p.injectSteps(ictx, r, rotate)
+	err = p.injectSteps(ictx, r, rotate)
 	if err != nil {
 		var vs []string
 		var fe *injectError
@@ -504,7 +516,7 @@ func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, p
 			return p.fail(ctx, r, phaseRetire, err, nil)
 		}
 	}
-	_, err = store.Transition(ctx, p.cfg.Store, r.ID, []store.Status{store.StatusInjectingSecrets}, store.StatusReady,
+	ready, err := store.Transition(ctx, p.store, r.ID, []store.Status{store.StatusInjectingSecrets}, store.StatusReady,
 		func(cur *store.Record) error {
 			if cur.LeaseOwner != p.cfg.Replica || cur.RetiringServerID != r.RetiringServerID {
 				return errLeaseLost
@@ -520,7 +532,10 @@ func (p *Provisioner) inject(ctx context.Context, r store.Record, rotate bool, p
 		return p.stopped(ctx, r, phase, err)
 	}
 	p.forgetAddr(r.ID)
-	p.emit(Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady, RetiringServer: r.RetiringServerID})
+	p.emit(ctx, Event{Tenant: r.ID, From: store.StatusInjectingSecrets, To: store.StatusReady, RetiringServer: r.RetiringServerID})
+	if first && r.RetiringServerID == "" {
+		p.tel.provisioned(ctx, ready)
+	}
 	return nil
 }
 
@@ -585,7 +600,7 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 			return fail(fmt.Errorf("record the server's addresses: %w", err), values)
 		}
 	}
-	if err := p.verifySource(r, r.IPv4, r.IPv6); err != nil {
+	if err := p.verifySource(ctx, r, r.IPv4, r.IPv6); err != nil {
 		return fail(err, values)
 	}
 	steps, err := p.cfg.StepsFunc(ctx, StepsInput{Record: r.Clone(), Secrets: maps.Clone(secrets), Rotate: rotate})
@@ -593,7 +608,7 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 		return fail(fmt.Errorf("steps: %w", err), values)
 	}
 	wait, steps := p.splitCloudInitWait(steps)
-	checked := p.checkedSecrets(r, cmp.Or(r.ServerName, p.serverName(r)), secrets)
+	checked := p.checkedSecrets(ctx, r, cmp.Or(r.ServerName, p.serverName(r)), secrets)
 	conn, err := p.dialServer(ctx, r, addr)
 	if err != nil {
 		return fail(err, values)
@@ -602,17 +617,25 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 	// Two runs on one connection: cloud-init first, alone, so that no
 	// secret leaves the control plane for a server whose bootstrap
 	// failed; then the caller's steps, as one pipelined script.
+	phase := phaseOf(ctx).name(phaseInject)
 	for i, part := range [][]inject.Step{{wait}, steps} {
 		// The wait is step index 0 (step 1 in messages); the caller's
 		// steps follow, numbered on by inject itself, so that errors,
 		// logs and events agree.
-		err = inject.Run(ctx, conn, part,
+		sctx, span := p.tel.startSpan(ctx, "hatchery.ssh.session", "", trace.SpanKindClient)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int(attrSSHSteps, len(part)), attribute.Int(attrStepIndex, i))
+		}
+		events, finish := p.tel.steps(sctx, phase, values, func(e inject.Event) {
+			p.emit(sctx, Event{Tenant: r.ID, Step: e.Step, StepIndex: e.Index, StepDone: e.Done, Err: e.Err})
+		})
+		err = inject.Run(sctx, conn, part,
 			inject.WithFirstIndex(i),
 			inject.WithRedact(checked...),
 			inject.WithLogger(p.log.With("tenant", r.ID)),
-			inject.WithEvents(func(e inject.Event) {
-				p.emit(Event{Tenant: r.ID, Step: e.Step, StepIndex: e.Index, StepDone: e.Done, Err: e.Err})
-			}))
+			inject.WithEvents(events))
+		finish()
+		endSpanRedacted(span, err, values)
 		if err != nil {
 			return fail(err, values)
 		}
@@ -625,6 +648,17 @@ func (p *Provisioner) injectSteps(ctx context.Context, r store.Record, rotate bo
 // bastion when there is one, within dialBudget SSHTimeouts. Closing the
 // connection closes the bastion's too.
 func (p *Provisioner) dialServer(ctx context.Context, r store.Record, addr string) (*serverConn, error) {
+	ctx, span := p.tel.startSpan(ctx, "hatchery.ssh.connect", "", trace.SpanKindClient)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String(attrServerAddress, addr), attribute.Bool(attrSSHJump, p.cfg.SSHJump != nil))
+	}
+	conn, err := p.dialServerSpan(ctx, r, addr)
+	endSpan(span, err)
+	return conn, err
+}
+
+// dialServerSpan is dialServer, in its span.
+func (p *Provisioner) dialServerSpan(ctx context.Context, r store.Record, addr string) (*serverConn, error) {
 	hostKeys, err := inject.PinnedHostKeys(r.HostKeys)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoHostKeys, err)
@@ -702,7 +736,7 @@ func (p *Provisioner) sshAddr(ctx context.Context, r store.Record) (addr string,
 	if a := p.knownAddr(r.ID); a != "" {
 		return a, provider.Server{}, nil
 	}
-	srv, err = p.cfg.Provider.Get(ctx, r.ServerID)
+	srv, err = p.prov.Get(ctx, r.ServerID)
 	if err != nil {
 		return "", provider.Server{}, err // the driver's error names the server
 	}

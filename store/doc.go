@@ -74,6 +74,9 @@
 //
 // Every driver is a [Pinger]: Ping says whether the store can serve
 // requests (the database answers; for SQLite, the file is still there).
+// Every driver is also a [Counter]: Count says how many records are in
+// each status without reading them (one COUNT ... GROUP BY on the status
+// index for the SQL drivers), for a metric collected every few seconds.
 //
 // # Errors
 //

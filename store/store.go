@@ -151,6 +151,17 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Counter is implemented by stores that can count their records by status
+// without reading them (SQL's COUNT ... GROUP BY on the status index), for
+// metrics: provision's tenants gauge asks it at every collection.
+type Counter interface {
+	// Count returns how many records the store holds in each status; a
+	// status with none is absent (or 0). Records that List would report
+	// corrupt are counted under the status they are stored with, when it
+	// is a lifecycle status, and left out otherwise.
+	Count(ctx context.Context) (map[Status]int, error)
+}
+
 // NowUpdater is implemented by stores that can hand Update's fn the
 // store's own current time. UpdateNow is [Store.Update] whose fn also
 // receives now: the time read from the store's clock once the record is

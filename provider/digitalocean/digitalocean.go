@@ -277,6 +277,19 @@ func (p *Provider) CheckCredentials(ctx context.Context) error {
 	return nil
 }
 
+// RateLimitRemaining returns how many requests the account's hourly
+// budget had left by the last answer of the DigitalOcean API (its
+// RateLimit-Remaining header, which godo keeps: Client.GetRate), and false
+// before any answer said it: what a metric shows (provision's
+// hatchery.provider.rate_limit.remaining gauge). It makes no request.
+func (p *Provider) RateLimitRemaining() (int, bool) {
+	if p.client == nil {
+		return 0, false
+	}
+	r := p.client.GetRate()
+	return r.Remaining, r.Limit > 0
+}
+
 // InstanceID returns the instance ID cloud-init reports on the droplet
 // with the given ID: its DigitalOcean datasource takes droplet_id from the
 // metadata service (or the DMI system serial number, which holds the same

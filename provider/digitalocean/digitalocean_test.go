@@ -841,3 +841,29 @@ func TestCreateWaitingForItsNameCanceled(t *testing.T) {
 	assert.Len(t, b.api.Droplets(), 1)
 	assert.Equal(t, strconv.Itoa(b.api.Droplets()[0].ID), srv.ID)
 }
+
+// TestRateLimitRemaining checks that the Provider reports the budget that
+// the API's last answer gave, and nothing before any did or when the API
+// sends no RateLimit headers.
+func TestRateLimitRemaining(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, config{api: dotest.Options{RateLimit: 100}})
+	_, ok := b.p.RateLimitRemaining()
+	assert.False(t, ok, "no answer yet")
+	_, err := b.p.Get(ctx, "424242")
+	require.ErrorIs(t, err, provider.ErrNotFound)
+	left, ok := b.p.RateLimitRemaining()
+	require.True(t, ok)
+	assert.Equal(t, 99, left, "an error answer counts too")
+	_, err = b.p.List(ctx, nil)
+	require.NoError(t, err)
+	left, _ = b.p.RateLimitRemaining()
+	assert.Equal(t, 98, left)
+
+	unmetered := setup(t, config{})
+	_, err = unmetered.p.Get(ctx, "424242")
+	require.ErrorIs(t, err, provider.ErrNotFound)
+	_, ok = unmetered.p.RateLimitRemaining()
+	assert.False(t, ok, "no RateLimit headers: unknown")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 	"github.com/stretchr/testify/assert"
@@ -110,4 +111,38 @@ func TestUnauthorizedIsFinal(t *testing.T) {
 		assert.Equal(t, 2, b.api.Count(http.MethodGet, "/ssh_keys"))
 		assert.Equal(t, 2, b.api.Count("", ""))
 	})
+}
+
+// TestRateLimitRemaining checks that the Provider reports the budget that
+// the API's last answer gave (RateLimit-Remaining), errors included, and
+// nothing before an answer said it or when the API sends no such header.
+func TestRateLimitRemaining(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	b := setup(t, config{api: hcloudtest.Options{RateLimit: 100, RefillInterval: time.Hour}})
+	_, ok := b.p.RateLimitRemaining()
+	assert.False(t, ok, "no answer yet")
+	_, err := b.p.Create(ctx, request("t-1"))
+	require.NoError(t, err)
+	left, ok := b.p.RateLimitRemaining()
+	require.True(t, ok)
+	assert.Equal(t, 99, left)
+	_, err = b.p.Get(ctx, "424242")
+	require.ErrorIs(t, err, provider.ErrNotFound)
+	left, ok = b.p.RateLimitRemaining()
+	require.True(t, ok)
+	assert.Equal(t, 98, left, "an error answer counts too")
+	require.NoError(t, b.p.CheckCredentials(ctx))
+	_, err = b.p.List(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.p.Delete(ctx, "424242"))
+	left, _ = b.p.RateLimitRemaining()
+	assert.Equal(t, 95, left)
+
+	unmetered := setup(t, config{})
+	_, err = unmetered.p.Get(ctx, "424242")
+	require.ErrorIs(t, err, provider.ErrNotFound)
+	_, ok = unmetered.p.RateLimitRemaining()
+	assert.False(t, ok, "no RateLimit headers: unknown")
 }

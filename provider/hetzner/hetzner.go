@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
@@ -137,6 +138,8 @@ type Provider struct {
 	keysOK  bool
 
 	warnOnce sync.Once // the warning about root passwords
+
+	rateLeft atomic.Int64 // RateLimit-Remaining of the last answer that had it, plus 1; 0: none yet
 }
 
 // New returns a Provider that creates servers as opts describe through
@@ -283,6 +286,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	// res.RootPassword, set when no SSH key was given, is dropped here
 	// with res: never logged, returned or kept.
 	res, resp, err := p.client.Server.Create(ctx, opts)
+	p.noteRate(resp)
 	switch {
 	case hcloud.IsError(err, hcloud.ErrorCodeUniquenessError):
 		return p.adopt(ctx, req, err)
@@ -313,6 +317,7 @@ func (p *Provider) List(ctx context.Context, selector map[string]string) ([]prov
 		// Paging as hcloud-go's AllWithOpts does, keeping each answer for
 		// mapError.
 		page, resp, err := p.client.Server.List(ctx, opts)
+		p.noteRate(resp)
 		if err != nil {
 			return nil, fmt.Errorf("hetzner: list servers (page %d): %w", opts.Page, mapError(err, resp))
 		}
@@ -353,6 +358,7 @@ func (p *Provider) CheckCredentials(ctx context.Context) error {
 	_, resp, err := p.client.Server.List(ctx, hcloud.ServerListOpts{
 		ListOpts: hcloud.ListOpts{LabelSelector: labelSelector(nil), PerPage: 1},
 	})
+	p.noteRate(resp)
 	if err != nil {
 		return fmt.Errorf("hetzner: check credentials: %w", mapError(err, resp))
 	}
@@ -375,6 +381,7 @@ func (p *Provider) MaxUserData() int { return MaxUserData }
 // the name taken (cause), and returns it if it is ours.
 func (p *Provider) adopt(ctx context.Context, req provider.CreateRequest, cause error) (provider.Server, error) {
 	s, resp, err := p.client.Server.GetByName(ctx, req.Name)
+	p.noteRate(resp)
 	switch {
 	case err != nil:
 		return provider.Server{}, fmt.Errorf("hetzner: create server %q: name taken, lookup failed: %w", req.Name, mapError(err, resp))
@@ -406,6 +413,23 @@ func ours(have, want map[string]string) bool {
 	return true
 }
 
+// RateLimitRemaining returns how many requests the project's budget had
+// left by the last answer of the Hetzner API that said (its
+// RateLimit-Remaining header, counted per project), and false before any
+// did: what a metric shows (provision's
+// hatchery.provider.rate_limit.remaining gauge). It makes no request.
+func (p *Provider) RateLimitRemaining() (int, bool) {
+	v := p.rateLeft.Load()
+	return int(v - 1), v > 0
+}
+
+// noteRate keeps the budget an answer reports, for RateLimitRemaining.
+func (p *Provider) noteRate(resp *hcloud.Response) {
+	if resp != nil && resp.Response != nil && resp.Meta.Ratelimit.Limit > 0 {
+		p.rateLeft.Store(int64(max(resp.Meta.Ratelimit.Remaining, 0)) + 1)
+	}
+}
+
 // Get returns the server with the given ID, or an error wrapping
 // provider.ErrNotFound, also for a server being deleted (status
 // "deleting": Hetzner lists it until the delete action ends). It costs one
@@ -419,6 +443,7 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, err)
 	}
 	s, resp, err := p.client.Server.GetByID(ctx, n)
+	p.noteRate(resp)
 	switch {
 	case err != nil:
 		return provider.Server{}, fmt.Errorf("hetzner: get server %d: %w", n, mapError(err, resp))
@@ -442,6 +467,7 @@ func (p *Provider) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("hetzner: delete server %d: %w", n, err)
 	}
 	_, resp, err := p.client.Server.DeleteWithResult(ctx, &hcloud.Server{ID: n})
+	p.noteRate(resp)
 	if err != nil {
 		err = mapError(err, resp)
 		if errors.Is(err, provider.ErrNotFound) {

@@ -16,6 +16,7 @@ var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Pinger     = (*Store)(nil)
 	_ store.NowUpdater = (*Store)(nil)
+	_ store.Counter    = (*Store)(nil)
 )
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
@@ -175,6 +176,20 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("memory: ping: %w", err)
 	}
 	return nil
+}
+
+// Count returns how many records the Store holds in each status.
+func (s *Store) Count(ctx context.Context) (map[store.Status]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory: count: %w", err)
+	}
+	out := make(map[store.Status]int)
+	s.mu.RLock()
+	for _, r := range s.records {
+		out[r.Status]++
+	}
+	s.mu.RUnlock()
+	return out, nil
 }
 
 // List returns copies of the records with any of the given statuses (all

@@ -22,6 +22,7 @@ var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Pinger     = (*Store)(nil)
 	_ store.NowUpdater = (*Store)(nil)
+	_ store.Counter    = (*Store)(nil)
 )
 
 //go:embed migrations/*.sql
@@ -165,6 +166,7 @@ const (
 	clockSQL     = `SELECT clock_timestamp()`
 	listAllSQL   = `SELECT ` + columns + ` FROM hatchery_records ORDER BY created_at, id`
 	listByStatus = `SELECT ` + columns + ` FROM hatchery_records WHERE status = ANY($1) ORDER BY created_at, id`
+	countSQL     = `SELECT status, COUNT(*) FROM hatchery_records GROUP BY status`
 	// The arguments are values' without created_at, which never changes.
 	updateSQL = `UPDATE hatchery_records SET status = $2, server_id = $3, server_name = $4, ipv4 = $5,
 		ipv6 = $6, hostname = $7, instance_id = $8, host_keys = $9, error = $10, attempts = $11,
@@ -445,6 +447,38 @@ func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Rec
 	}
 	if corrupt != nil {
 		return out, fmt.Errorf("postgres: list: %w", errors.Join(corrupt...))
+	}
+	return out, nil
+}
+
+// Count returns how many records the Store holds in each status, with one
+// COUNT ... GROUP BY on the status index (no record is read).
+func (s *Store) Count(ctx context.Context) (map[store.Status]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: count: %w", err)
+	}
+	var out map[store.Status]int
+	err := s.do(ctx, true, func(c *pgxpool.Conn) error {
+		out = make(map[store.Status]int)
+		rows, err := c.Query(ctx, countSQL)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var st string
+			var n int64
+			if err := rows.Scan(&st, &n); err != nil {
+				return err
+			}
+			if store.Status(st).Valid() {
+				out[store.Status(st)] = int(n)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: count: %w", translate(ctx, err))
 	}
 	return out, nil
 }

@@ -29,6 +29,7 @@ var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Pinger     = (*Store)(nil)
 	_ store.NowUpdater = (*Store)(nil)
+	_ store.Counter    = (*Store)(nil)
 )
 
 //go:embed migrations/*.sql
@@ -774,6 +775,34 @@ func (s *Store) List(ctx context.Context, statuses ...store.Status) ([]store.Rec
 	}
 	if corrupt != nil {
 		return out, fmt.Errorf("sqlite: list: %w", errors.Join(corrupt...))
+	}
+	return out, nil
+}
+
+// Count returns how many records the Store holds in each status, with one
+// COUNT ... GROUP BY on the status index (no record is read).
+func (s *Store) Count(ctx context.Context) (map[store.Status]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: count: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM hatchery_records GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: count: %w", translate(ctx, err))
+	}
+	defer func() { _ = rows.Close() }()
+	out := make(map[store.Status]int)
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: count: %w", translate(ctx, err))
+		}
+		if store.Status(st).Valid() {
+			out[store.Status(st)] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: count: %w", translate(ctx, err))
 	}
 	return out, nil
 }

@@ -56,6 +56,15 @@ func testCorrupt(t *testing.T, h *harness) {
 	}
 	require.Equal(t, want, ids(err))
 
+	if c, ok := s.(store.Counter); ok {
+		// A damaged row is counted under its status when that is a
+		// lifecycle status: every good and bad record is cloud_init,
+		// but the one whose status was damaged.
+		counts, err := c.Count(ctx)
+		require.NoError(t, err, "Count does not read the records")
+		require.Equal(t, map[store.Status]int{store.StatusCloudInit: len(good) + len(bad) - 1}, counts)
+	}
+
 	for id, c := range bad {
 		_, err := s.Get(ctx, id)
 		require.ErrorIs(t, err, store.ErrCorrupt, "Get of a record with a bad %s", c)

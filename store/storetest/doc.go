@@ -25,7 +25,8 @@
 //   - Purge removes deleted records written strictly before the given time,
 //     at most store.PurgeLimit per call, oldest first, and nothing else.
 //   - Optional interfaces, when the store implements them: store.Pinger,
-//     and store.NowUpdater, whose time is in stored form, moves forward
+//     store.Counter (its counts by status agree with List's, through
+//     creates, transitions and purges), and store.NowUpdater, whose time is in stored form, moves forward
 //     with every write, becomes UpdatedAt, and is read once the record is
 //     locked (an UpdateNow that waited 100ms behind another Update sees a
 //     time at least 100ms after that Update's). The store's clock must be

@@ -158,3 +158,61 @@ func testPing(t *testing.T, h *harness) {
 	cancel()
 	require.ErrorIs(t, p.Ping(ctx), context.Canceled)
 }
+
+// testCount checks a store.Counter: the counts by status match what List
+// returns, as records are created, moved and purged, and the context's
+// error once it ended.
+func testCount(t *testing.T, h *harness) {
+	s := h.one(t)
+	c, ok := s.(store.Counter)
+	if !ok {
+		t.Skip("the store is no store.Counter")
+	}
+	ctx := t.Context()
+	check := func(want map[store.Status]int) {
+		t.Helper()
+		got, err := c.Count(ctx)
+		require.NoError(t, err)
+		for _, st := range store.Statuses() {
+			require.Equal(t, want[st], got[st], "count of %s", st)
+		}
+		for st := range got {
+			require.True(t, st.Valid(), "Count reports only lifecycle statuses, not %q", st)
+		}
+		list, err := s.List(ctx)
+		require.NoError(t, err)
+		fromList := map[store.Status]int{}
+		for _, r := range list {
+			fromList[r.Status]++
+		}
+		for _, st := range store.Statuses() {
+			require.Equal(t, fromList[st], got[st], "Count agrees with List for %s", st)
+		}
+	}
+	check(nil)
+	var ids []string
+	for range 5 {
+		ids = append(ids, create(t, s, pending()).ID)
+	}
+	create(t, s, fullRecord()) // cloud_init
+	create(t, s, deleted())
+	check(map[store.Status]int{store.StatusPending: 5, store.StatusCloudInit: 1, store.StatusDeleted: 1})
+	for _, id := range ids[:2] {
+		_, err := store.Transition(ctx, s, id, []store.Status{store.StatusPending}, store.StatusReady, nil)
+		require.NoError(t, err)
+	}
+	_, err := store.Transition(ctx, s, ids[2], []store.Status{store.StatusPending}, store.StatusFailed, nil)
+	require.NoError(t, err)
+	check(map[store.Status]int{store.StatusPending: 2, store.StatusReady: 2, store.StatusFailed: 1,
+		store.StatusCloudInit: 1, store.StatusDeleted: 1})
+	n, err := s.Purge(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	check(map[store.Status]int{store.StatusPending: 2, store.StatusReady: 2, store.StatusFailed: 1,
+		store.StatusCloudInit: 1})
+
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = c.Count(done)
+	require.ErrorIs(t, err, context.Canceled)
+}

@@ -112,6 +112,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Purge", testPurge},
 		{"PurgeLimit", testPurgeLimit},
 		{"Ping", testPing},
+		{"Count", testCount},
 		{"UpdateNow", testUpdateNow},
 		{"UpdateNowWaits", testUpdateNowWaits},
 		{"Corrupt", testCorrupt},
