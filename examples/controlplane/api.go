@@ -32,14 +32,8 @@ type provisioner interface {
 	Deprovision(ctx context.Context, id string) error
 	Replace(ctx context.Context, id string) error
 	Sweep(ctx context.Context, dryRun bool) (provision.SweepResult, error)
-	Handler() http.Handler
-}
-
-// checker is what GET /readyz asks of the provisioner when it can tell
-// whether it is fit to serve (its store answers, its Run loop is alive).
-// A provisioner without it is ready when its store answers a ping.
-type checker interface {
 	Check(ctx context.Context) error
+	Handler() http.Handler
 }
 
 // api serves the tenants API, the status page, the callback and the
@@ -609,20 +603,25 @@ func healthz(w http.ResponseWriter, r *http.Request) {
 const readyTimeout = 5 * time.Second
 
 // readyz handles GET /readyz: 200 when the service can do its work (the
-// provisioner's Check when it has one, else a ping of the store), 503
-// when not, with the cause in the log.
+// provisioner's Check: its store answers, its Run loop is alive), 503
+// when not, with the cause in the log. A provider whose check fails (its
+// API unreachable for a while, or credentials refused) is reported but
+// keeps the service ready: taking every replica out of the load balancer
+// would also cut the servers' callbacks, and the provider's trouble is
+// not this replica's.
 func (a *api) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
-	var err error
-	if c, ok := a.p.(checker); ok {
-		err = c.Check(ctx)
-	} else if p, ok := a.store.(store.Pinger); ok {
-		err = p.Ping(ctx)
-	}
+	err := a.p.Check(ctx)
+	providerOnly := err != nil && errors.Is(err, provision.ErrProviderUnhealthy) &&
+		!errors.Is(err, provision.ErrStoreUnhealthy) && !errors.Is(err, provision.ErrRunStopped) &&
+		!errors.Is(err, provision.ErrClosed)
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	case providerOnly:
+		a.log.WarnContext(ctx, "ready, but the provider check failed", "err", err)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "warning": "the provider check failed: see the log"})
 	case errors.Is(err, provision.ErrClosed):
 		a.fail(w, http.StatusServiceUnavailable, "not ready: shutting down", err)
 	default:

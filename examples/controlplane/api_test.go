@@ -39,6 +39,7 @@ type stubProvisioner struct {
 	calls   []string
 
 	provisionErr   error
+	checkErr       error // what Check says
 	deprovisionErr error
 	replaceErr     error
 	// retryErr and rotateErr are returned before any claim; with noClaim,
@@ -157,22 +158,11 @@ func (s *stubProvisioner) Handler() http.Handler {
 	})
 }
 
-// checkingProvisioner is a provisioner that can tell whether it is ready
-// (checker), as *provision.Provisioner's Check.
-type checkingProvisioner struct {
-	*stubProvisioner
-	err error
+func (s *stubProvisioner) Check(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkErr
 }
-
-func (c checkingProvisioner) Check(ctx context.Context) error { return c.err }
-
-// pingStore is a store whose ping fails with err.
-type pingStore struct {
-	store.Store
-	err error
-}
-
-func (p pingStore) Ping(ctx context.Context) error { return p.err }
 
 func newTestAPI(t *testing.T) (*stubProvisioner, http.Handler) {
 	t.Helper()
@@ -448,41 +438,42 @@ func TestAPI(t *testing.T) {
 	}
 }
 
-// GET /readyz asks the provisioner when it can tell (checker), else
-// pings the store; the cause of a 503 goes to the log only.
+// GET /readyz asks the provisioner's Check; the cause of a 503 goes to the
+// log only; a provider check that fails alone leaves the service ready.
 func TestReadyz(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name     string
-		check    *error // nil: the provisioner cannot tell
-		ping     error
+		check    error
 		wantCode int
-		wantBody string
+		wantBody string // the error, or the warning
 	}{
-		{name: "store answers", wantCode: 200},
-		{name: "store does not answer", ping: errors.New("postgres: ping: dial tcp 10.1.2.3:5432: refused"), wantCode: 503, wantBody: "not ready: see the log"},
-		{name: "provisioner ready", check: new(error), ping: errors.New("not asked"), wantCode: 200},
-		{name: "provisioner not ready", check: ptr(errors.New("provision: run loop stalled")), wantCode: 503, wantBody: "not ready: see the log"},
-		{name: "provisioner closed", check: ptr(fmt.Errorf("x: %w", provision.ErrClosed)), wantCode: 503, wantBody: "not ready: shutting down"},
+		{name: "ready", wantCode: 200},
+		{name: "store does not answer", check: fmt.Errorf("%w: postgres: ping: dial tcp 10.1.2.3:5432: refused", provision.ErrStoreUnhealthy), wantCode: 503, wantBody: "not ready: see the log"},
+		{name: "run loop stopped", check: fmt.Errorf("%w: no pass for 3m", provision.ErrRunStopped), wantCode: 503, wantBody: "not ready: see the log"},
+		{name: "closed", check: fmt.Errorf("x: %w", provision.ErrClosed), wantCode: 503, wantBody: "not ready: shutting down"},
+		{name: "provider alone", check: fmt.Errorf("%w: hetzner: dial tcp 10.1.2.3:443: refused", provision.ErrProviderUnhealthy), wantCode: 200, wantBody: "the provider check failed: see the log"},
+		{name: "provider and store", check: errors.Join(fmt.Errorf("%w: 10.1.2.3", provision.ErrProviderUnhealthy), provision.ErrStoreUnhealthy), wantCode: 503, wantBody: "not ready: see the log"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			p, a := newTestAPIValue(t)
 			var log bytes.Buffer
 			a.log = slog.New(slog.NewTextHandler(&log, nil))
-			a.store = pingStore{Store: a.store, err: tc.ping}
-			if tc.check != nil {
-				a.p = checkingProvisioner{stubProvisioner: p, err: *tc.check}
-			}
+			p.checkErr = tc.check
 			w := do(t, a.routes(), "GET", "/readyz")
 			assert.Equal(t, tc.wantCode, w.Code, w.Body.String())
-			if tc.wantCode == 200 {
-				assert.JSONEq(t, `{"status":"ready"}`, w.Body.String())
-				return
-			}
-			assert.JSONEq(t, `{"error":"`+tc.wantBody+`"}`, w.Body.String())
 			assert.NotContains(t, w.Body.String(), "10.1.2.3")
-			assert.Contains(t, log.String(), "level=ERROR msg=\"not ready")
+			switch {
+			case tc.check == nil:
+				assert.JSONEq(t, `{"status":"ready"}`, w.Body.String())
+			case tc.wantCode == 200:
+				assert.JSONEq(t, `{"status":"ready","warning":"`+tc.wantBody+`"}`, w.Body.String())
+				assert.Contains(t, log.String(), "level=WARN")
+			default:
+				assert.JSONEq(t, `{"error":"`+tc.wantBody+`"}`, w.Body.String())
+				assert.Contains(t, log.String(), "level=ERROR msg=\"not ready")
+			}
 		})
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/hatchery-dev/hatchery/examples/internal/cloud"
@@ -328,17 +327,14 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 	}
 
 	// Metrics, served at /metrics in Prometheus's format: the HTTP
-	// server's, the Go runtime's and the process's, and those of any
-	// library that instruments itself with OpenTelemetry and is given no
-	// MeterProvider of its own: it reads the global one, set here, once,
-	// by the program's main loop (the one global this service sets).
+	// server's, the Go runtime's and the process's, and the provisioner's
+	// (provision.Config.MeterProvider). No global is set.
 	meters, metrics, err := newMetrics()
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer meters.Shutdown(context.WithoutCancel(ctx))
-	otel.SetMeterProvider(meters)
 
 	// What this process sees of the tenants (the last event, the step of
 	// the injection), for the API and the page.
@@ -353,6 +349,7 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 		ResumeInterval: c.resumeEvery,
 		Logger:         log,
 		OnEvent:        events.record,
+		MeterProvider:  meters,
 	}
 	rachel8.Apply(&cfg, rachel8.Options{Settle: c.settle})
 	cfg.StepsFunc = events.stepsCounter(cfg.StepsFunc)
