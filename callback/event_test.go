@@ -134,7 +134,7 @@ func TestEvents(t *testing.T) {
 		{name: "empty description", status: store.StatusCloudInit, body: eventOf(name, member("description", `""`), start, orig, ts), code: 200},
 		{name: "timestamp zero", status: store.StatusCloudInit, body: eventOf(name, desc, start, orig, member("timestamp", "0")), code: 200},
 
-		{name: "late: injecting_secrets", status: store.StatusInjectingSecrets, code: 409},
+		{name: "after phone_home: injecting_secrets", status: store.StatusInjectingSecrets, code: 200},
 		{name: "late: ready", status: store.StatusReady, code: 409},
 		{name: "failed", status: store.StatusFailed, code: 409},
 		{name: "deleted", status: store.StatusDeleted, code: 409},
