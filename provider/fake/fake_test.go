@@ -36,15 +36,27 @@ func TestPhoneHomeLikeCloudInit(t *testing.T) {
 	assert.Equal(t, "/cb/"+s.InstanceID(), h.Path, "$INSTANCE_ID substituted")
 	assert.Equal(t, "token=abc123", h.Query)
 	assert.Equal(t, "application/x-www-form-urlencoded", h.ContentType)
-	assert.Equal(t, "Cloud-Init/22.4", h.UserAgent)
+	// What Debian 12's cloud-init 22.4.2 sends through python-requests
+	// (captured from a provider/nspawn server).
+	assert.Equal(t, "Cloud-Init/22.4.2", h.UserAgent)
+	assert.Equal(t, "gzip, deflate", h.Header.Get("Accept-Encoding"))
+	assert.Equal(t, "*/*", h.Header.Get("Accept"))
+	assert.Equal(t, []string{"keep-alive"}, h.Header.Values("Connection"))
 
 	// The exact body: cloud-init's order, .pub lines with their newline
-	// (%0A), N/A for the key types the server lacks, form encoding as
-	// Python's urlencode (space as +, / as %2F).
+	// (%0A), a real DSA key as Debian 12 posts it, N/A for the key types
+	// the server lacks, form encoding as Python's urlencode (space as +,
+	// / as %2F). The keys' comments name the host name the cloud-config
+	// set (ssh-keygen ran after set_hostname); hostname and fqdn are the
+	// datasource's.
 	line := s.HostKeyLine()
-	require.True(t, strings.HasSuffix(line, " root@tenant-a\n"))
-	enc := strings.NewReplacer("+", "%2B", "/", "%2F", "=", "%3D", " ", "+", "@", "%40", "\n", "%0A").Replace(line)
-	want := "pub_key_dsa=N%2FA&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" + enc +
+	require.True(t, strings.HasSuffix(line, " root@ignored-by-phone-home\n"))
+	dsa := readFile(t, s.Path("/etc/ssh/ssh_host_dsa_key.pub"))
+	require.True(t, strings.HasSuffix(dsa, " root@ignored-by-phone-home\n"))
+	requireDSAKey(t, dsa)
+	requireDSAKey(t, nspawnDSA) // the check holds for a real one
+	enc := strings.NewReplacer("+", "%2B", "/", "%2F", "=", "%3D", " ", "+", "@", "%40", "\n", "%0A").Replace
+	want := "pub_key_dsa=" + enc(dsa) + "&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" + enc(line) +
 		"&instance_id=" + s.InstanceID() + "&hostname=tenant-a&fqdn=tenant-a"
 	assert.Equal(t, want, h.Body)
 
@@ -62,6 +74,9 @@ func TestPhoneHomeLikeCloudInit(t *testing.T) {
 	assert.Equal(t, 1, s.PhoneHomes())
 }
 
+// nspawnDSA is the pub_key_dsa a provider/nspawn server (Debian 12) posted.
+const nspawnDSA = "ssh-dss AAAAB3NzaC1kc3MAAACBAPN5spgDs5QCsUjscDVHbEzc2hdzV6Z0rpqgAYYWbshBY4K7FvCPb69gK3SFdx131uIiNNBkmRkkAl787ZxZCsLY8Nq0/3oDIhVDKTA1+FSEOIvjpl+2P37F0iE/D4QMILIIguygFqZI7I9Tfi8TW7m16CqudVFsLD+zUuhyAZTBAAAAFQCF2fT5iwmmjmpHabDW5pPltBvHSwAAAIEAyM5r6f7vdA2Mc9kf6iJGyKP20MfCrPkG+as8dfa97Fxey7vG/QT5wT4bLIn2beMSgBUjDX/XwRJdYmc6/73ANYQFt8x7hhWcdOJ/s6KxKjhxFdsWOJ1TK+ONVOqmGykqjp95Ss+eMWSH8yM1oo1voO4aSOBZYRXsLU3cQVu9uIUAAACAAsr6uHtJCrQU69S2G2LASwXs6FZtaufONE+qdibDDsj52Iw2IpjrsuMKgfVsQZbVF9kBpTswqYXpSDKbLjy7E24WRpOgVyxhRPGeSBnRJSRQdfM2Rhw9PYLWW9n0bAvW77zwlzy+/FMhyp6ezA0zkc42ZCXSXfK5NKZnKqklt38= root@cap\n"
+
 func TestPhoneHomePostList(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -70,7 +85,8 @@ func TestPhoneHomePostList(t *testing.T) {
 		want       func(s *fake.Server) string
 	}{
 		{"absent means all", "", http.MethodPost, func(s *fake.Server) string {
-			return "pub_key_dsa=N%2FA&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" +
+			return "pub_key_dsa=" + url.QueryEscape(readFile(t, s.Path("/etc/ssh/ssh_host_dsa_key.pub"))) +
+				"&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" +
 				url.QueryEscape(s.HostKeyLine()) + "&instance_id=" + s.InstanceID() + "&hostname=srv&fqdn=srv"
 		}},
 		{"configured order, each once", "[hostname, instance_id, hostname]", http.MethodPost, func(s *fake.Server) string {
