@@ -55,9 +55,9 @@ type Server struct {
 	transport  *http.Transport // cloned per request when client is nil
 	dsaKey     string          // the DSA host key's .pub line
 	done       chan struct{}   // closed when the server starts stopping
-	wg         sync.WaitGroup // every goroutine the server started
-	booted     chan struct{}  // closed when the simulated cloud-init is finished
-	stoppedC   chan struct{}  // closed when stop has finished
+	wg         sync.WaitGroup  // every goroutine the server started
+	booted     chan struct{}   // closed when the simulated cloud-init is finished
+	stoppedC   chan struct{}   // closed when stop has finished
 	stopOnce   sync.Once
 	mu         sync.Mutex
 	stopping   bool
