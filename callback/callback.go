@@ -68,8 +68,10 @@ type Handler struct {
 	// client is not the server, 409 the record is ready (a late event: a
 	// rebooted server, or a replay), failed, deleted or pending, 500 the
 	// store failed. A refused event changes nothing and reaches
-	// no OnEvent. nil: events are validated, answered and logged (Debug,
-	// Warn for WARN and FAIL results), nothing else.
+	// no OnEvent. Accepted events are logged at Debug; with a nil OnEvent,
+	// WARN and FAIL results at Warn (with OnEvent, reporting them is its
+	// job, and the handler does not say it twice). nil: events are
+	// validated, answered and logged, nothing else.
 	OnEvent func(ctx context.Context, r store.Record, ev BootEvent)
 	// IDFunc returns the tenant ID of a request, e.g. r.PathValue("id")
 	// under a "POST /callback/{id}" ServeMux pattern, or chi.URLParam.

@@ -340,8 +340,8 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, log *slog.L
 	}
 	writeOK(w)
 	level := slog.LevelDebug
-	if ev.Result == ResultFail || ev.Result == ResultWarn {
-		level = slog.LevelWarn
+	if (ev.Result == ResultFail || ev.Result == ResultWarn) && h.OnEvent == nil {
+		level = slog.LevelWarn // with OnEvent, reporting it is OnEvent's
 	}
 	log.Log(r.Context(), level, what+" received", "outcome", outcomeEvent, "result", string(ev.Result))
 }

@@ -313,3 +313,36 @@ func TestEventsDoNotPhoneHome(t *testing.T) {
 	assert.Empty(t, eb.got())
 	eb.noReady(t)
 }
+
+// TestEventLogLevel: a FAIL is logged at Warn by the handler when nobody
+// else reports it; with OnEvent, which reports it, at Debug only, so that
+// a failure is not logged twice.
+func TestEventLogLevel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		onEvent bool
+		level   string
+	}{
+		{"no OnEvent", false, `"level":"WARN"`},
+		{"OnEvent", true, `"level":"DEBUG"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			eb := setupEvents(t, store.Record{ID: tenant, Status: store.StatusCloudInit, CallbackNonce: currentNonce})
+			if !c.onEvent {
+				eb.h.OnEvent = nil
+			}
+			u := eb.h.EventsURL("http://cp.test/cb", tenant, currentNonce)
+			require.Equal(t, 200, serve(eb.h, request(http.MethodPost, u, "", finishEvent)).Code)
+			var line string
+			for l := range strings.Lines(eb.logs.String()) {
+				if strings.Contains(l, `"result":"FAIL"`) {
+					line = l
+				}
+			}
+			require.NotEmpty(t, line, eb.logs.String())
+			assert.Contains(t, line, c.level)
+		})
+	}
+}
