@@ -108,6 +108,9 @@ func (s *Server) cloudInit() {
 		name := bootStages[stage].name + "/config-" + step.mod.name
 		desc := "running config-" + step.mod.name + " with frequency " + step.mod.freq
 		report(name, desc, "start", "")
+		if len(hooks) > 0 && !wait(step.end) {
+			return
+		}
 		var failure string
 		switch step.mod.name {
 		case modScriptsUser:

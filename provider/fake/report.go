@@ -110,35 +110,41 @@ const modPhoneHome = "phone-home"
 // modScriptsUser runs runcmd's script: a failing command fails it.
 const modScriptsUser = "scripts-user"
 
-// bootStep is one module of the simulated boot: where it starts, as a
-// fraction of the time to phone_home.
+// bootStep is one module of the simulated boot: when it starts and ends,
+// as fractions of the time from Create to phone_home.
 type bootStep struct {
-	stage int
-	mod   bootModule
-	at    float64
+	stage   int
+	mod     bootModule
+	at, end float64
 }
 
 // bootPlan returns the modules cfg makes run, in order, each with when it
-// starts: a fraction of the time from Create to the phone-home module,
-// which starts at 1.
+// starts and ends: fractions of the time from Create to the phone-home
+// module, which starts at 1; the modules after it take no time.
 func bootPlan(cfg cloudinit.Config) []bootStep {
 	var steps []bootStep
-	total := 0.0
+	total, after := 0.0, false
 	for i, st := range bootStages {
 		total += st.gap
 		for _, m := range st.modules {
 			if m.active != nil && !m.active(cfg) {
 				continue
 			}
-			steps = append(steps, bootStep{stage: i, mod: m, at: total})
+			step := bootStep{stage: i, mod: m, at: total}
 			if m.name == modPhoneHome {
-				continue
+				after = true
 			}
-			total += max(m.weight, 1)
+			if !after {
+				total += max(m.weight, 1)
+			}
+			step.end = total
+			steps = append(steps, step)
 		}
 	}
+	phone := steps[slices.IndexFunc(steps, func(s bootStep) bool { return s.mod.name == modPhoneHome })].at
 	for i := range steps {
-		steps[i].at /= steps[slices.IndexFunc(steps, func(s bootStep) bool { return s.mod.name == modPhoneHome })].at
+		steps[i].at /= phone
+		steps[i].end /= phone
 	}
 	return steps
 }
@@ -266,6 +272,9 @@ func (h *webhook) flush() {
 		h.cond.Wait()
 	}
 	h.flushing = false
+	// Each stage is a process of its own, with a handler of its own: the
+	// next stage counts failures from 0.
+	h.failed = 0
 }
 
 // close ends the worker once it is idle.
