@@ -86,9 +86,10 @@ type Faults struct {
 	// systemctl start exits 0, is-active then reports "failed", and
 	// journalctl shows the failure.
 	UnitFails bool
-	// CloudInitError makes `cloud-init status` report "error" (exit 1) with
-	// a runcmd failure in --long, as when the bootstrap failed; phone_home
-	// is still posted, as cloud-init does.
+	// CloudInitError fails the runcmd: the scripts-user module fails (a
+	// FAIL in the boot events), and `cloud-init status` reports "error"
+	// (exit 1) with cloud-init's runcmd failure in --long, as when the
+	// bootstrap failed; phone_home is still posted, as cloud-init does.
 	CloudInitError bool
 }
 

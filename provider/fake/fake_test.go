@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -456,14 +457,18 @@ func TestSystemd(t *testing.T) {
 		assert.Contains(t, r.Stdout, "● rachel8.service - Rachel8 agent\n")
 		assert.Contains(t, r.Stdout, "Active: active (running) since ")
 
+		// The unit's own process has a line in its journal, as a real
+		// one's output has (its name: the program's base name); the fake
+		// runs nothing, and says so there.
 		r = run(t, c, "sudo -n journalctl -u rachel8 -n 5 --no-pager", "")
 		assert.Equal(t, 0, r.Code)
-		assert.Regexp(t, `^\w{3} \d\d \d\d:\d\d:\d\d srv systemd\[1\]: Started rachel8.service - Rachel8 agent\.\n$`, r.Stdout)
+		assert.Regexp(t, `^\w{3} \d\d \d\d:\d\d:\d\d srv systemd\[1\]: Started rachel8.service - Rachel8 agent\.\n`+
+			`\w{3} \d\d \d\d:\d\d:\d\d srv bun\[\d+\]: \[fake provider: /home/rachel/.bun/bin/bun is not run; its output would be here\]\n$`, r.Stdout)
 
-		r = run(t, c, "sudo -n systemctl restart rachel8 && sudo -n journalctl -u rachel8 --no-pager -n 2", "")
+		r = run(t, c, "sudo -n systemctl restart rachel8 && sudo -n journalctl -u rachel8 --no-pager -n 3", "")
 		assert.Equal(t, 0, r.Code, r.Stderr)
 		assert.Contains(t, r.Stdout, "Stopped rachel8.service - Rachel8 agent.")
-		assert.Equal(t, 2, strings.Count(r.Stdout, "\n"), "-n limits the lines")
+		assert.Equal(t, 3, strings.Count(r.Stdout, "\n"), "-n limits the lines")
 
 		r = run(t, c, "sudo -n systemctl stop rachel8 && systemctl is-active rachel8", "")
 		assert.Equal(t, result{"inactive\n", "", 3}, r)
@@ -481,7 +486,17 @@ func TestSystemd(t *testing.T) {
 			name, cmd string
 			want      result
 		}{
-			{"not root", "systemctl start rachel8", result{"", "Failed to start rachel8.service: Interactive authentication required.\n", 4}},
+			// What systemctl 252 says to a user who is not root on an
+			// image without polkit (provider/nspawn's Debian 12).
+			{"not root: start", "systemctl start rachel8", result{"", "Failed to start rachel8.service: Access denied\n" +
+				"See system logs and 'systemctl status rachel8.service' for details.\n", 4}},
+			{"not root: stop", "systemctl stop rachel8", result{"", "Failed to stop rachel8.service: Access denied\n" +
+				"See system logs and 'systemctl status rachel8.service' for details.\n", 4}},
+			{"not root: restart", "systemctl restart rachel8", result{"", "Failed to restart rachel8.service: Access denied\n" +
+				"See system logs and 'systemctl status rachel8.service' for details.\n", 4}},
+			{"not root: daemon-reload", "systemctl daemon-reload", result{"", "Reload daemon failed: Access denied\n", 1}},
+			{"not root: enable", "systemctl enable rachel8", result{"", "Failed to enable unit: Access denied\n", 1}},
+			{"not root: disable", "systemctl disable rachel8", result{"", "Failed to disable unit: Access denied\n", 1}},
 			{"no unit file", "sudo -n systemctl start rachel8", result{"", "Failed to start rachel8.service: Unit rachel8.service not found.\n", 5}},
 			{"enable without unit file", "sudo -n systemctl enable rachel8", result{"", "Failed to enable unit: Unit file rachel8.service does not exist.\n", 1}},
 			{"unknown verb", "systemctl frobnicate x", result{"", "Unknown command verb frobnicate.\n", 1}},
@@ -511,18 +526,85 @@ func TestSystemd(t *testing.T) {
 		assert.Equal(t, result{"active\n", "", 0}, r)
 	})
 
-	t.Run("unrendered placeholder fails", func(t *testing.T) {
+	// What systemd 252 does with what a unit file names, as a
+	// provider/nspawn server (Debian 12) did it: some settings are checked
+	// when the unit is loaded (a WorkingDirectory= that is not absolute,
+	// as an unrendered placeholder is, keeps the unit from starting;
+	// a ConditionPathExists= or EnvironmentFile= that is not absolute is
+	// only ignored), the others when its process is spawned (start exits
+	// 0, then the unit fails with the exec step's status).
+	t.Run("settings systemd checks", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, fake.Options{}, nil)
 		_, s := b.create(t, "srv", doc{})
 		c := dial(t, s, "rachel", b.key)
-		installUnit(t, c, strings.Replace(unit, "User=rachel", "User=__USER__", 1))
-		r := run(t, c, "sudo -n systemctl daemon-reload && sudo -n systemctl start rachel8", "")
-		assert.Equal(t, 1, r.Code)
-		assert.Contains(t, r.Stderr, "Failed to start rachel8.service: Unit rachel8.service has a bad unit file setting.")
-		assert.False(t, s.Unit("rachel8").Active)
-		r = run(t, c, "sudo -n journalctl -u rachel8 -n 50 --no-pager", "")
-		assert.Contains(t, r.Stdout, "/etc/systemd/system/rachel8.service:6: Invalid setting with unrendered placeholder __USER__")
+		const head = "[Unit]\nDescription=x\n[Service]\n"
+		tests := []struct {
+			name, unit string
+			start      result
+			active     string
+			journal    []string // without the time and host
+		}{
+			{"WorkingDirectory placeholder", head + "WorkingDirectory=__WORKING_DIR__\nExecStart=/bin/sleep 1000\n",
+				result{"", "Failed to start rachel8.service: Unit rachel8.service has a bad unit file setting.\n" +
+					"See system logs and 'systemctl status rachel8.service' for details.\n", 1}, "inactive", []string{
+					"systemd[1]: /etc/systemd/system/rachel8.service:4: WorkingDirectory= path is not absolute: __WORKING_DIR__",
+					"systemd[1]: rachel8.service: Unit configuration has fatal error, unit will not be started.",
+				}},
+			{"User placeholder", head + "User=__USER__\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=217/USER",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"no such user", head + "User=nosuchuser\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=217/USER",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"Group placeholder", head + "Group=__GROUP__\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=216/GROUP",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"no such directory", head + "WorkingDirectory=/nonexistent\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=200/CHDIR",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"ExecStart placeholder", head + "ExecStart=__BUN_PATH__ run x\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=203/EXEC",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"relative condition and environment file", "[Unit]\nDescription=x\nConditionPathExists=__WORKING_DIR__/.env\n[Service]\n" +
+				"EnvironmentFile=__WORKING_DIR__/.env\nExecStart=/bin/sleep 1000\n", result{}, "active", []string{
+				"systemd[1]: /etc/systemd/system/rachel8.service:3: ConditionPathExists= path is not absolute, ignoring: __WORKING_DIR__/.env",
+				"systemd[1]: /etc/systemd/system/rachel8.service:5: EnvironmentFile= path is not absolute, ignoring: __WORKING_DIR__/.env",
+				"systemd[1]: Started rachel8.service - x.",
+				"sleep[N]: [fake provider: /bin/sleep is not run; its output would be here]",
+			}},
+			{"users and groups of the image", head + "User=www-data\nGroup=adm\nSyslogIdentifier=app\nExecStart=/bin/sleep 1000\n", result{}, "active", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"app[N]: [fake provider: /bin/sleep is not run; its output would be here]",
+			}},
+		}
+		pid := regexp.MustCompile(`\[\d+\]: \[fake`)
+		for _, tt := range tests {
+			run(t, c, "sudo -n systemctl stop rachel8; sudo -n rm -f /etc/systemd/system/rachel8.service", "")
+			_ = os.Remove(filepath.Join(s.Dir(), "state", "journal", "rachel8.service"))
+			installUnit(t, c, tt.unit)
+			require.Equal(t, 0, run(t, c, "sudo -n systemctl daemon-reload", "").Code)
+			assert.Equal(t, tt.start, run(t, c, "sudo -n systemctl start rachel8", ""), tt.name)
+			assert.Equal(t, tt.active+"\n", run(t, c, "systemctl is-active rachel8", "").Stdout, tt.name)
+			var got []string
+			for l := range strings.Lines(s.Journal("rachel8")) {
+				f := strings.SplitN(strings.TrimSuffix(l, "\n"), " ", 5) // Mon DD HH:MM:SS host message
+				require.Len(t, f, 5, l)
+				assert.Equal(t, "srv", f[3])
+				got = append(got, pid.ReplaceAllString(f[4], "[N]: [fake"))
+			}
+			assert.Equal(t, tt.journal, got, tt.name)
+		}
 	})
 
 	t.Run("changed unit needs daemon-reload", func(t *testing.T) {
@@ -548,10 +630,13 @@ func TestJournalPermissions(t *testing.T) {
 	b := setup(t, fake.Options{}, nil)
 	_, s := b.create(t, "srv", doc{})
 	c := dial(t, s, "rachel", b.key)
+	// As journalctl 252 prints it (provider/nspawn's Debian 12): the
+	// hint on stderr, the (empty) journal on stdout.
 	r := run(t, c, "journalctl -u rachel8 -n 50 --no-pager", "")
-	assert.Equal(t, result{"Hint: You are currently not seeing messages from other users and the system.\n" +
+	assert.Equal(t, result{"-- No entries --\n", "Hint: You are currently not seeing messages from other users and the system.\n" +
 		"      Users in groups 'adm', 'systemd-journal' can see all messages.\n" +
-		"      Pass -q to turn off this notice.\n-- No entries --\n", "", 0}, r, "rachel is not in adm or systemd-journal")
+		"      Pass -q to turn off this notice.\n", 0}, r, "rachel is not in adm or systemd-journal")
+	assert.Equal(t, result{"-- No entries --\n", "", 0}, run(t, c, "journalctl -q -u rachel8 --no-pager", ""))
 	r = run(t, c, "sudo -n journalctl -u rachel8 -n 50 --no-pager", "")
 	assert.Equal(t, result{"-- No entries --\n", "", 0}, r)
 }
@@ -644,6 +729,7 @@ func TestFaults(t *testing.T) {
 		_, s := b.create(t, "bad", doc{})
 		c := dial(t, s, "rachel", b.key)
 		installUnit(t, c, strings.Replace(unit, "ConditionPathExists=/home/rachel/app/.env\n", "", 1))
+		run(t, c, "mkdir -p /home/rachel/app", "")
 		r := run(t, c, "sudo -n systemctl enable rachel8 && sudo -n systemctl start rachel8", "")
 		assert.Equal(t, 0, r.Code, r.Stderr)
 		assert.Equal(t, result{"failed\n", "", 3}, run(t, c, "systemctl is-active rachel8", ""))

@@ -215,9 +215,6 @@ func (s *Server) finishCloudInit(errs []string, at string) {
 			s.log.Warn("fake: cloud-init state", "err", err)
 		}
 	}
-	s.mu.Lock()
-	s.cloudInitDone = status == "done"
-	s.mu.Unlock()
 }
 
 func btoi(b bool) int {

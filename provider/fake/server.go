@@ -67,8 +67,6 @@ type Server struct {
 	dropped    bool
 	phoneHomes int
 	eventPosts int // reporting webhook requests
-	// cloudInitDone: the simulated cloud-init finished with status done
-	cloudInitDone bool
 
 	iso     *isolation
 	nsMu    sync.Mutex
