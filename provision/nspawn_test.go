@@ -48,7 +48,7 @@ func newRealWorld(t *testing.T) *realWorld {
 		CallbackBase:        cp.URL + "/callback",
 		CallbackKey:         []byte(randHex(32)),
 		CallbackCheckSource: true,
-			MaxAttempts:         1,
+		MaxAttempts:         1,
 		PhoneHomeTimeout:    5 * time.Minute,
 		Logger:              testLogger(t),
 	}

@@ -126,6 +126,7 @@ func New(cfg Config) (*Provisioner, error) {
 		Store:          c.Store,
 		Key:            c.CallbackKey,
 		OnReady:        p.onReady,
+		OnEvent:        p.onBootEvent,
 		Logger:         c.Logger,
 		CheckSource:    c.CallbackCheckSource,
 		TrustedProxies: c.CallbackTrustedProxies,
