@@ -497,6 +497,10 @@ func TestSystemd(t *testing.T) {
 			{"not root: daemon-reload", "systemctl daemon-reload", result{"", "Reload daemon failed: Access denied\n", 1}},
 			{"not root: enable", "systemctl enable rachel8", result{"", "Failed to enable unit: Access denied\n", 1}},
 			{"not root: disable", "systemctl disable rachel8", result{"", "Failed to disable unit: Access denied\n", 1}},
+			{"not root: two units", "systemctl stop a b.service", result{"", "Failed to stop a.service: Access denied\n" +
+				"See system logs and 'systemctl status a.service' for details.\n" +
+				"Failed to stop b.service: Access denied\n" +
+				"See system logs and 'systemctl status b.service' for details.\n", 4}},
 			{"no unit file", "sudo -n systemctl start rachel8", result{"", "Failed to start rachel8.service: Unit rachel8.service not found.\n", 5}},
 			{"enable without unit file", "sudo -n systemctl enable rachel8", result{"", "Failed to enable unit: Unit file rachel8.service does not exist.\n", 1}},
 			{"unknown verb", "systemctl frobnicate x", result{"", "Unknown command verb frobnicate.\n", 1}},
