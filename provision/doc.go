@@ -378,10 +378,12 @@
 // boot (by at most three 5-second timeouts per stage: cloud-init then
 // drops the stage's other events, and the boot goes on). The handler
 // answers each after the token check and one store read, no write:
-// BenchmarkBootEvent measures about 30 µs per event on SQLite (2 ms of
-// a boot's 71), against 110 µs for the phone_home every boot costs
-// anyway, and 12 µs on the memory store; a fleet of N tenants booting
-// at once is 71·N requests. The user-data grows by about 270 bytes (the
+// BenchmarkBootEvent, in process, measures an event at about a third of
+// the phone_home every boot costs anyway on SQLite (30 to 50 µs against
+// 110 to 150 µs on a shared 2-core machine), and about as much as it on
+// the memory store (12 to 20 µs), so a boot's 71 events cost the handler
+// some 20 phone_homes' worth, 2 to 4 ms on SQLite; a fleet of N tenants
+// booting at once is 71·N requests. The user-data grows by about 270 bytes (the
 // webhook and its URL; Rachel8's still fits in 32 KiB with a large
 // margin). Off by default for these reasons: turn it on where someone
 // watches servers boot.
