@@ -310,7 +310,7 @@ type Config struct {
 	// about 65 events per boot (71 with write_files and packages), one at
 	// a time, each waiting for its answer; Handler answers each after a
 	// token check and one store read (no write), and the user-data grows
-	// by about 250 bytes. See the package documentation, Boot progress.
+	// by about 270 bytes. See the package documentation, Boot progress.
 	BootProgress bool
 
 	// Logger receives the Provisioner's logs; nil means quiet. No secret
