@@ -260,8 +260,9 @@ func (s *Server) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
 func (s *Server) HostKeyLine() string { return keyLine(s.HostKey(), s.hostname()) }
 
 // Booted returns a channel closed when the simulated cloud-init has
-// finished: phone_home answered, given up or skipped (or the server was
-// deleted first).
+// finished: phone_home answered, given up or skipped, its status written
+// and its boot events posted or dropped (or the server was deleted
+// first).
 func (s *Server) Booted() <-chan struct{} { return s.booted }
 
 // PhoneHomes returns how many phone_home requests the server has sent.
