@@ -41,9 +41,11 @@ const (
 //
 // pub_key_dsa is not among them: it is ignored, neither validated nor
 // recorded. A DSA host key cannot be pinned (OpenSSH removed DSA in 9.8,
-// golang.org/x/crypto/ssh offers no ssh-dss host key algorithm), current
-// images post N/A, and whatever else sits in that field is at best an
-// obsolete key, which must not make the whole callback fail.
+// golang.org/x/crypto/ssh offers no ssh-dss host key algorithm), yet
+// Debian 12 (bookworm, cloud-init 22.4.2, OpenSSH 9.2) still generates
+// one and posts it, a real "ssh-dss AAAA... root@HOST" line; newer images
+// post N/A. Whatever sits in that field is at best an obsolete key, which
+// must neither be pinned nor make the whole callback fail.
 var keyFields = []struct {
 	name  string
 	types []string

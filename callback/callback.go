@@ -56,18 +56,22 @@ type Handler struct {
 	// OnReady's, and the event still answered 200.
 	//
 	// An event is accepted (200) only with the token of the record's
-	// current server, for a record in creating or cloud_init; the answers
+	// current server, for a record in creating, cloud_init or
+	// injecting_secrets (cloud-init posts the end of its final stage after
+	// phone_home, while the secrets are injected); the answers
 	// are those of phone_home, in the same order: 500 misconfigured, 405
 	// not a POST, 400 malformed ID, 401 bad token (before the store is
 	// read), 400 EventParam is not "1", 413 over MaxEventSize, 415 a
 	// Content-Type that is not JSON (cloud-init sends none), 400 a body
 	// that is not one event (see BootEvent), 404 no such tenant, 401 a
 	// token of another server of the tenant, 403 CheckSource is on and the
-	// client is not the server, 409 the record is past cloud_init (a late
-	// event: the server has phoned home already) or failed or deleted,
-	// 500 the store failed. A refused event changes nothing and reaches
-	// no OnEvent. nil: events are validated, answered and logged (Debug,
-	// Warn for WARN and FAIL results), nothing else.
+	// client is not the server, 409 the record is ready (a late event: a
+	// rebooted server, or a replay), failed, deleted or pending, 500 the
+	// store failed. A refused event changes nothing and reaches
+	// no OnEvent. Accepted events are logged at Debug; with a nil OnEvent,
+	// WARN and FAIL results at Warn (with OnEvent, reporting them is its
+	// job, and the handler does not say it twice). nil: events are
+	// validated, answered and logged, nothing else.
 	OnEvent func(ctx context.Context, r store.Record, ev BootEvent)
 	// OnOutcome, when set, is called once for every request, phone_home
 	// or boot event, with what the handler did with it, for metrics and

@@ -67,6 +67,8 @@
 // this order: pub_key_dsa pub_key_rsa pub_key_ecdsa pub_key_ed25519
 // instance_id hostname fqdn. A key is the .pub file's content with its
 // trailing newline; a key file that does not exist is posted as "N/A".
+// Debian 12's images still have a DSA host key, and post it
+// (pub_key_dsa=ssh-dss ... root@HOST); newer ones post "N/A" there.
 // Non-2xx answers are retried (tries, 3 s apart) and then only logged.
 //
 // The handler accepts that form, and a JSON object with the same field
@@ -180,15 +182,20 @@
 // order. A module that fails shows as a finish event with [ResultFail] at
 // once, before phone_home.
 //
-// Events are progress only: they never change the record. A bad, forged,
-// oversized or stale one, one for a record past cloud_init (a late event:
-// the server has phoned home already, or the tenant failed or was
-// deleted), is answered like a bad phone_home (400, 401, 413, 415, 409)
-// and reaches no OnEvent. What they do not cover: whoever holds the token
-// (root on the tenant's current server) can post any number of well-formed
-// events with any names, results and times while the record is in
-// creating or cloud_init; the handler bounds each, not their number. They
-// come from the tenant's server: show them as what that server says.
+// Events are accepted while the record is creating, cloud_init or
+// injecting_secrets: cloud-init posts the end of its final stage
+// (config-phone-home's finish, config-final-message, the stage's finish)
+// right after phone_home, on every boot, and refusing them would fill
+// cloud-init's log with "Failed posting event" after every successful
+// boot. Events are progress only: they never change the record. A bad,
+// forged, oversized or stale one, one for a ready record (a late event:
+// a rebooted server, or a replay), or for a failed, deleted or pending
+// one, is answered like a bad phone_home (400, 401, 413, 415, 409) and
+// reaches no OnEvent. What they do not cover: whoever holds the token
+// (root on the tenant's current server) can post any number of
+// well-formed events with any names, results and times until the tenant
+// is ready; the handler bounds each, not their number. They come from the
+// tenant's server: show them as what that server says.
 //
 // # Answers
 //

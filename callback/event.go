@@ -330,7 +330,7 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, q *reply, i
 			return
 		}
 	}
-	if rec.Status != store.StatusCreating && rec.Status != store.StatusCloudInit {
+	if !acceptsEvents(rec.Status) {
 		http.Error(w, fmt.Sprintf("tenant is %s: not expecting boot events", rec.Status), http.StatusConflict)
 		q.note(slog.LevelWarn, OutcomeLateEvent, what+" refused")
 		return
@@ -340,10 +340,27 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, q *reply, i
 	}
 	writeOK(w)
 	level := slog.LevelDebug
-	if ev.Result == ResultFail || ev.Result == ResultWarn {
-		level = slog.LevelWarn
+	if (ev.Result == ResultFail || ev.Result == ResultWarn) && h.OnEvent == nil {
+		level = slog.LevelWarn // with OnEvent, reporting it is OnEvent's
 	}
 	q.note(level, OutcomeEvent, what+" received", "result", string(ev.Result))
+}
+
+// acceptsEvents reports whether a record in status s takes boot events:
+// while its server boots (creating, cloud_init) and while the secrets are
+// injected. cloud-init posts the rest of its final stage after phone_home
+// (config-phone-home's finish, config-final-message, the stage's finish),
+// on every boot, while the Provisioner connects: refusing them would make
+// cloud-init log "Failed posting event" after every successful boot. They
+// are progress only, like the others. A ready, failed, deleted or pending
+// record takes none: a ready server posts events again only when it
+// reboots, or when something on it replays them.
+func acceptsEvents(s store.Status) bool {
+	switch s {
+	case store.StatusCreating, store.StatusCloudInit, store.StatusInjectingSecrets:
+		return true
+	}
+	return false
 }
 
 // callOnEvent runs OnEvent with a panic recovered and logged like

@@ -134,7 +134,7 @@ func TestEvents(t *testing.T) {
 		{name: "empty description", status: store.StatusCloudInit, body: eventOf(name, member("description", `""`), start, orig, ts), code: 200},
 		{name: "timestamp zero", status: store.StatusCloudInit, body: eventOf(name, desc, start, orig, member("timestamp", "0")), code: 200},
 
-		{name: "late: injecting_secrets", status: store.StatusInjectingSecrets, code: 409},
+		{name: "after phone_home: injecting_secrets", status: store.StatusInjectingSecrets, code: 200},
 		{name: "late: ready", status: store.StatusReady, code: 409},
 		{name: "failed", status: store.StatusFailed, code: 409},
 		{name: "deleted", status: store.StatusDeleted, code: 409},
@@ -312,4 +312,37 @@ func TestEventsDoNotPhoneHome(t *testing.T) {
 	assert.Equal(t, store.StatusCloudInit, eb.get(t, tenant).Status)
 	assert.Empty(t, eb.got())
 	eb.noReady(t)
+}
+
+// TestEventLogLevel: a FAIL is logged at Warn by the handler when nobody
+// else reports it; with OnEvent, which reports it, at Debug only, so that
+// a failure is not logged twice.
+func TestEventLogLevel(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		onEvent bool
+		level   string
+	}{
+		{"no OnEvent", false, `"level":"WARN"`},
+		{"OnEvent", true, `"level":"DEBUG"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			eb := setupEvents(t, store.Record{ID: tenant, Status: store.StatusCloudInit, CallbackNonce: currentNonce})
+			if !c.onEvent {
+				eb.h.OnEvent = nil
+			}
+			u := eb.h.EventsURL("http://cp.test/cb", tenant, currentNonce)
+			require.Equal(t, 200, serve(eb.h, request(http.MethodPost, u, "", finishEvent)).Code)
+			var line string
+			for l := range strings.Lines(eb.logs.String()) {
+				if strings.Contains(l, `"result":"FAIL"`) {
+					line = l
+				}
+			}
+			require.NotEmpty(t, line, eb.logs.String())
+			assert.Contains(t, line, c.level)
+		})
+	}
 }

@@ -121,6 +121,8 @@ func TestServeHTTP(t *testing.T) {
 				`,"pub_key_ed25519":` + mustJSON(pubED25519) + `,"instance_id":12345678,"hostname":"tenant-a","fqdn":null}`},
 		{name: "DSA field ignored", rec: rec(base(store.StatusCloudInit)), code: 200, transition: true,
 			body: strings.Replace(goodForm, "pub_key_dsa=N%2FA", "pub_key_dsa=ssh-dsa+AAAAFAKEDSAKEY+root%40tenant-a%0A", 1)},
+		{name: "Debian 12's real DSA key ignored", rec: rec(base(store.StatusCloudInit)), code: 200, transition: true,
+			body: strings.Replace(goodForm, "pub_key_dsa=N%2FA", form(field{"pub_key_dsa", bookwormDSA}), 1)},
 		{name: "trailing slash", rec: rec(base(store.StatusCloudInit)), target: url(tenant+"/", validTok), code: 200, transition: true},
 
 		{name: "empty key", rec: rec(base(store.StatusCloudInit)), key: []byte{}, code: 500, bodyHas: "not configured"},
@@ -173,6 +175,8 @@ func TestServeHTTP(t *testing.T) {
 		{name: "instance id too long", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519}, field{"instance_id", strings.Repeat("1", 129)}), code: 400},
 		{name: "key not a key", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", "ssh-ed25519 AAAAnotbase64!! x\n"}), code: 400, bodyHas: "pub_key_ed25519"},
 		{name: "key of the wrong type", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_rsa", pubED25519}), code: 400, bodyHas: "pub_key_rsa"},
+		{name: "DSA key as the RSA key", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_rsa", bookwormDSA}), code: 400, bodyHas: "pub_key_rsa"},
+		{name: "DSA key as the only key", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_dsa", bookwormDSA}, field{"instance_id", "12345678"}, field{"hostname", "tenant-a"}), code: 400, bodyHas: "no host key"},
 		{name: "key with options", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", `command="sh" ` + pubED25519}), code: 400},
 		{name: "two keys in a field", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_ed25519", pubED25519 + pubOther}), code: 400},
 		{name: "no keys, all N/A", rec: rec(base(store.StatusCloudInit)), body: form(field{"pub_key_dsa", "N/A"}, field{"pub_key_rsa", "N/A"},

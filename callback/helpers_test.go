@@ -60,6 +60,12 @@ func form(fields ...field) string {
 	return b.String()
 }
 
+// bookwormDSA is the pub_key_dsa a Debian 12 server (cloud-init 22.4.2,
+// OpenSSH 9.2) posted at phone_home, captured from a provider/nspawn
+// server: a real DSA host key, which the handler must neither pin nor
+// refuse.
+const bookwormDSA = "ssh-dss AAAAB3NzaC1kc3MAAACBAPN5spgDs5QCsUjscDVHbEzc2hdzV6Z0rpqgAYYWbshBY4K7FvCPb69gK3SFdx131uIiNNBkmRkkAl787ZxZCsLY8Nq0/3oDIhVDKTA1+FSEOIvjpl+2P37F0iE/D4QMILIIguygFqZI7I9Tfi8TW7m16CqudVFsLD+zUuhyAZTBAAAAFQCF2fT5iwmmjmpHabDW5pPltBvHSwAAAIEAyM5r6f7vdA2Mc9kf6iJGyKP20MfCrPkG+as8dfa97Fxey7vG/QT5wT4bLIn2beMSgBUjDX/XwRJdYmc6/73ANYQFt8x7hhWcdOJ/s6KxKjhxFdsWOJ1TK+ONVOqmGykqjp95Ss+eMWSH8yM1oo1voO4aSOBZYRXsLU3cQVu9uIUAAACAAsr6uHtJCrQU69S2G2LASwXs6FZtaufONE+qdibDDsj52Iw2IpjrsuMKgfVsQZbVF9kBpTswqYXpSDKbLjy7E24WRpOgVyxhRPGeSBnRJSRQdfM2Rhw9PYLWW9n0bAvW77zwlzy+/FMhyp6ezA0zkc42ZCXSXfK5NKZnKqklt38= root@cap\n"
+
 // cloudInitForm is exactly what cloud-init 22.4 posts with post: all on a
 // current image (no DSA key).
 func cloudInitForm(hostname, instanceID string) string {

@@ -42,6 +42,8 @@ func TestOnOutcome(t *testing.T) {
 	goodFinal(&after)
 	failed := cloudInit
 	failed.Status = store.StatusFailed
+	ready := after
+	ready.Status = store.StatusReady
 	post := func(target, ct, body string) *http.Request { return request(http.MethodPost, target, ct, body) }
 	phoneHome := func(h *callback.Handler) string { return h.AttemptURL(base, tenant, currentNonce) }
 	events := func(h *callback.Handler) string { return h.EventsURL(base, tenant, currentNonce) }
@@ -100,7 +102,7 @@ func TestOnOutcome(t *testing.T) {
 			req:   func(h *callback.Handler) *http.Request { return post(phoneHome(h), formCT, goodForm) }},
 		{name: "event", rec: &cloudInit, result: callback.OutcomeEvent, event: true, tenant: tenant,
 			req: func(h *callback.Handler) *http.Request { return post(events(h), "", startEvent) }},
-		{name: "late event", rec: &after, result: callback.OutcomeLateEvent, event: true, tenant: tenant,
+		{name: "late event", rec: &ready, result: callback.OutcomeLateEvent, event: true, tenant: tenant,
 			req: func(h *callback.Handler) *http.Request { return post(events(h), "", startEvent) }},
 		{name: "event with a bad token", rec: &cloudInit, result: callback.OutcomeBadToken, event: true, tenant: tenant,
 			req: func(h *callback.Handler) *http.Request {

@@ -297,7 +297,12 @@ func TestProbe(t *testing.T) {
 	require.NoError(t, p.Probe(ctx))
 	r := get(t, b.store, victim.ID)
 	assert.True(t, strings.HasPrefix(r.Drift, "probe: "), r.Drift)
-	assert.Contains(t, r.Drift, "inactive")
+	// The step, and the end of the unit's journal. (Not CheckActive's own
+	// "is inactive" line: it comes before the journal, and a StepError
+	// keeps the last 512 bytes of stderr, which a journal with the unit's
+	// own lines, as real ones have, fills.)
+	assert.Contains(t, r.Drift, `"check app.service active" failed with exit code 3`)
+	assert.Contains(t, r.Drift, "Stopped app.service")
 	assert.NotContains(t, r.Drift, b.secrets.token(victim.ID))
 	assert.Equal(t, store.StatusReady, r.Status, "reported only")
 	for _, o := range recs[1:] {

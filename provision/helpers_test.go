@@ -393,7 +393,7 @@ func (e *events) statuses(id string) []store.Status {
 	defer e.mu.Unlock()
 	var out []store.Status
 	for _, ev := range e.all {
-		if ev.Tenant == id && ev.Step == "" {
+		if ev.Tenant == id && ev.Step == "" && ev.Boot == nil {
 			out = append(out, ev.To)
 		}
 	}

@@ -158,6 +158,7 @@ func newProvisioner(cfg Config, telemetry bool) (*Provisioner, error) {
 		Store:          p.store,
 		Key:            c.CallbackKey,
 		OnReady:        p.onReady,
+		OnEvent:        p.onBootEvent,
 		Logger:         c.Logger,
 		CheckSource:    c.CallbackCheckSource,
 		TrustedProxies: c.CallbackTrustedProxies,

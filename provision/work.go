@@ -277,6 +277,9 @@ func (p *Provisioner) userData(ctx context.Context, r store.Record, name string,
 		ph.Tries = p.cfg.PhoneHomeTries
 	}
 	cfg.PhoneHome = &ph
+	if err := p.withReporter(&cfg, r); err != nil {
+		return nil, err
+	}
 	cfg.Users = p.withSSHUser(cfg.Users)
 	if err := noPasswordLogin(&cfg); err != nil {
 		return nil, err
@@ -342,6 +345,9 @@ func (p *Provisioner) checkedSecrets(ctx context.Context, r store.Record, name s
 		return nil
 	}
 	url := p.callbackURL(r)
+	if p.cfg.BootProgress {
+		url += "\n" + p.EventsURL(r)
+	}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(secrets)) {
 		v := secrets[k]
@@ -378,7 +384,12 @@ func (p *Provisioner) checkedSecrets(ctx context.Context, r store.Record, name s
 func (p *Provisioner) newVocabulary() ([]byte, error) {
 	no := false
 	users := append(p.withSSHUser(nil), cloudinit.User{Name: "x", Groups: []string{"sudo"}, LockPasswd: &no})
+	var reporting map[string]cloudinit.Reporter
+	if p.cfg.BootProgress {
+		reporting = map[string]cloudinit.Reporter{ReporterName: {Type: cloudinit.ReporterWebhook, Endpoint: p.cfg.CallbackBase}}
+	}
 	return cloudinit.Build(cloudinit.Config{
+		Reporting:      reporting,
 		Hostname:       "x",
 		Users:          users,
 		PackageUpdate:  true,

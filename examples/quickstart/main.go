@@ -379,6 +379,7 @@ func (o options) run(ctx context.Context, stdout, stderr io.Writer) int {
 		CallbackBase: base + callbackPath,
 		CallbackKey:  key,
 		MaxAttempts:  o.maxAttempts,
+		BootProgress: true, // the board shows what each server's boot does
 		RetryBackoff: 2 * time.Second,
 		Logger:       log,
 		OnEvent:      func(e provision.Event) { prog.observe(e) },

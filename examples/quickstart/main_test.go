@@ -74,13 +74,22 @@ func TestRun(t *testing.T) {
 	assert.Contains(t, table, "3 of 3 tenants ready.")
 
 	// Not a terminal: plain lines, every tenant through every stage in
-	// order, and no escape sequence.
+	// order, and no escape sequence; while its server boots, a line per
+	// change of what the boot does (BootProgress), not one per event.
 	assert.NotContains(t, out, "\x1b")
 	for id := range seen {
-		var stages []string
+		var stages, boot []string
 		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) >= 3 && f[1] == id {
+			f := strings.Fields(line)
+			if len(f) < 3 || f[1] != id {
+				continue
+			}
+			if len(stages) == 0 || stages[len(stages)-1] != f[2] {
 				stages = append(stages, f[2])
+			}
+			if _, what, ok := strings.Cut(line, "  boot: "); ok {
+				assert.Equal(t, "cloud_init", f[2], line)
+				boot = append(boot, what)
 			}
 		}
 		// The callback's move to injecting_secrets may be reported before
@@ -90,11 +99,61 @@ func TestRun(t *testing.T) {
 		assert.Equal(t, "pending", stages[0], id)
 		assert.Equal(t, "ready", stages[4], id)
 		assert.ElementsMatch(t, []string{"pending", "creating", "cloud_init", "injecting_secrets", "ready"}, stages, id)
+		// A boot of 10ms is over before most of its events are posted:
+		// what came before phone_home, in order (TestRunBootProgress has
+		// them all).
+		require.NotEmpty(t, boot, id)
+		bootLines(t, id, min(len(boot), len(rachel8Boot)), boot)
 	}
 
 	// The demo secrets went to the servers, not to the output.
 	for _, v := range demoSecrets().Values() {
 		assert.NotContains(t, out, v)
+	}
+}
+
+// rachel8Boot is what the plain lines say of a simulated server's boot
+// with the Rachel8 recipe: a line per phrase change of Config.BootProgress.
+// Then "phoning home" only now and then: cloud-init posts the phone-home
+// module's start event and the phone_home itself at the same moment (as a
+// real server did), and the phone_home, which moves the tenant on, most
+// often arrives first.
+var rachel8Boot = []string{"writing files", "growing the root file system", "creating users", "setting up SSH",
+	"setting the locale", "configuring apt sources", "installing packages", "writing files", "running runcmd"}
+
+// bootLines checks that the boot phrases are those of rachel8Boot, in
+// order, n of them, and maybe "phoning home" after the last.
+func bootLines(t *testing.T, id string, n int, boot []string) {
+	t.Helper()
+	if len(boot) > 0 && boot[len(boot)-1] == "phoning home" && len(boot)-1 == n {
+		boot = boot[:len(boot)-1]
+	}
+	require.Len(t, boot, n, "%s: %q", id, boot)
+	assert.Equal(t, rachel8Boot[:n], boot, id)
+}
+
+// With a boot that takes a second, as the quickstart's default, every
+// phrase of the boot is on its own line before phone_home, for every
+// tenant, and a line per phrase only: 9 or 10 for Rachel8's 71 events.
+func TestRunBootProgress(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := run(ctx, []string{"-tenants", "2", "-boot-delay", "1s", "-settle", "100ms"}, &stdout, &stderr)
+	out := stdout.String()
+	require.Equal(t, exitOK, code, "stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	boots := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if _, what, ok := strings.Cut(line, "  boot: "); ok {
+			f := strings.Fields(line)
+			assert.Equal(t, "cloud_init", f[2], line)
+			boots[f[1]] = append(boots[f[1]], what)
+		}
+	}
+	require.Len(t, boots, 2, out)
+	for id, boot := range boots {
+		bootLines(t, id, len(rachel8Boot), boot)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 )
@@ -23,7 +24,9 @@ import (
 // above the cursor (more would scroll, and the next redraw would start
 // below the top of the last); tenants that do not fit are summarized on
 // one line. Elsewhere (a pipe, a file, a CI log) it prints one line per
-// tenant per status change.
+// tenant per status change, and, while a server boots, one per change of
+// what it does (Config.BootProgress's phrases: "installing packages",
+// "running runcmd") and one for a boot step that failed.
 //
 // Events arrive on the Provisioner's goroutines (Config.OnEvent must
 // return quickly), so observe only updates the state under the mutex and
@@ -58,6 +61,9 @@ type row struct {
 	started   time.Time
 	ended     time.Time // zero while the tenant is not settled
 	err       string
+	// What the server's boot is doing (a BootProgress.Activity), and
+	// what of it failed; reset when a new server is created.
+	boot, bootFailed string
 }
 
 // progressOptions configure newProgress; now nil means time.Now.
@@ -145,6 +151,15 @@ func (p *progress) observe(e provision.Event) {
 		return
 	}
 	switch {
+	case e.Boot != nil:
+		line, changed := bootStep(r, e.Boot)
+		if !changed {
+			p.mu.Unlock()
+			return
+		}
+		if !p.tty && line != "" {
+			p.pending = append(p.pending, p.line(e.Tenant, r, e.Time, line))
+		}
 	case e.Step != "":
 		r.step, r.stepIndex = e.Step, e.StepIndex
 	case e.To != "" && e.To != r.status:
@@ -165,6 +180,9 @@ func (p *progress) observe(e provision.Event) {
 		if e.To != store.StatusInjectingSecrets {
 			r.step = ""
 		}
+		if e.To == store.StatusCreating { // a new server: a new boot
+			r.boot, r.bootFailed = "", ""
+		}
 		if !p.tty {
 			p.pending = append(p.pending, p.plainLine(e.Tenant, r, e.Time))
 		}
@@ -182,14 +200,52 @@ func (p *progress) observe(e provision.Event) {
 // plainLine is the line printed for a status change when stdout is not a
 // terminal: elapsed time, tenant, status and what happens next.
 func (p *progress) plainLine(id string, r *row, at time.Time) string {
+	return p.line(id, r, at, explain(r))
+}
+
+// line is a plain line: elapsed time, tenant, status and what.
+func (p *progress) line(id string, r *row, at time.Time, what string) string {
 	if at.IsZero() {
 		at = p.now()
 	}
-	line := fmt.Sprintf("%7.2fs  %s  %-17s", at.Sub(p.start).Seconds(), id, r.status)
-	if s := explain(r); s != "" {
-		line += "  " + s
+	line := fmt.Sprintf("%7.2fs  %s  %-17s", at.Sub(p.start).Seconds(), id, statusName(r.status))
+	if what != "" {
+		line += "  " + what
 	}
 	return strings.TrimRight(line, " ")
+}
+
+// bootStep records a boot step of r's server: what it now does, when a
+// module with a phrase starts while the server boots (not the end of the
+// final stage that comes after phone_home), or what failed. changed says
+// whether the row changed; line is what a plain output prints for it.
+func bootStep(r *row, b *provision.BootProgress) (line string, changed bool) {
+	switch {
+	case b.Failed():
+		if b.Module == "" && r.bootFailed != "" {
+			return "", false // the stage's FAIL repeats its module's
+		}
+		what := b.Activity
+		if what == "" {
+			what = b.Name
+		}
+		r.bootFailed = what
+		return "boot: " + what + " FAILED", true
+	case b.Type == callback.EventStart && b.Activity != "" && b.Activity != r.boot && booting(r.status):
+		r.boot = b.Activity
+		return "boot: " + b.Activity, true
+	}
+	return "", false
+}
+
+// booting reports whether a tenant in status s waits for its server's
+// boot.
+func booting(s store.Status) bool {
+	switch s {
+	case "", store.StatusPending, store.StatusCreating, store.StatusCloudInit:
+		return true
+	}
+	return false
 }
 
 // explain says in a few words what a status means for the tenant now.
@@ -498,11 +554,22 @@ func visibleWidth(s string) int {
 }
 
 // boardProgress is the board's PROGRESS column: the injection step while
-// secrets are injected, otherwise what the status means.
+// secrets are injected, what the server's boot does while it boots (with
+// Config.BootProgress), otherwise what the status means.
 func boardProgress(r *row) string {
 	if r.status == store.StatusInjectingSecrets && r.step != "" {
 		n := max(r.steps, r.stepIndex+1)
 		return fmt.Sprintf("[%d/%d] %s", r.stepIndex+1, n, r.step)
+	}
+	if booting(r.status) && r.status != "" && (r.boot != "" || r.bootFailed != "") {
+		// A failure first: it must survive the column's clipping.
+		switch {
+		case r.bootFailed == "":
+			return "boot: " + r.boot
+		case r.bootFailed == r.boot || r.boot == "":
+			return "boot: " + r.bootFailed + " FAILED"
+		}
+		return "boot: " + r.bootFailed + " FAILED; " + r.boot
 	}
 	switch r.status {
 	case "":

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
 )
@@ -59,6 +60,19 @@ func scenario(c *clock, p *progress, step func()) {
 	stepEv := func(id string, i int, name string, done bool, err error) provision.Event {
 		return provision.Event{Tenant: id, Step: name, StepIndex: i, StepDone: done, Err: err}
 	}
+	// boot is a boot step of the tenant's server (Config.BootProgress):
+	// "start" or the result of a finish, of a module in a stage, or of the
+	// stage itself when module is "".
+	boot := func(id, stage, module, what string) provision.Event {
+		b := &provision.BootProgress{Name: stage, Stage: stage, Module: module, Activity: provision.BootActivity(module), Type: callback.EventStart}
+		if module != "" {
+			b.Name += "/config-" + module
+		}
+		if what != "start" {
+			b.Type, b.Result = callback.EventFinish, callback.Result(what)
+		}
+		return provision.Event{Tenant: id, Boot: b}
+	}
 	p.begin(tenantA)
 	p.begin(tenantB)
 	ev(10*time.Millisecond, status(tenantA, "", store.StatusPending))
@@ -67,9 +81,29 @@ func scenario(c *clock, p *progress, step func()) {
 	ev(time.Millisecond, status(tenantB, store.StatusPending, store.StatusCreating))
 	ev(40*time.Millisecond, status(tenantA, store.StatusCreating, store.StatusCloudInit))
 	ev(5*time.Millisecond, status(tenantB, store.StatusCreating, store.StatusCloudInit))
-	ev(time.Second, status(tenantA, "", store.StatusInjectingSecrets))
+	// The boots: a line per phrase, not per event; B's runcmd fails.
+	ev(100*time.Millisecond, boot(tenantA, "init-network", "migrator", "start"))
+	ev(time.Millisecond, boot(tenantA, "init-network", "migrator", "SUCCESS"))
+	ev(time.Millisecond, boot(tenantA, "init-network", "users-groups", "start"))
+	ev(time.Millisecond, boot(tenantB, "init-network", "users-groups", "start"))
+	ev(50*time.Millisecond, boot(tenantA, "init-network", "users-groups", "SUCCESS"))
+	ev(100*time.Millisecond, boot(tenantA, "modules-final", "package-update-upgrade-install", "start"))
+	ev(10*time.Millisecond, boot(tenantB, "modules-final", "package-update-upgrade-install", "start"))
+	ev(400*time.Millisecond, boot(tenantA, "modules-final", "package-update-upgrade-install", "SUCCESS"))
+	ev(time.Millisecond, boot(tenantA, "modules-final", "write-files-deferred", "start"))
+	ev(time.Millisecond, boot(tenantA, "modules-final", "scripts-user", "start"))
+	ev(20*time.Millisecond, boot(tenantB, "modules-final", "scripts-user", "start"))
+	ev(10*time.Millisecond, boot(tenantB, "modules-final", "scripts-user", "FAIL"))
+	ev(100*time.Millisecond, boot(tenantA, "modules-final", "phone-home", "start"))
+	ev(10*time.Millisecond, boot(tenantB, "modules-final", "phone-home", "start"))
+	ev(200*time.Millisecond, status(tenantA, "", store.StatusInjectingSecrets))
+	// The end of the final stage, after phone_home: nothing to show.
+	ev(time.Millisecond, boot(tenantA, "modules-final", "phone-home", "SUCCESS"))
+	ev(time.Millisecond, boot(tenantA, "modules-final", "final-message", "start"))
+	ev(time.Millisecond, boot(tenantA, "modules-final", "", "SUCCESS"))
 	p.setSteps(tenantA, 3)
 	ev(time.Millisecond, stepEv(tenantA, 0, "wait for cloud-init", false, nil))
+	ev(time.Millisecond, boot(tenantB, "modules-final", "", "FAIL"))
 	ev(20*time.Millisecond, status(tenantB, "", store.StatusInjectingSecrets))
 	p.setSteps(tenantB, 3)
 	ev(time.Millisecond, stepEv(tenantB, 0, "wait for cloud-init", false, nil))

@@ -14,9 +14,11 @@
 //   - an SSH server (gliderlabs/ssh) on 127.0.0.1 with its own ed25519 host
 //     key, accepting, for each cloud-config user, the keys of its
 //     ssh_authorized_keys, and exec requests only (no shell, no pty);
-//   - after Options.BootDelay, cloud-init's phone_home, posted exactly as
-//     cloud-init 22.4 posts it (see below); then `cloud-init status` reports
-//     done.
+//   - a simulated boot: the config modules of Debian 12's cloud-init in
+//     their order, each stage's events posted to the cloud-config's
+//     reporting webhooks (see Boot events), and, after Options.BootDelay,
+//     cloud-init's phone_home, posted exactly as cloud-init 22.4.2 posts it
+//     (see below); then `cloud-init status` reports done.
 //
 // The cloud-config's packages, apt sources and runcmd are not run.
 //
@@ -50,13 +52,28 @@
 //     loaded on first use and reloaded by daemon-reload, enable and disable,
 //     so a changed unit file keeps its old content until then, as with
 //     systemd. ConditionPathExists= is honoured (a unit whose condition fails
-//     is skipped and inactive, and start still exits 0); a unit with an
-//     unrendered __PLACEHOLDER__ has a bad setting and fails to start.
-//     Managing units needs root, as polkit refuses non-interactive users;
+//     is skipped and inactive, and start still exits 0). As systemd 252
+//     does, some settings are checked when a unit is loaded, others when
+//     its process starts: a WorkingDirectory= that is not an absolute path
+//     (an unrendered placeholder such as __WORKING_DIR__) is a fatal error
+//     (start fails: "bad unit file setting"), a ConditionPathExists= or
+//     EnvironmentFile= that is not absolute is ignored with a warning; a
+//     User= or Group= that does not exist (__USER__ included: the
+//     cloud-config's users, Debian's system users and groups, numeric IDs
+//     exist), a WorkingDirectory= that does not exist in the sandbox and an
+//     ExecStart= program with a placeholder let start exit 0 and the unit
+//     fail (status=217/USER, 216/GROUP, 200/CHDIR, 203/EXEC). A unit that
+//     starts has one journal line from its process (named by
+//     SyslogIdentifier=, else the program's base name), saying that the
+//     fake does not run it. Managing units needs root: systemctl answers
+//     "Access denied", as on an image without polkit;
 //   - journalctl: -u UNIT -n N --no-pager prints the unit's simulated
 //     journal; as on Debian, only root and members of adm or systemd-journal
-//     see system units' messages;
-//   - cloud-init: status [--wait] [--long], as cloud-init 22.4 prints it.
+//     see system units' messages (the others get "-- No entries --", and
+//     journalctl's hint on stderr);
+//   - cloud-init: status [--wait] [--long], as cloud-init 22.4.2 prints it
+//     (an error's detail names the module as cloud.cfg does:
+//     ('scripts-user', RuntimeError(...))).
 //
 // Nothing else is simulated: file permissions and ownership are the test
 // user's, and commands such as id or whoami tell the truth.
@@ -69,13 +86,11 @@
 // written (rm, readlink, tail and cat on rarer ones), so the lines one
 // stand-in writes to the journal share a timestamp.
 //
-// One command is answered without a process: inject.WaitCloudInit's
-// (`cloud-init status --wait >/dev/null; r=$?; ...`, recognised by its
-// exact text), once the simulated cloud-init has finished with status
-// done, exits 0 with no output, which is what running it gives. It waits
-// for the boot as the command does; when cloud-init ends in error, or for
-// any other command, the shell runs as usual. Server.Commands records it
-// like any other.
+// Every command runs: none is answered in process. (inject.WaitCloudInit's
+// wait once was, by its exact text; inject now wraps every step in a
+// script of its own, and recognising that would tie the simulation to
+// inject's internals for about a tenth of a tenant's child CPU time, see
+// BenchmarkInject.)
 //
 // # Keeping commands in the sandbox
 //
@@ -144,16 +159,22 @@
 //
 // # Phone home
 //
-// After BootDelay the server POSTs to the phone_home URL as cloud-init 22.4
-// does: Content-Type application/x-www-form-urlencoded, User-Agent
-// Cloud-Init/22.4, the fields of the configured post list in that list's
-// order (a list without post means all of pub_key_dsa, pub_key_rsa,
-// pub_key_ecdsa, pub_key_ed25519, instance_id, hostname, fqdn; an empty list
-// sends a GET with no body). Key values are the .pub file's line with its
-// trailing newline; the server has only an ed25519 host key, so the other
-// key types are "N/A". hostname and fqdn are the server name (what Hetzner's
-// datasource reports as local-hostname, which has no domain); instance_id
-// is "i-" followed by the server ID. $INSTANCE_ID (or ${INSTANCE_ID}) in the
+// After BootDelay the server POSTs to the phone_home URL as Debian 12's
+// cloud-init 22.4.2 does through python-requests: Content-Type
+// application/x-www-form-urlencoded, User-Agent Cloud-Init/22.4.2,
+// Accept-Encoding "gzip, deflate", Accept */*, Connection: keep-alive (on a
+// connection of its own all the same: a new session per request), the
+// fields of the configured post list in that list's order (a list without
+// post means all of pub_key_dsa, pub_key_rsa, pub_key_ecdsa,
+// pub_key_ed25519, instance_id, hostname, fqdn; an empty list sends a GET
+// with no body). Key values are the .pub file's line with its trailing
+// newline and a root@HOST comment (the cloud-config's hostname, else the
+// server name). The server has an ed25519 host key, which its SSH server
+// presents, and a DSA one, which it posts as pub_key_dsa as Debian 12 does
+// (nothing speaks ssh-dss to it); it has no RSA or ECDSA key, posted as
+// "N/A" (a real Debian 12 server posts both). hostname and fqdn are the
+// server name (what Hetzner's datasource reports as local-hostname, which
+// has no domain); instance_id is "i-" followed by the server ID. $INSTANCE_ID (or ${INSTANCE_ID}) in the
 // URL is replaced, unencoded; any other $VAR makes cloud-init's module fail,
 // so nothing is posted and cloud-init reports an error. Answers of 400 and
 // above and transport errors are retried up to tries times (0 means 10),
@@ -161,13 +182,48 @@
 // (a 302 becomes a GET without the body, as with Python requests). There is
 // no client timeout: the request ends when the server is deleted.
 //
+// # Boot events
+//
+// When the cloud-config has reporting webhooks ("reporting: {NAME: {type:
+// webhook, endpoint: URL}}"), the boot posts to each the events that
+// cloud-init 22.4.2 posts on Debian 12, as a provider/nspawn server posted
+// them for the same cloud-config (the package's tests compare the two):
+// from the init-network stage on (the earlier ones happen before cloud-init
+// has read the user-data), activate-datasource, then for each config
+// module that runs a start event ("running config-NAME with frequency
+// F") and a finish event (SUCCESS, "config-NAME ran successfully"; FAIL,
+// with the start's description, when it fails), then the stage's own
+// finish (FAIL when one of its modules failed): 65 events for users,
+// runcmd and phone_home, 71 with write_files and packages. A module runs
+// when the cloud-config has a key that activates it (write_files, ca_certs,
+// runcmd, packages, package_update, package_upgrade, phone_home) or always,
+// as Debian's /etc/cloud/cloud.cfg lists them; those that only run on
+// Ubuntu, or on keys the typed cloud-config has not, never do. They spread
+// over BootDelay as a real boot's time does (installing packages takes
+// about half of it), phone_home being posted as the phone-home module runs.
+//
+// Each event is a POST of the JSON of ReportingEvent.as_dict() as Python
+// writes it (name, description, event_type, origin "cloudinit", timestamp
+// in seconds as a float, result on a finish), with the headers of
+// phone_home and no Content-Type, as cloud-init's WebHookHandler sends it:
+// queued and posted one at a time by a worker of its own per webhook, each
+// waiting for its answer, with the reporter's timeout (none when 0) and
+// retries (a second apart). An answer of 400 or more, or a transport error,
+// is a failed post, logged; at the end of each stage the boot waits for
+// the queue, and once three posts in a row have failed the rest of the
+// stage's queue is dropped. cloud-init's status is written before the last
+// stage's own finish event. Server.EventPosts counts the requests.
+//
 // # Faults
 //
 // Options.Faults injects, per server name, the failures the reliability
 // tests need: Create failing, phone_home never coming, phone_home from a
 // different host key than SSH presents, the SSH connection cut after N exec
 // sessions, every unit failing to stay active, and cloud-init reporting an
-// error.
+// error (runcmd failed: the scripts-user module fails, in the boot events
+// and in `cloud-init status --long`). A phone_home URL with a template
+// variable other than $INSTANCE_ID fails the phone-home module, as it does
+// in cloud-init.
 //
 // # The provider contract and its optional abilities
 //

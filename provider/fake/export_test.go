@@ -21,7 +21,3 @@ func BaseHolderPID(p *Provider) int {
 	}
 	return p.iso.base.cmd.Process.Pid
 }
-
-// AnsweredInProcess reports whether cmd is one the server may answer
-// without running a process (for tests).
-func AnsweredInProcess(cmd string) bool { return waitCloudInit[cmd] }

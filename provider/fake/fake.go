@@ -36,8 +36,9 @@ type Options struct {
 	// PhoneHomeInterval is the pause between phone_home tries; 0 means
 	// DefaultPhoneHomeInterval.
 	PhoneHomeInterval time.Duration
-	// HTTPClient posts phone_home; nil means a client of the provider's own
-	// that opens a new connection per try, as cloud-init does.
+	// HTTPClient posts phone_home and the reporting webhook's events; nil
+	// means a client of the provider's own that opens a new connection per
+	// request, as cloud-init does (a new python-requests session each).
 	HTTPClient *http.Client
 	// Logger receives what the simulated servers do; nil means quiet.
 	Logger *slog.Logger
@@ -85,9 +86,10 @@ type Faults struct {
 	// systemctl start exits 0, is-active then reports "failed", and
 	// journalctl shows the failure.
 	UnitFails bool
-	// CloudInitError makes `cloud-init status` report "error" (exit 1) with
-	// a runcmd failure in --long, as when the bootstrap failed; phone_home
-	// is still posted, as cloud-init does.
+	// CloudInitError fails the runcmd: the scripts-user module fails (a
+	// FAIL in the boot events), and `cloud-init status` reports "error"
+	// (exit 1) with cloud-init's runcmd failure in --long, as when the
+	// bootstrap failed; phone_home is still posted, as cloud-init does.
 	CloudInitError bool
 }
 
@@ -96,8 +98,8 @@ type Faults struct {
 type Provider struct {
 	opts   Options
 	log    *slog.Logger
-	client *http.Client
-	own    *http.Transport // the client's transport when it is ours
+	client *http.Client    // Options.HTTPClient; nil: a new transport per request
+	base   *http.Transport // cloned for each request when client is nil
 	iso    *isolation
 
 	mu          sync.Mutex
@@ -145,12 +147,10 @@ func New(opts Options) *Provider {
 		p.opts.PhoneHomeInterval = DefaultPhoneHomeInterval
 	}
 	if p.client == nil {
-		// cloud-init opens a new requests.Session per try; no keep-alive
-		// also means no idle connection outlives Close.
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.DisableKeepAlives = true
-		p.own = t
-		p.client = &http.Client{Transport: t}
+		// cloud-init opens a new requests.Session per request: a new
+		// connection each, though it asks for keep-alive. Each request
+		// gets a transport cloned from base, closed after the answer.
+		p.base = http.DefaultTransport.(*http.Transport).Clone()
 	}
 	return p
 }
@@ -256,6 +256,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 		delay:      p.opts.BootDelay,
 		interval:   p.opts.PhoneHomeInterval,
 		client:     p.client,
+		transport:  p.base,
 		iso:        p.iso,
 		log:        p.log.With("server", req.Name, "id", id),
 	})
@@ -470,9 +471,6 @@ func (p *Provider) Close() error {
 	}
 	wg.Wait()
 	p.iso.stop()
-	if p.own != nil {
-		p.own.CloseIdleConnections()
-	}
 	if temp && !p.opts.Keep {
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("fake: remove sandboxes: %w", err)

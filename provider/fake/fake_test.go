@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -36,15 +37,27 @@ func TestPhoneHomeLikeCloudInit(t *testing.T) {
 	assert.Equal(t, "/cb/"+s.InstanceID(), h.Path, "$INSTANCE_ID substituted")
 	assert.Equal(t, "token=abc123", h.Query)
 	assert.Equal(t, "application/x-www-form-urlencoded", h.ContentType)
-	assert.Equal(t, "Cloud-Init/22.4", h.UserAgent)
+	// What Debian 12's cloud-init 22.4.2 sends through python-requests
+	// (captured from a provider/nspawn server).
+	assert.Equal(t, "Cloud-Init/22.4.2", h.UserAgent)
+	assert.Equal(t, "gzip, deflate", h.Header.Get("Accept-Encoding"))
+	assert.Equal(t, "*/*", h.Header.Get("Accept"))
+	assert.Equal(t, []string{"keep-alive"}, h.Header.Values("Connection"))
 
 	// The exact body: cloud-init's order, .pub lines with their newline
-	// (%0A), N/A for the key types the server lacks, form encoding as
-	// Python's urlencode (space as +, / as %2F).
+	// (%0A), a real DSA key as Debian 12 posts it, N/A for the key types
+	// the server lacks, form encoding as Python's urlencode (space as +,
+	// / as %2F). The keys' comments name the host name the cloud-config
+	// set (ssh-keygen ran after set_hostname); hostname and fqdn are the
+	// datasource's.
 	line := s.HostKeyLine()
-	require.True(t, strings.HasSuffix(line, " root@tenant-a\n"))
-	enc := strings.NewReplacer("+", "%2B", "/", "%2F", "=", "%3D", " ", "+", "@", "%40", "\n", "%0A").Replace(line)
-	want := "pub_key_dsa=N%2FA&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" + enc +
+	require.True(t, strings.HasSuffix(line, " root@ignored-by-phone-home\n"))
+	dsa := readFile(t, s.Path("/etc/ssh/ssh_host_dsa_key.pub"))
+	require.True(t, strings.HasSuffix(dsa, " root@ignored-by-phone-home\n"))
+	requireDSAKey(t, dsa)
+	requireDSAKey(t, nspawnDSA) // the check holds for a real one
+	enc := strings.NewReplacer("+", "%2B", "/", "%2F", "=", "%3D", " ", "+", "@", "%40", "\n", "%0A").Replace
+	want := "pub_key_dsa=" + enc(dsa) + "&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" + enc(line) +
 		"&instance_id=" + s.InstanceID() + "&hostname=tenant-a&fqdn=tenant-a"
 	assert.Equal(t, want, h.Body)
 
@@ -62,6 +75,9 @@ func TestPhoneHomeLikeCloudInit(t *testing.T) {
 	assert.Equal(t, 1, s.PhoneHomes())
 }
 
+// nspawnDSA is the pub_key_dsa a provider/nspawn server (Debian 12) posted.
+const nspawnDSA = "ssh-dss AAAAB3NzaC1kc3MAAACBAPN5spgDs5QCsUjscDVHbEzc2hdzV6Z0rpqgAYYWbshBY4K7FvCPb69gK3SFdx131uIiNNBkmRkkAl787ZxZCsLY8Nq0/3oDIhVDKTA1+FSEOIvjpl+2P37F0iE/D4QMILIIguygFqZI7I9Tfi8TW7m16CqudVFsLD+zUuhyAZTBAAAAFQCF2fT5iwmmjmpHabDW5pPltBvHSwAAAIEAyM5r6f7vdA2Mc9kf6iJGyKP20MfCrPkG+as8dfa97Fxey7vG/QT5wT4bLIn2beMSgBUjDX/XwRJdYmc6/73ANYQFt8x7hhWcdOJ/s6KxKjhxFdsWOJ1TK+ONVOqmGykqjp95Ss+eMWSH8yM1oo1voO4aSOBZYRXsLU3cQVu9uIUAAACAAsr6uHtJCrQU69S2G2LASwXs6FZtaufONE+qdibDDsj52Iw2IpjrsuMKgfVsQZbVF9kBpTswqYXpSDKbLjy7E24WRpOgVyxhRPGeSBnRJSRQdfM2Rhw9PYLWW9n0bAvW77zwlzy+/FMhyp6ezA0zkc42ZCXSXfK5NKZnKqklt38= root@cap\n"
+
 func TestPhoneHomePostList(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -70,7 +86,8 @@ func TestPhoneHomePostList(t *testing.T) {
 		want       func(s *fake.Server) string
 	}{
 		{"absent means all", "", http.MethodPost, func(s *fake.Server) string {
-			return "pub_key_dsa=N%2FA&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" +
+			return "pub_key_dsa=" + url.QueryEscape(readFile(t, s.Path("/etc/ssh/ssh_host_dsa_key.pub"))) +
+				"&pub_key_rsa=N%2FA&pub_key_ecdsa=N%2FA&pub_key_ed25519=" +
 				url.QueryEscape(s.HostKeyLine()) + "&instance_id=" + s.InstanceID() + "&hostname=srv&fqdn=srv"
 		}},
 		{"configured order, each once", "[hostname, instance_id, hostname]", http.MethodPost, func(s *fake.Server) string {
@@ -440,14 +457,18 @@ func TestSystemd(t *testing.T) {
 		assert.Contains(t, r.Stdout, "● rachel8.service - Rachel8 agent\n")
 		assert.Contains(t, r.Stdout, "Active: active (running) since ")
 
+		// The unit's own process has a line in its journal, as a real
+		// one's output has (its name: the program's base name); the fake
+		// runs nothing, and says so there.
 		r = run(t, c, "sudo -n journalctl -u rachel8 -n 5 --no-pager", "")
 		assert.Equal(t, 0, r.Code)
-		assert.Regexp(t, `^\w{3} \d\d \d\d:\d\d:\d\d srv systemd\[1\]: Started rachel8.service - Rachel8 agent\.\n$`, r.Stdout)
+		assert.Regexp(t, `^\w{3} \d\d \d\d:\d\d:\d\d srv systemd\[1\]: Started rachel8.service - Rachel8 agent\.\n`+
+			`\w{3} \d\d \d\d:\d\d:\d\d srv bun\[\d+\]: \[fake provider: /home/rachel/.bun/bin/bun is not run; its output would be here\]\n$`, r.Stdout)
 
-		r = run(t, c, "sudo -n systemctl restart rachel8 && sudo -n journalctl -u rachel8 --no-pager -n 2", "")
+		r = run(t, c, "sudo -n systemctl restart rachel8 && sudo -n journalctl -u rachel8 --no-pager -n 3", "")
 		assert.Equal(t, 0, r.Code, r.Stderr)
 		assert.Contains(t, r.Stdout, "Stopped rachel8.service - Rachel8 agent.")
-		assert.Equal(t, 2, strings.Count(r.Stdout, "\n"), "-n limits the lines")
+		assert.Equal(t, 3, strings.Count(r.Stdout, "\n"), "-n limits the lines")
 
 		r = run(t, c, "sudo -n systemctl stop rachel8 && systemctl is-active rachel8", "")
 		assert.Equal(t, result{"inactive\n", "", 3}, r)
@@ -465,7 +486,21 @@ func TestSystemd(t *testing.T) {
 			name, cmd string
 			want      result
 		}{
-			{"not root", "systemctl start rachel8", result{"", "Failed to start rachel8.service: Interactive authentication required.\n", 4}},
+			// What systemctl 252 says to a user who is not root on an
+			// image without polkit (provider/nspawn's Debian 12).
+			{"not root: start", "systemctl start rachel8", result{"", "Failed to start rachel8.service: Access denied\n" +
+				"See system logs and 'systemctl status rachel8.service' for details.\n", 4}},
+			{"not root: stop", "systemctl stop rachel8", result{"", "Failed to stop rachel8.service: Access denied\n" +
+				"See system logs and 'systemctl status rachel8.service' for details.\n", 4}},
+			{"not root: restart", "systemctl restart rachel8", result{"", "Failed to restart rachel8.service: Access denied\n" +
+				"See system logs and 'systemctl status rachel8.service' for details.\n", 4}},
+			{"not root: daemon-reload", "systemctl daemon-reload", result{"", "Reload daemon failed: Access denied\n", 1}},
+			{"not root: enable", "systemctl enable rachel8", result{"", "Failed to enable unit: Access denied\n", 1}},
+			{"not root: disable", "systemctl disable rachel8", result{"", "Failed to disable unit: Access denied\n", 1}},
+			{"not root: two units", "systemctl stop a b.service", result{"", "Failed to stop a.service: Access denied\n" +
+				"See system logs and 'systemctl status a.service' for details.\n" +
+				"Failed to stop b.service: Access denied\n" +
+				"See system logs and 'systemctl status b.service' for details.\n", 4}},
 			{"no unit file", "sudo -n systemctl start rachel8", result{"", "Failed to start rachel8.service: Unit rachel8.service not found.\n", 5}},
 			{"enable without unit file", "sudo -n systemctl enable rachel8", result{"", "Failed to enable unit: Unit file rachel8.service does not exist.\n", 1}},
 			{"unknown verb", "systemctl frobnicate x", result{"", "Unknown command verb frobnicate.\n", 1}},
@@ -495,18 +530,85 @@ func TestSystemd(t *testing.T) {
 		assert.Equal(t, result{"active\n", "", 0}, r)
 	})
 
-	t.Run("unrendered placeholder fails", func(t *testing.T) {
+	// What systemd 252 does with what a unit file names, as a
+	// provider/nspawn server (Debian 12) did it: some settings are checked
+	// when the unit is loaded (a WorkingDirectory= that is not absolute,
+	// as an unrendered placeholder is, keeps the unit from starting;
+	// a ConditionPathExists= or EnvironmentFile= that is not absolute is
+	// only ignored), the others when its process is spawned (start exits
+	// 0, then the unit fails with the exec step's status).
+	t.Run("settings systemd checks", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, fake.Options{}, nil)
 		_, s := b.create(t, "srv", doc{})
 		c := dial(t, s, "rachel", b.key)
-		installUnit(t, c, strings.Replace(unit, "User=rachel", "User=__USER__", 1))
-		r := run(t, c, "sudo -n systemctl daemon-reload && sudo -n systemctl start rachel8", "")
-		assert.Equal(t, 1, r.Code)
-		assert.Contains(t, r.Stderr, "Failed to start rachel8.service: Unit rachel8.service has a bad unit file setting.")
-		assert.False(t, s.Unit("rachel8").Active)
-		r = run(t, c, "sudo -n journalctl -u rachel8 -n 50 --no-pager", "")
-		assert.Contains(t, r.Stdout, "/etc/systemd/system/rachel8.service:6: Invalid setting with unrendered placeholder __USER__")
+		const head = "[Unit]\nDescription=x\n[Service]\n"
+		tests := []struct {
+			name, unit string
+			start      result
+			active     string
+			journal    []string // without the time and host
+		}{
+			{"WorkingDirectory placeholder", head + "WorkingDirectory=__WORKING_DIR__\nExecStart=/bin/sleep 1000\n",
+				result{"", "Failed to start rachel8.service: Unit rachel8.service has a bad unit file setting.\n" +
+					"See system logs and 'systemctl status rachel8.service' for details.\n", 1}, "inactive", []string{
+					"systemd[1]: /etc/systemd/system/rachel8.service:4: WorkingDirectory= path is not absolute: __WORKING_DIR__",
+					"systemd[1]: rachel8.service: Unit configuration has fatal error, unit will not be started.",
+				}},
+			{"User placeholder", head + "User=__USER__\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=217/USER",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"no such user", head + "User=nosuchuser\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=217/USER",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"Group placeholder", head + "Group=__GROUP__\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=216/GROUP",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"no such directory", head + "WorkingDirectory=/nonexistent\nExecStart=/bin/sleep 1000\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=200/CHDIR",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"ExecStart placeholder", head + "ExecStart=__BUN_PATH__ run x\n", result{}, "failed", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"systemd[1]: rachel8.service: Main process exited, code=exited, status=203/EXEC",
+				"systemd[1]: rachel8.service: Failed with result 'exit-code'.",
+			}},
+			{"relative condition and environment file", "[Unit]\nDescription=x\nConditionPathExists=__WORKING_DIR__/.env\n[Service]\n" +
+				"EnvironmentFile=__WORKING_DIR__/.env\nExecStart=/bin/sleep 1000\n", result{}, "active", []string{
+				"systemd[1]: /etc/systemd/system/rachel8.service:3: ConditionPathExists= path is not absolute, ignoring: __WORKING_DIR__/.env",
+				"systemd[1]: /etc/systemd/system/rachel8.service:5: EnvironmentFile= path is not absolute, ignoring: __WORKING_DIR__/.env",
+				"systemd[1]: Started rachel8.service - x.",
+				"sleep[N]: [fake provider: /bin/sleep is not run; its output would be here]",
+			}},
+			{"users and groups of the image", head + "User=www-data\nGroup=adm\nSyslogIdentifier=app\nExecStart=/bin/sleep 1000\n", result{}, "active", []string{
+				"systemd[1]: Started rachel8.service - x.",
+				"app[N]: [fake provider: /bin/sleep is not run; its output would be here]",
+			}},
+		}
+		pid := regexp.MustCompile(`\[\d+\]: \[fake`)
+		for _, tt := range tests {
+			run(t, c, "sudo -n systemctl stop rachel8; sudo -n rm -f /etc/systemd/system/rachel8.service", "")
+			_ = os.Remove(filepath.Join(s.Dir(), "state", "journal", "rachel8.service"))
+			installUnit(t, c, tt.unit)
+			require.Equal(t, 0, run(t, c, "sudo -n systemctl daemon-reload", "").Code)
+			assert.Equal(t, tt.start, run(t, c, "sudo -n systemctl start rachel8", ""), tt.name)
+			assert.Equal(t, tt.active+"\n", run(t, c, "systemctl is-active rachel8", "").Stdout, tt.name)
+			var got []string
+			for l := range strings.Lines(s.Journal("rachel8")) {
+				f := strings.SplitN(strings.TrimSuffix(l, "\n"), " ", 5) // Mon DD HH:MM:SS host message
+				require.Len(t, f, 5, l)
+				assert.Equal(t, "srv", f[3])
+				got = append(got, pid.ReplaceAllString(f[4], "[N]: [fake"))
+			}
+			assert.Equal(t, tt.journal, got, tt.name)
+		}
 	})
 
 	t.Run("changed unit needs daemon-reload", func(t *testing.T) {
@@ -532,10 +634,13 @@ func TestJournalPermissions(t *testing.T) {
 	b := setup(t, fake.Options{}, nil)
 	_, s := b.create(t, "srv", doc{})
 	c := dial(t, s, "rachel", b.key)
+	// As journalctl 252 prints it (provider/nspawn's Debian 12): the
+	// hint on stderr, the (empty) journal on stdout.
 	r := run(t, c, "journalctl -u rachel8 -n 50 --no-pager", "")
-	assert.Equal(t, result{"Hint: You are currently not seeing messages from other users and the system.\n" +
+	assert.Equal(t, result{"-- No entries --\n", "Hint: You are currently not seeing messages from other users and the system.\n" +
 		"      Users in groups 'adm', 'systemd-journal' can see all messages.\n" +
-		"      Pass -q to turn off this notice.\n-- No entries --\n", "", 0}, r, "rachel is not in adm or systemd-journal")
+		"      Pass -q to turn off this notice.\n", 0}, r, "rachel is not in adm or systemd-journal")
+	assert.Equal(t, result{"-- No entries --\n", "", 0}, run(t, c, "journalctl -q -u rachel8 --no-pager", ""))
 	r = run(t, c, "sudo -n journalctl -u rachel8 -n 50 --no-pager", "")
 	assert.Equal(t, result{"-- No entries --\n", "", 0}, r)
 }
@@ -628,6 +733,7 @@ func TestFaults(t *testing.T) {
 		_, s := b.create(t, "bad", doc{})
 		c := dial(t, s, "rachel", b.key)
 		installUnit(t, c, strings.Replace(unit, "ConditionPathExists=/home/rachel/app/.env\n", "", 1))
+		run(t, c, "mkdir -p /home/rachel/app", "")
 		r := run(t, c, "sudo -n systemctl enable rachel8 && sudo -n systemctl start rachel8", "")
 		assert.Equal(t, 0, r.Code, r.Stderr)
 		assert.Equal(t, result{"failed\n", "", 3}, run(t, c, "systemctl is-active rachel8", ""))

@@ -302,37 +302,31 @@ func injectConn(t *testing.T, b *bundle, s *fake.Server) *inject.SSH {
 	return conn
 }
 
-// TestWaitCloudInitInProcess: inject's cloud-init wait is answered
-// without a process once cloud-init is done, exactly as the command
-// would; otherwise it runs.
-func TestWaitCloudInitInProcess(t *testing.T) {
+// TestWaitCloudInit: inject's cloud-init wait, as inject.Run sends it (in
+// its setsid and watchdog script), runs like any command: it waits for the
+// simulated boot and exits 0 once cloud-init is done, or fails with
+// cloud-init's own report when it ended in error.
+func TestWaitCloudInit(t *testing.T) {
 	t.Parallel()
-	for _, allow := range []bool{false, true} {
-		require.True(t, fake.AnsweredInProcess(inject.WaitCloudInit(allow).Cmd), "the fake knows inject's command (allowRecoverable=%v)", allow)
-	}
+	ctx := context.Background()
 	b := setup(t, fake.Options{BootDelay: 200 * time.Millisecond}, nil)
 	_, s := b.create(t, "srv", doc{})
-	c := dial(t, s, "rachel", b.key)
-	for _, allow := range []bool{false, true} {
-		cmd := inject.WaitCloudInit(allow).Cmd
-		assert.Equal(t, result{"", "", 0}, run(t, c, cmd, ""))
-		select {
-		case <-s.Booted():
-		default:
-			t.Fatal("the wait ended before cloud-init")
-		}
-		assert.Zero(t, fake.HolderPID(s), "no process ran (the namespace is set up by the first one)")
-		assert.Equal(t, cmd, s.Commands()[len(s.Commands())-1], "recorded like any command")
+	conn := injectConn(t, b, s)
+	require.NoError(t, inject.Run(ctx, conn, []inject.Step{inject.WaitCloudInit(false)}))
+	select {
+	case <-s.Booted():
+	default:
+		t.Fatal("the wait ended before cloud-init")
 	}
-	// the command itself, run by the shell, gives the same
-	r := run(t, c, "("+inject.WaitCloudInit(false).Cmd+")", "")
-	assert.Equal(t, result{"", "", 0}, r)
+	cmds := s.Commands()
+	assert.Contains(t, cmds[len(cmds)-1], "cloud-init status --wait >/dev/null", "run as a command")
 
-	// cloud-init in error: the command runs and says why
+	// cloud-init in error: the command says why
 	fb := setup(t, fake.Options{Faults: func(string) fake.Faults { return fake.Faults{CloudInitError: true} }}, nil)
 	_, fs := fb.create(t, "srv", doc{})
-	fc := dial(t, fs, "rachel", fb.key)
-	r = run(t, fc, inject.WaitCloudInit(true).Cmd, "")
-	assert.Equal(t, 1, r.Code)
-	assert.Contains(t, r.Stderr, "hatchery: cloud-init status --wait exited 1\nstatus: error\n")
+	err := inject.Run(ctx, injectConn(t, fb, fs), []inject.Step{inject.WaitCloudInit(true)})
+	var se *inject.StepError
+	require.ErrorAs(t, err, &se)
+	assert.Contains(t, se.Stderr, "hatchery: cloud-init status --wait exited 1\nstatus: error\n")
+	assert.Contains(t, se.Stderr, "('scripts-user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))")
 }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +28,7 @@ import (
 // hit is one request the phone_home receiver got.
 type hit struct {
 	Method, Path, Query, ContentType, UserAgent, Body string
+	Header                                            http.Header
 	At                                                time.Time
 }
 
@@ -48,7 +52,7 @@ func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter, r *http
 		rc.hits = append(rc.hits, hit{
 			Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 			ContentType: r.Header.Get("Content-Type"), UserAgent: r.Header.Get("User-Agent"),
-			Body: string(body), At: time.Now(),
+			Body: string(body), Header: r.Header.Clone(), At: time.Now(),
 		})
 		n := len(rc.hits)
 		rc.mu.Unlock()
@@ -57,7 +61,10 @@ func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter, r *http
 			code = rc.answer(n, w, r)
 		}
 		w.WriteHeader(code)
-		rc.got <- struct{}{}
+		select {
+		case rc.got <- struct{}{}:
+		default: // wait counts the hits, not the signals
+		}
 	}))
 	t.Cleanup(rc.srv.Close)
 	return rc
@@ -254,4 +261,38 @@ func runErr(c *gossh.Client, cmd, stdin string) (result, error) {
 		return result{out.String(), errb.String(), ee.ExitStatus()}, nil
 	}
 	return result{out.String(), errb.String(), -1}, err
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// requireDSAKey checks that line is a DSA public key's .pub line, as
+// ssh-keygen writes it: "ssh-dss BASE64 COMMENT\n", the key a 1024-bit
+// group (p, q, g) with y in the subgroup of order q, as FIPS 186 has it.
+func requireDSAKey(t testing.TB, line string) {
+	t.Helper()
+	f := strings.Fields(line)
+	require.Len(t, f, 3, line)
+	require.Equal(t, "ssh-dss", f[0])
+	require.True(t, strings.HasSuffix(line, "\n"))
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	require.NoError(t, err)
+	var k struct {
+		Name       string
+		P, Q, G, Y *big.Int
+		Rest       []byte `ssh:"rest"`
+	}
+	require.NoError(t, gossh.Unmarshal(blob, &k))
+	require.Equal(t, "ssh-dss", k.Name)
+	require.Empty(t, k.Rest)
+	require.Equal(t, 1024, k.P.BitLen())
+	require.Equal(t, 160, k.Q.BitLen())
+	one := big.NewInt(1)
+	require.Zero(t, new(big.Int).Exp(k.G, k.Q, k.P).Cmp(one), "g has order q")
+	require.Zero(t, new(big.Int).Exp(k.Y, k.Q, k.P).Cmp(one), "y is in g's subgroup")
+	require.NotZero(t, k.Y.Cmp(one))
 }

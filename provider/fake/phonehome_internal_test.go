@@ -21,7 +21,7 @@ func TestPhoneHomeErrorHidesToken(t *testing.T) {
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close()) // nothing listens: the POST fails
 	s := &Server{client: &http.Client{}}
-	_, err = s.postOnce(context.Background(), http.MethodPost, "http://"+addr+"/cb/x?token=0123456789abcdef", "a=b")
+	_, err = s.post(context.Background(), http.MethodPost, "http://"+addr+"/cb/x?token=0123456789abcdef", []byte("a=b"), "application/x-www-form-urlencoded")
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "0123456789abcdef")
 	assert.Contains(t, err.Error(), "[query removed]")

@@ -73,13 +73,11 @@ func (s *Server) setup() error {
 			own(p, u.name+":"+u.name)
 		}
 	}
-	hostname := s.spec.cfg.Hostname
-	if hostname == "" {
-		hostname = s.name
-	}
+	hostname := s.hostname()
 	files := map[string]string{
 		"/etc/hostname":                     hostname + "\n",
 		"/etc/ssh/ssh_host_ed25519_key.pub": s.HostKeyLine(),
+		"/etc/ssh/ssh_host_dsa_key.pub":     s.dsaKey,
 	}
 	for p, content := range files {
 		if err := os.WriteFile(s.Path(p), []byte(content), 0o644); err != nil {
@@ -217,9 +215,6 @@ func (s *Server) finishCloudInit(errs []string, at string) {
 			s.log.Warn("fake: cloud-init state", "err", err)
 		}
 	}
-	s.mu.Lock()
-	s.cloudInitDone = status == "done"
-	s.mu.Unlock()
 }
 
 func btoi(b bool) int {
@@ -227,4 +222,12 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// hostname is the server's host name: the cloud-config's, else its name.
+func (s *Server) hostname() string {
+	if h := s.spec.cfg.Hostname; h != "" {
+		return h
+	}
+	return s.name
 }

@@ -51,11 +51,13 @@ type Server struct {
 	ssh        *gliderssh.Server
 	delay      time.Duration
 	interval   time.Duration
-	client     *http.Client
-	done       chan struct{}  // closed when the server starts stopping
-	wg         sync.WaitGroup // every goroutine the server started
-	booted     chan struct{}  // closed when the simulated cloud-init is finished
-	stoppedC   chan struct{}  // closed when stop has finished
+	client     *http.Client    // Options.HTTPClient, or nil
+	transport  *http.Transport // cloned per request when client is nil
+	dsaKey     string          // the DSA host key's .pub line
+	done       chan struct{}   // closed when the server starts stopping
+	wg         sync.WaitGroup  // every goroutine the server started
+	booted     chan struct{}   // closed when the simulated cloud-init is finished
+	stoppedC   chan struct{}   // closed when stop has finished
 	stopOnce   sync.Once
 	mu         sync.Mutex
 	stopping   bool
@@ -64,8 +66,7 @@ type Server struct {
 	commands   []string
 	dropped    bool
 	phoneHomes int
-	// cloudInitDone: the simulated cloud-init finished with status done
-	cloudInitDone bool
+	eventPosts int // reporting webhook requests
 
 	iso     *isolation
 	nsMu    sync.Mutex
@@ -83,6 +84,7 @@ type serverConfig struct {
 	keep                 bool
 	delay, interval      time.Duration
 	client               *http.Client
+	transport            *http.Transport
 	iso                  *isolation
 	log                  *slog.Logger
 }
@@ -94,7 +96,7 @@ func boot(c serverConfig) (_ *Server, err error) {
 	s := &Server{
 		id: c.id, name: c.name, seq: seq, labels: c.labels, spec: c.spec, faults: c.faults, log: c.log,
 		serverType: c.serverType, location: c.location, created: time.Now(),
-		keep: c.keep, delay: c.delay, interval: c.interval, client: c.client, iso: c.iso,
+		keep: c.keep, delay: c.delay, interval: c.interval, client: c.client, transport: c.transport, iso: c.iso,
 		status:   "initializing",
 		done:     make(chan struct{}),
 		conns:    map[net.Conn]struct{}{},
@@ -117,6 +119,10 @@ func boot(c serverConfig) (_ *Server, err error) {
 		if s.postedKey, err = gossh.NewPublicKey(other); err != nil {
 			return nil, fmt.Errorf("host key: %w", err)
 		}
+	}
+
+	if s.dsaKey, err = newDSAKeyLine(s.hostname()); err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
 	}
 
 	if s.dir, err = os.MkdirTemp(c.parent, c.name+"-"); err != nil {
@@ -248,12 +254,15 @@ func (s *Server) InstanceID() string { return "i-" + s.id }
 func (s *Server) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
 
 // HostKeyLine returns the server's /etc/ssh/ssh_host_ed25519_key.pub: the
-// authorized_keys line of HostKey with a root@NAME comment and a newline.
-func (s *Server) HostKeyLine() string { return keyLine(s.HostKey(), s.name) }
+// authorized_keys line of HostKey with a root@HOST comment (the
+// cloud-config's hostname, else the server name: the host name when
+// cloud-init's ssh module made the keys) and a newline.
+func (s *Server) HostKeyLine() string { return keyLine(s.HostKey(), s.hostname()) }
 
 // Booted returns a channel closed when the simulated cloud-init has
-// finished: phone_home answered, given up or skipped (or the server was
-// deleted first).
+// finished: phone_home answered, given up or skipped, its status written
+// and its boot events posted or dropped (or the server was deleted
+// first).
 func (s *Server) Booted() <-chan struct{} { return s.booted }
 
 // PhoneHomes returns how many phone_home requests the server has sent.
@@ -261,6 +270,14 @@ func (s *Server) PhoneHomes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.phoneHomes
+}
+
+// EventPosts returns how many requests the server's reporting webhooks
+// have sent (retries included).
+func (s *Server) EventPosts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventPosts
 }
 
 // Commands returns every exec command the SSH server received, in order,

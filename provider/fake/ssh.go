@@ -1,7 +1,6 @@
 package fake
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -119,9 +118,6 @@ func (s *Server) run(sess gliderssh.Session, raw string) int {
 	}
 	ctx, cancel := s.untilStop(sess.Context())
 	defer cancel()
-	if code, ok := s.answer(ctx, raw); ok {
-		return code
-	}
 
 	user := sess.User()
 	home := s.Path(homeOf(user))
@@ -225,36 +221,4 @@ func (s *Server) watchSignals(sess gliderssh.Session, cmd *exec.Cmd) (exited fun
 		done = true
 		mu.Unlock()
 	}
-}
-
-// waitCloudInit are the commands inject.WaitCloudInit sends, without and
-// with allowRecoverable (a test keeps them in step with inject).
-var waitCloudInit = map[string]bool{
-	`cloud-init status --wait >/dev/null; r=$?; if [ $r -eq 0 ]; then exit 0; fi; printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; cloud-init status --long >&2; exit $r`:                 true,
-	`cloud-init status --wait >/dev/null; r=$?; if [ $r -eq 0 ] || [ $r -eq 2 ]; then exit 0; fi; printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; cloud-init status --long >&2; exit $r`: true,
-}
-
-// answer answers without a process a command whose outcome the
-// simulation knows: inject.WaitCloudInit's, which waits for the
-// simulated cloud-init and, once it has finished with status done, exits
-// 0 with no output, as the command would (a fleet runs it once a server).
-// ok is false when the command must run: another command, cloud-init not
-// done (the stand-in then prints what the command shows), or ctx ended.
-func (s *Server) answer(ctx context.Context, raw string) (code int, ok bool) {
-	if !waitCloudInit[raw] {
-		return 0, false
-	}
-	select {
-	case <-s.booted:
-	case <-ctx.Done():
-		return 0, false
-	}
-	s.mu.Lock()
-	done := s.cloudInitDone
-	s.mu.Unlock()
-	if !done {
-		return 0, false
-	}
-	s.log.Debug("fake: answered in process", "cmd", raw)
-	return 0, true
 }

@@ -37,6 +37,23 @@ jlog() {
 	printf '%s %s %s\n' "$_now" "$HOST" "$*" >>"$STATE/journal/$_u"
 }
 
+# system_user NAME and system_group NAME: the users and groups of Debian
+# 12's base system (a provider/nspawn image's /etc/passwd and /etc/group),
+# which systemd finds for User= and Group= besides the cloud-config's.
+system_user() {
+	case $1 in
+	root | daemon | bin | sys | sync | games | man | lp | mail | news | uucp | proxy | www-data | backup | list | irc | _apt | nobody | systemd-network | messagebus | sshd) return 0 ;;
+	esac
+	return 1
+}
+
+system_group() {
+	case $1 in
+	root | daemon | bin | sys | adm | tty | disk | lp | mail | news | uucp | man | proxy | kmem | dialout | fax | voice | cdrom | floppy | tape | sudo | audio | dip | www-data | backup | operator | list | irc | src | shadow | utmp | video | sasl | plugdev | staff | games | users | nogroup | systemd-journal | systemd-network | messagebus | _ssh) return 0 ;;
+	esac
+	return 1
+}
+
 # can_read_journal: root and members of adm or systemd-journal read the
 # system journal, as on Debian.
 can_read_journal() { is_root || in_group "$me" adm || in_group "$me" systemd-journal; }

@@ -1,7 +1,8 @@
 # journalctl stand-in: prints the simulated journal the systemctl stand-in
 # writes. Options: -u/--unit UNIT, -n/--lines N; --no-pager, -b, -x, -e, -q
 # and -o are accepted. Like Debian, only root and members of adm or
-# systemd-journal see system units' messages.
+# systemd-journal see system units' messages; others get "-- No entries --"
+# and, on stderr, journalctl's hint.
 need_arg() { [ $# -ge 2 ] || { echo "journalctl: option '$1' requires an argument" >&2; exit 1; }; }
 unit=
 lines=
@@ -24,9 +25,11 @@ done
 case $lines in '' | *[!0-9]*) [ -z "$lines" ] || { echo "Failed to parse lines '$lines'" >&2; exit 1; } ;; esac
 if ! can_read_journal; then
 	if [ $quiet -eq 0 ]; then
-		echo "Hint: You are currently not seeing messages from other users and the system."
-		echo "      Users in groups 'adm', 'systemd-journal' can see all messages."
-		echo "      Pass -q to turn off this notice."
+		{
+			echo "Hint: You are currently not seeing messages from other users and the system."
+			echo "      Users in groups 'adm', 'systemd-journal' can see all messages."
+			echo "      Pass -q to turn off this notice."
+		} >&2
 	fi
 	echo "-- No entries --"
 	exit 0

@@ -1,12 +1,20 @@
-# systemctl stand-in: a small model of systemd's unit states, kept in files
-# under $STATE/systemd, with a journal the journalctl stand-in prints.
+# systemctl stand-in: a small model of systemd 252's unit states, kept in
+# files under $STATE/systemd, with a journal the journalctl stand-in prints.
 # Simulated: unit files under /etc/systemd/system only; units are loaded on
 # first use and reloaded by daemon-reload (and by enable/disable), so a unit
 # file changed without a reload keeps its old content, with systemd's
 # warning; ConditionPathExists= (also negated with !) is honoured, a failed
-# condition leaves the unit inactive with exit status 0; a unit with an
-# unrendered __PLACEHOLDER__ has a bad setting and fails to start; with the
-# UnitFails fault every unit starts and then fails. Nothing is executed.
+# condition leaves the unit inactive with exit status 0. What systemd checks
+# when it loads a unit: a WorkingDirectory= that is not an absolute path (an
+# unrendered __PLACEHOLDER__) is a fatal error, the unit has a bad setting
+# and does not start; a ConditionPathExists= or EnvironmentFile= that is not
+# absolute is ignored with a warning. What fails only once started (start
+# exits 0, the unit ends failed): a User= or Group= that does not exist
+# (217/USER, 216/GROUP), a WorkingDirectory= that does not exist
+# (200/CHDIR), an ExecStart= program with a placeholder (203/EXEC); and,
+# with the UnitFails fault, every unit. Nothing is executed: a unit that
+# starts gets one journal line from its process saying so. Without root,
+# managing units is "Access denied", as on an image without polkit.
 unitdir=$ROOT/etc/systemd/system
 # state: enabled/, active/ (holding the start time), failed/ and loaded/
 # (the unit files as last loaded), made at Create.
@@ -46,11 +54,24 @@ need_units() {
 	fi
 }
 
-# need_root ACTION: systemd asks polkit, which cannot ask for a password
-# over a non-interactive SSH session.
+# need_root VERB: only root manages units; the image has no polkit to ask,
+# so systemd answers "Access denied", as systemctl 252 prints it.
 need_root() {
 	is_root && return 0
-	echo "Failed to $1: Interactive authentication required." >&2
+	case $1 in
+	daemon-reload)
+		echo "Reload daemon failed: Access denied" >&2
+		exit 1
+		;;
+	enable | disable)
+		echo "Failed to $1 unit: Access denied" >&2
+		exit 1
+		;;
+	esac
+	for u in $units; do
+		echo "Failed to $1 $u: Access denied" >&2
+		echo "See system logs and 'systemctl status $u' for details." >&2
+	done
 	exit 4
 }
 
@@ -78,30 +99,119 @@ load() {
 	return 0
 }
 
-# parse_unit FILE reads a unit file once: _desc and _exec are its last
-# Description= and ExecStart=, _conds its ConditionPathExists= values (one
-# a line), _ph its first unrendered __PLACEHOLDER__ and _phline the number
-# of that line.
+# parse_unit UNIT FILE reads a unit file once: _desc, _exec, _user,
+# _group, _wd and _ident are its last Description=, ExecStart=, User=,
+# Group=, WorkingDirectory= and SyslogIdentifier=, _conds its absolute
+# ConditionPathExists= values (one a line). What systemd says when it loads
+# the file goes to _warn (one message a line, the file and line first);
+# _fatal is set when one of them keeps the unit from starting.
 parse_unit() {
 	_desc=
 	_exec=
+	_user=
+	_group=
+	_wd=
+	_ident=
 	_conds=
-	_ph=
-	_phline=
+	_warn=
+	_fatal=
 	_n=0
 	while IFS= read -r _l || [ -n "$_l" ]; do
 		_n=$((_n + 1))
-		if [ -z "$_ph" ] && placeholder "$_l"; then
-			_phline=$_n
-		fi
 		trim "$_l"
 		_l=$_v
+		_at="/etc/systemd/system/$1:$_n:"
 		case $_l in
 		Description*) value Description && _desc=$_v ;;
 		ExecStart*) value ExecStart && _exec=$_v ;;
-		ConditionPathExists*) value ConditionPathExists && _conds=$_conds$_v$nl ;;
+		User*) value User && _user=$_v ;;
+		Group*) value Group && _group=$_v ;;
+		SyslogIdentifier*) value SyslogIdentifier && _ident=$_v ;;
+		WorkingDirectory*)
+			value WorkingDirectory || continue
+			case ${_v#-} in
+			/* | '~' | '~/'*) _wd=$_v ;;
+			'') _wd= ;;
+			*)
+				_warn="$_warn$_at WorkingDirectory= path is not absolute: $_v$nl"
+				_fatal=1
+				;;
+			esac
+			;;
+		ConditionPathExists*)
+			value ConditionPathExists || continue
+			_p=${_v#|}
+			case ${_p#!} in
+			/*) _conds=$_conds$_v$nl ;;
+			*) _warn="$_warn$_at ConditionPathExists= path is not absolute, ignoring: $_v$nl" ;;
+			esac
+			;;
+		EnvironmentFile*)
+			value EnvironmentFile || continue
+			case ${_v#-} in
+			/*) ;;
+			*) _warn="$_warn$_at EnvironmentFile= path is not absolute, ignoring: $_v$nl" ;;
+			esac
+			;;
 		esac
-	done <"$1"
+	done <"$2"
+}
+
+# runtime_error UNIT sets _err to the status=... a unit parsed by
+# parse_unit exits with when systemd spawns its process, in the order
+# systemd's checks run; "" when the process would start.
+runtime_error() {
+	_err=
+	if [ -n "$_user" ] && ! known_user "$_user"; then
+		_err=217/USER
+	elif [ -n "$_group" ] && ! known_group "$_group"; then
+		_err=216/GROUP
+	fi
+	[ -z "$_err" ] || return 0
+	case $_wd in
+	/*) [ -d "$ROOT$_wd" ] || _err=200/CHDIR ;;
+	esac
+	[ -z "$_err" ] || return 0
+	program
+	placeholder "$_prog" && _err=203/EXEC
+	return 0
+}
+
+# program sets _prog to the program of the last ExecStart= parsed, without
+# systemd's prefixes (@ - : + !), and _ident to what the journal calls its
+# process: SyslogIdentifier=, else the program's base name.
+program() {
+	_prog=${_exec%%[[:space:]]*}
+	while :; do
+		case $_prog in
+		[@:+!-]*) _prog=${_prog#?} ;;
+		*) break ;;
+		esac
+	done
+	if [ -z "$_ident" ]; then
+		base "${_prog:-sh}"
+		_ident=$_base
+	fi
+}
+
+# known_user NAME: a user of the cloud-config, one of the image's system
+# users, or a numeric UID.
+known_user() {
+	case $1 in '' | *[!0-9]*) ;; *) return 0 ;; esac
+	user_exists "$1" || system_user "$1"
+}
+
+known_group() {
+	case $1 in '' | *[!0-9]*) ;; *) return 0 ;; esac
+	group_exists "$1" || system_group "$1"
+}
+
+# fail_started UNIT STATUS: the unit's process exited with STATUS right
+# after it started; the unit is failed.
+fail_started() {
+	jlog "$1" "systemd[1]: $1: Main process exited, code=exited, status=$2"
+	jlog "$1" "systemd[1]: $1: Failed with result 'exit-code'."
+	: >"$sd/failed/$1"
 }
 
 # title UNIT sets _title to "UNIT - Description" as systemd 252 logs it,
@@ -153,10 +263,16 @@ start_unit() {
 	state "$u"
 	[ "$_state" = active ] && return 0
 	f=$sd/loaded/$u
-	parse_unit "$f"
+	parse_unit "$u" "$f"
 	title "$u"
-	if [ -n "$_ph" ]; then
-		jlog "$u" "systemd[1]: /etc/systemd/system/$u:$_phline: Invalid setting with unrendered placeholder $_ph, ignoring."
+	if [ -n "$_warn" ]; then
+		while IFS= read -r w; do
+			[ -z "$w" ] || jlog "$u" "systemd[1]: $w"
+		done <<END
+$_warn
+END
+	fi
+	if [ -n "$_fatal" ]; then
 		jlog "$u" "systemd[1]: $u: Unit configuration has fatal error, unit will not be started."
 		echo "Failed to start $u: Unit $u has a bad unit file setting." >&2
 		echo "See system logs and 'systemctl status $u' for details." >&2
@@ -168,16 +284,18 @@ start_unit() {
 		return 0
 	fi
 	jlog "$u" "systemd[1]: Started $_title."
-	if [ "$UNIT_FAILS" = 1 ]; then
-		prog=${_exec%% *}
-		prog=${prog##*/}
-		jlog "$u" "${prog:-${u%.*}}[$$]: fatal: simulated failure (fake provider fault UnitFails)"
-		jlog "$u" "systemd[1]: $u: Main process exited, code=exited, status=1/FAILURE"
-		jlog "$u" "systemd[1]: $u: Failed with result 'exit-code'."
-		: >"$sd/failed/$u"
+	[ ! -e "$sd/failed/$u" ] || rm -f "$sd/failed/$u"
+	runtime_error "$u"
+	if [ -n "$_err" ]; then
+		fail_started "$u" "$_err"
 		return 0
 	fi
-	[ ! -e "$sd/failed/$u" ] || rm -f "$sd/failed/$u"
+	if [ "$UNIT_FAILS" = 1 ]; then
+		jlog "$u" "$_ident[$$]: fatal: simulated failure (fake provider fault UnitFails)"
+		fail_started "$u" 1/FAILURE
+		return 0
+	fi
+	jlog "$u" "$_ident[$$]: [fake provider: $_prog is not run; its output would be here]"
 	now
 	printf '%s\n' "$_since" >"$sd/active/$u"
 	return 0
@@ -192,7 +310,7 @@ stop_unit() {
 	load "$u"
 	state "$u"
 	if [ "$_state" = active ]; then
-		parse_unit "$sd/loaded/$u"
+		parse_unit "$u" "$sd/loaded/$u"
 		title "$u"
 		jlog "$u" "systemd[1]: Stopping $_title..."
 		jlog "$u" "systemd[1]: $u: Deactivated successfully."
@@ -207,12 +325,12 @@ stop_unit() {
 rc=0
 case $verb in
 daemon-reload)
-	need_root "reload daemon"
+	need_root daemon-reload
 	reload_all
 	;;
 enable)
 	need_units
-	need_root "enable unit"
+	need_root enable
 	for u in $units; do
 		if [ ! -f "$unitdir/$u" ]; then
 			echo "Failed to enable unit: Unit file $u does not exist." >&2
@@ -230,7 +348,7 @@ enable)
 	;;
 disable)
 	need_units
-	need_root "disable unit"
+	need_root disable
 	for u in $units; do
 		if [ -f "$sd/enabled/$u" ]; then
 			rm -f "$sd/enabled/$u"
@@ -244,17 +362,17 @@ disable)
 	;;
 start)
 	need_units
-	need_root "start ${units# }"
+	need_root start
 	for u in $units; do start_unit "$u" || rc=$?; done
 	;;
 stop)
 	need_units
-	need_root "stop ${units# }"
+	need_root stop
 	for u in $units; do stop_unit "$u" || rc=$?; done
 	;;
 restart)
 	need_units
-	need_root "restart ${units# }"
+	need_root restart
 	for u in $units; do
 		if ! load "$u"; then
 			echo "Failed to restart $u: Unit $u not found." >&2
@@ -315,7 +433,7 @@ status)
 		failed) a="failed (Result: exit-code)" ;;
 		*) a="inactive (dead)" ;;
 		esac
-		parse_unit "$sd/loaded/$u"
+		parse_unit "$u" "$sd/loaded/$u"
 		title "$u"
 		echo "● $_title"
 		echo "     Loaded: loaded (/etc/systemd/system/$u; $e; preset: enabled)"
