@@ -525,3 +525,57 @@ func TestRetryBusy(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, p.Retry(ctx, id), provision.ErrBusy)
 }
+
+// blockingDelete holds every Delete until release is closed.
+type blockingDelete struct {
+	provider.Provider
+	release chan struct{}
+}
+
+func (b blockingDelete) Delete(ctx context.Context, id string) error {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return b.Provider.Delete(ctx, id)
+}
+
+// A retry that will replace the failed attempt's server voids that
+// server's phone_home token at its claim, before the server is deleted: a
+// late phone_home from it cannot move the new attempt toward a server
+// being deleted.
+func TestRetryVoidsTheOldTokenAtOnce(t *testing.T) {
+	t.Parallel()
+	var calls atomicCounter
+	b := setup(t, bundleOpts{store: memory.New(), faults: func(string) fake.Faults {
+		return fake.Faults{NoPhoneHome: calls.add() == 1}
+	}})
+	cfg := b.config("r1", nil)
+	cfg.MaxAttempts = 1
+	cfg.PhoneHomeTimeout = 300 * time.Millisecond
+	release := make(chan struct{})
+	cfg.Provider = blockingDelete{Provider: b.cloud, release: release}
+	p := b.replica(cfg)
+	b.run(p)
+	ctx := context.Background()
+	id := newID()
+	require.NoError(t, p.Provision(ctx, id))
+	failed, err := p.Wait(ctxTimeout(t, 20*time.Second), id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, failed.Status)
+	require.NotEmpty(t, failed.ServerID)
+
+	retried := make(chan error, 1)
+	go func() { retried <- p.Retry(ctx, id) }()
+	require.Eventually(t, func() bool {
+		r, err := b.store.Get(ctx, id)
+		return err == nil && r.Status == store.StatusCreating
+	}, 10*time.Second, 10*time.Millisecond)
+	// The old server phones home now, with its own token and instance ID.
+	assert.Equal(t, http.StatusUnauthorized, postForged(t, p.CallbackURL(failed), "i-"+failed.ServerID))
+	close(release)
+	require.NoError(t, <-retried)
+	r := waitReady(t, p, id)
+	assert.NotEqual(t, failed.ServerID, r.ServerID)
+}

@@ -347,6 +347,15 @@ func (p *Provisioner) claimRetry(ctx context.Context, id string, auto bool) (sto
 			return errNotDue
 		}
 		phase = retryPhase(*r)
+		if to == store.StatusCreating && r.ServerID != "" {
+			// The failed attempt's server is deleted next, and a new one
+			// created: its phone_home token is void from now on, so
+			// that a late phone_home from it cannot move the new attempt
+			// toward a server being deleted. (Without a recorded server,
+			// the nonce stays: a server the failed create brought up
+			// unrecorded is adopted by name, its user-data unchanged.)
+			return newNonce(r)
+		}
 		return nil
 	})
 	if err != nil {
