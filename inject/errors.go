@@ -47,7 +47,7 @@ type StepError struct {
 }
 
 // Error describes the step (numbered from 1), the cause and the last
-// lines of stderr: `step 2 "write /etc/app.env" failed with exit code 1:
+// lines of stderr (at most 2 KiB of them; Stderr has more): `step 2 "write /etc/app.env" failed with exit code 1:
 // ...`. It does not start with the package's name: the caller says what
 // it was doing (provision prefixes "inject: ").
 func (e *StepError) Error() string {
@@ -61,7 +61,7 @@ func (e *StepError) Error() string {
 		b.WriteString(e.Err.Error())
 	}
 	if s := strings.TrimSpace(e.Stderr); s != "" {
-		const max = 512
+		const max = 2 << 10
 		if len(s) > max {
 			s = "..." + s[len(s)-max:]
 		}

@@ -322,11 +322,15 @@ func RootCommand(name string, args ...string) Step {
 
 // WaitCloudInit waits for cloud-init to finish (`cloud-init status
 // --wait`). When cloud-init reports a failure the step fails with its exit
-// code and cloud-init's own `cloud-init status --long` report as stderr:
-// phone_home fires even when runcmd failed, so this is where a broken
-// bootstrap stops the injection. Exit code 2 ("done, with recoverable
-// errors", on recent cloud-init) counts as success only when
-// allowRecoverable is true.
+// code, and its stderr holds the last lines cloud-init's stages printed
+// (their journal, read with sudo when the user may: what a failing runcmd
+// command or installer said and cloud-init's warnings; host key
+// fingerprints, banners and systemd's own lines left out) and then
+// cloud-init's own `cloud-init status --long` report, last, so that a
+// StepError's tail keeps it: phone_home fires even when runcmd failed, so
+// this is where a broken bootstrap stops the injection. Exit code 2
+// ("done, with recoverable errors", on recent cloud-init) counts as
+// success only when allowRecoverable is true.
 func WaitCloudInit(allowRecoverable bool) Step {
 	ok := "[ $r -eq 0 ]"
 	if allowRecoverable {
@@ -335,7 +339,11 @@ func WaitCloudInit(allowRecoverable bool) Step {
 	return Step{
 		Name: "wait for cloud-init",
 		Cmd: "cloud-init status --wait >/dev/null; r=$?; if " + ok + "; then exit 0; fi; " +
-			`printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; cloud-init status --long >&2; exit $r`,
+			`printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; ` +
+			`{ sudo -n journalctl -b -u cloud-init.service -u cloud-config.service -u cloud-final.service --no-pager -o cat 2>/dev/null` +
+			` | grep -v -e ' SHA256:' -e 'SSH HOST KEY' -e '^Cloud-init v\. ' -e '^Starting cloud-' -e '^Finished cloud-'` +
+			` -e '^cloud-[a-z]*\.service: ' | tail -n 12; } >&2; ` +
+			`cloud-init status --long >&2; exit $r`,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/internal/nspawntest"
 	"github.com/hatchery-dev/hatchery/provider"
@@ -161,4 +162,27 @@ func TestNspawnUnitFails(t *testing.T) {
 	assert.Contains(t, r.Error, "nspawn-broken-unit-says-goodbye", "the journal tail reaches the record")
 	assert.Contains(t, r.Error, "status=3/NOTIMPLEMENTED", "systemd's own words")
 	t.Logf("Record.Error:\n%s", r.Error)
+}
+
+// A runcmd command that fails fails the tenant with what the command said
+// (from cloud-init's journal) and cloud-init's own report.
+func TestNspawnRunCmdFails(t *testing.T) {
+	t.Parallel()
+	w := newRealWorld(t)
+	w.cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
+		c, err := bootstrap(ctx, r)
+		c.RunCmd = append(c.RunCmd, cloudinit.Command{"sh", "-c", "echo installer-exploded-here >&2; exit 7"})
+		return c, err
+	}
+	p := w.start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	id := newID()
+	require.NoError(t, p.Provision(ctx, id))
+	r, err := p.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, r.Status)
+	assert.Contains(t, r.Error, "installer-exploded-here", "what the command said")
+	assert.Contains(t, r.Error, "('scripts-user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))")
+	assert.NotContains(t, r.Error, "SHA256:", "no host key fingerprints")
 }

@@ -17,7 +17,7 @@ fi
 trap '\''[ -z "$w" ] || kill $w 2>/dev/null'\'' EXIT
 m start 0
 (
-cloud-init status --wait >/dev/null; r=$?; if [ $r -eq 0 ]; then exit 0; fi; printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; cloud-init status --long >&2; exit $r
+cloud-init status --wait >/dev/null; r=$?; if [ $r -eq 0 ]; then exit 0; fi; printf "hatchery: cloud-init status --wait exited %s\n" "$r" >&2; { sudo -n journalctl -b -u cloud-init.service -u cloud-config.service -u cloud-final.service --no-pager -o cat 2>/dev/null | grep -v -e '\'' SHA256:'\'' -e '\''SSH HOST KEY'\'' -e '\''^Cloud-init v\. '\'' -e '\''^Starting cloud-'\'' -e '\''^Finished cloud-'\'' -e '\''^cloud-[a-z]*\.service: '\'' | tail -n 12; } >&2; cloud-init status --long >&2; exit $r
 ) </dev/null
 r=$?
 m end 0 $r

@@ -465,6 +465,13 @@ func TestSystemd(t *testing.T) {
 		assert.Regexp(t, `^\w{3} \d\d \d\d:\d\d:\d\d srv systemd\[1\]: Started rachel8.service - Rachel8 agent\.\n`+
 			`\w{3} \d\d \d\d:\d\d:\d\d srv bun\[\d+\]: \[fake provider: /home/rachel/.bun/bin/bun is not run; its output would be here\]\n$`, r.Stdout)
 
+		// -o cat prints the messages alone; several -u merge their units.
+		r = run(t, c, "sudo -n journalctl -u rachel8 -u cloud-final.service -o cat --no-pager", "")
+		assert.Equal(t, 0, r.Code, r.Stderr)
+		assert.Contains(t, r.Stdout, "Started rachel8.service - Rachel8 agent.\n")
+		assert.Contains(t, r.Stdout, "Finished cloud-final.service - Execute cloud user/final scripts.\n")
+		assert.NotContains(t, r.Stdout, "systemd[1]:")
+
 		r = run(t, c, "sudo -n systemctl restart rachel8 && sudo -n journalctl -u rachel8 --no-pager -n 3", "")
 		assert.Equal(t, 0, r.Code, r.Stderr)
 		assert.Contains(t, r.Stdout, "Stopped rachel8.service - Rachel8 agent.")

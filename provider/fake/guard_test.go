@@ -327,6 +327,9 @@ func TestWaitCloudInit(t *testing.T) {
 	err := inject.Run(ctx, injectConn(t, fb, fs), []inject.Step{inject.WaitCloudInit(true)})
 	var se *inject.StepError
 	require.ErrorAs(t, err, &se)
-	assert.Contains(t, se.Stderr, "hatchery: cloud-init status --wait exited 1\nstatus: error\n")
+	assert.True(t, strings.HasPrefix(se.Stderr, "hatchery: cloud-init status --wait exited 1\n"), se.Stderr)
+	assert.Contains(t, se.Stderr, "cc_scripts_user.py[WARNING]: Failed to run module scripts-user", "the final stage's journal, as on Debian 12")
+	assert.Contains(t, se.Stderr, "Failed to start cloud-final.service - Execute cloud user/final scripts.\nstatus: error\n", "then cloud-init's report, last")
+	assert.NotContains(t, se.Stderr, "Cloud-init v. 22.4.2", "banners left out")
 	assert.Contains(t, se.Stderr, "('scripts-user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))")
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
 )
@@ -195,8 +197,11 @@ func (s *Server) installStandins() error {
 	return nil
 }
 
-// finishCloudInit records cloud-init's final status for the stand-in.
+// finishCloudInit records cloud-init's final status for the stand-in,
+// and the final stage's journal, as cloud-final.service's is on Debian 12
+// (without the output of runcmd's commands, which the fake does not run).
 func (s *Server) finishCloudInit(errs []string, at string) {
+	s.journalCloudFinal(errs, at)
 	status, detail := "done", "DataSourceHetzner\n"
 	if len(errs) > 0 {
 		status, detail = "error", strings.Join(errs, "\n")+"\n"
@@ -214,6 +219,48 @@ func (s *Server) finishCloudInit(errs []string, at string) {
 		if err != nil {
 			s.log.Warn("fake: cloud-init state", "err", err)
 		}
+	}
+}
+
+// journalCloudFinal appends what cloud-final.service logs on Debian 12 to
+// the simulated journal: its start, cloud-init's banner, a warning per
+// failed module, its end.
+func (s *Server) journalCloudFinal(errs []string, at string) {
+	const title = "cloud-final.service - Execute cloud user/final scripts"
+	up := time.Since(s.created).Seconds()
+	stamp := time.Now().Format("Jan 02 15:04:05") + " " + s.name + " "
+	logStamp := time.Now().UTC().Format("2006-01-02 15:04:05,000")
+	lines := []string{
+		"systemd[1]: Starting " + title + "...",
+		fmt.Sprintf("cloud-init[%d]: Cloud-init v. 22.4.2 running 'modules:final' at %s. Up %.2f seconds.", 1000+len(s.name), at, up),
+	}
+	for _, e := range errs {
+		module, _, _ := strings.Cut(strings.TrimPrefix(e, "('"), "'")
+		if module == "scripts-user" {
+			lines = append(lines, fmt.Sprintf("cloud-init[%d]: %s - cc_scripts_user.py[WARNING]: Failed to run module scripts-user (scripts in /var/lib/cloud/instance/scripts)", 1000+len(s.name), logStamp))
+		}
+		lines = append(lines, fmt.Sprintf("cloud-init[%d]: %s - util.py[WARNING]: Running module %s (<module 'cloudinit.config.cc_%s' from '/usr/lib/python3/dist-packages/cloudinit/config/cc_%s.py'>) failed",
+			1000+len(s.name), logStamp, module, strings.ReplaceAll(module, "-", "_"), strings.ReplaceAll(module, "-", "_")))
+	}
+	lines = append(lines, fmt.Sprintf("cloud-init[%d]: Cloud-init v. 22.4.2 finished at %s. Datasource DataSourceHetzner.  Up %.2f seconds", 1000+len(s.name), at, up))
+	if len(errs) > 0 {
+		lines = append(lines, "systemd[1]: cloud-final.service: Main process exited, code=exited, status=1/FAILURE",
+			"systemd[1]: cloud-final.service: Failed with result 'exit-code'.",
+			"systemd[1]: Failed to start "+title+".")
+	} else {
+		lines = append(lines, "systemd[1]: Finished "+title+".")
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(stamp + l + "\n")
+	}
+	f, err := os.OpenFile(filepath.Join(s.state, "journal", "cloud-final.service"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err == nil {
+		_, err = f.WriteString(b.String())
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		s.log.Warn("fake: cloud-init journal", "err", err)
 	}
 }
 

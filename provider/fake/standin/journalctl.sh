@@ -1,24 +1,27 @@
 # journalctl stand-in: prints the simulated journal the systemctl stand-in
-# writes. Options: -u/--unit UNIT, -n/--lines N; --no-pager, -b, -x, -e, -q
-# and -o are accepted. Like Debian, only root and members of adm or
+# (and the simulated cloud-init) write. Options: -u/--unit UNIT, given
+# several times for the lines of any of them, merged by time; -n/--lines
+# N; -o cat prints the messages alone, as journalctl does; --no-pager,
+# -b, -x, -e, -q and the other -o modes are accepted. Like Debian, only root and members of adm or
 # systemd-journal see system units' messages; others get "-- No entries --"
 # and, on stderr, journalctl's hint.
 need_arg() { [ $# -ge 2 ] || { echo "journalctl: option '$1' requires an argument" >&2; exit 1; }; }
-unit=
+units=
 lines=
 quiet=0
+cat=0
 while [ $# -gt 0 ]; do
 	case $1 in
-	-u | --unit) need_arg "$@"; unit=$2; shift 2 ;;
-	-u*) unit=${1#-u}; shift ;;
-	--unit=*) unit=${1#--unit=}; shift ;;
+	-u | --unit) need_arg "$@"; units="$units $2"; shift 2 ;;
+	-u*) units="$units ${1#-u}"; shift ;;
+	--unit=*) units="$units ${1#--unit=}"; shift ;;
 	-n | --lines) need_arg "$@"; lines=$2; shift 2 ;;
 	-n*) lines=${1#-n}; shift ;;
 	--lines=*) lines=${1#--lines=}; shift ;;
 	-q | --quiet) quiet=1; shift ;;
 	--no-pager | -b | --boot | -x | --catalog | -e | --pager-end | --no-hostname | -l | --full | -a | --all | --system) shift ;;
-	-o | --output) need_arg "$@"; shift 2 ;;
-	--output=*) shift ;;
+	-o | --output) need_arg "$@"; [ "$2" != cat ] || cat=1; shift 2 ;;
+	--output=*) [ "${1#--output=}" != cat ] || cat=1; shift ;;
 	*) echo "journalctl: option not simulated by the fake provider: $1" >&2; exit 1 ;;
 	esac
 done
@@ -34,14 +37,19 @@ if ! can_read_journal; then
 	echo "-- No entries --"
 	exit 0
 fi
-if [ -n "$unit" ]; then
+files=
+for unit in $units; do
 	valid_unit "$unit" || { echo "Failed to add match '$unit': Invalid argument" >&2; exit 1; }
 	unit_name "$unit"
-	files=$STATE/journal/$_unit
-else
-	files=$(ls "$STATE/journal/"* 2>/dev/null)
+	files="$files $STATE/journal/$_unit"
+done
+[ -n "$units" ] || files=$(ls "$STATE/journal/"* 2>/dev/null)
+# Lines are "Mon DD HH:MM:SS HOST IDENT[PID]: MESSAGE", each file in time
+# order; several are merged by time (a simulated boot fits in a day).
+out=$(cat $files 2>/dev/null | sort -s -k3,3)
+if [ $cat -eq 1 ] && [ -n "$out" ]; then
+	out=$(printf '%s\n' "$out" | sed -E 's/^[A-Z][a-z][a-z] [0-9][0-9] [0-9:]{8} [^ ]+ [^ :]+: //')
 fi
-out=$(cat $files 2>/dev/null)
 if [ -z "$out" ]; then
 	echo "-- No entries --"
 	exit 0
