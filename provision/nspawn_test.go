@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,4 +186,79 @@ func TestNspawnRunCmdFails(t *testing.T) {
 	assert.Contains(t, r.Error, "installer-exploded-here", "what the command said")
 	assert.Contains(t, r.Error, "('scripts-user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))")
 	assert.NotContains(t, r.Error, "SHA256:", "no host key fingerprints")
+}
+
+// On real servers: Replace brings a ready tenant up on a new server, then
+// deletes the old one; the new one runs the unit, pinned to its own keys.
+func TestNspawnReplace(t *testing.T) {
+	t.Parallel()
+	w := newRealWorld(t)
+	p := w.start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	id := newID()
+	require.NoError(t, p.Provision(ctx, id))
+	old, err := p.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusReady, old.Status, old.Error)
+
+	require.NoError(t, p.Replace(ctx, id))
+	r, err := p.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusReady, r.Status, r.Error)
+	assert.NotEqual(t, old.ServerID, r.ServerID)
+	assert.NotEqual(t, old.HostKeys, r.HostKeys, "a new server, its own host keys")
+	assert.Empty(t, r.RetiringServerID)
+	_, err = w.cloud.Get(ctx, old.ServerID)
+	require.ErrorIs(t, err, provider.ErrNotFound, "the old server is deleted")
+	srv, err := w.cloud.Get(ctx, r.ServerID)
+	require.NoError(t, err)
+	c := w.dial(ctx, t, srv, r)
+	o, e, err := c.Run(ctx, "systemctl is-active "+unit, nil)
+	require.NoError(t, err, string(e))
+	assert.Equal(t, "active\n", string(o))
+}
+
+// On real servers: a server deleted behind the library's back is seen by
+// the drift check and, with ReplaceOnDrift, replaced.
+func TestNspawnDrift(t *testing.T) {
+	t.Parallel()
+	w := newRealWorld(t)
+	w.cfg.ReplaceOnDrift = true
+	w.cfg.DriftInterval = -1 // checked by hand below
+	var mu sync.Mutex
+	var drifts []string
+	w.cfg.OnEvent = func(e provision.Event) {
+		if e.Drift != "" {
+			mu.Lock()
+			drifts = append(drifts, e.Drift)
+			mu.Unlock()
+		}
+	}
+	p := w.start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	id := newID()
+	require.NoError(t, p.Provision(ctx, id))
+	old, err := p.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusReady, old.Status, old.Error)
+
+	require.NoError(t, w.cloud.Delete(ctx, old.ServerID)) // not through the library
+	require.NoError(t, p.CheckDrift(ctx))
+	var r store.Record
+	require.Eventually(t, func() bool {
+		r, err = w.store.Get(ctx, id)
+		return err == nil && r.Status == store.StatusReady && r.ServerID != old.ServerID
+	}, 5*time.Minute, 100*time.Millisecond, "replaced")
+	assert.Empty(t, r.Drift, "cleared once ready on the new server")
+	mu.Lock()
+	assert.NotEmpty(t, drifts, "the drift was reported")
+	mu.Unlock()
+	srv, err := w.cloud.Get(ctx, r.ServerID)
+	require.NoError(t, err)
+	c := w.dial(ctx, t, srv, r)
+	o, e, err := c.Run(ctx, "systemctl is-active "+unit, nil)
+	require.NoError(t, err, string(e))
+	assert.Equal(t, "active\n", string(o))
 }
