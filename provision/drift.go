@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -362,35 +363,39 @@ func (p *Provisioner) doProbe(ctx context.Context) error {
 }
 
 // probe runs the probe steps on r's server at addr and records the
-// outcome.
+// outcome. The probe gets no secret, but what a failing step prints (a
+// unit's journal) may hold one: the tenant's secrets are read first and
+// redacted from the probe's logs and error, and a probe whose secrets
+// cannot be read is not run (it could not be reported safely).
 func (p *Provisioner) probe(ctx context.Context, r store.Record, addr string) {
 	steps := p.cfg.ProbeSteps(r.Clone())
 	if len(steps) == 0 {
 		return
 	}
+	secrets, err := p.secretsOf(ctx, r.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.WarnContext(ctx, "probe not run: cannot read the tenant's secrets to redact its output", "tenant", r.ID, "err", err)
+		}
+		return
+	}
 	pctx, cancel := context.WithTimeout(ctx, (dialBudget+1)*p.cfg.SSHTimeout)
 	defer cancel()
-	err := func() error {
+	err = func() error {
 		conn, err := p.dialServer(pctx, r, addr)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
-		return inject.Run(pctx, conn, steps, inject.WithLogger(p.log.With("tenant", r.ID, "probe", true)))
+		return inject.Run(pctx, conn, steps,
+			inject.WithRedact(p.checkedSecrets(pctx, r, cmp.Or(r.ServerName, p.serverName(r)), secrets)...),
+			inject.WithLogger(p.log.With("tenant", r.ID, "probe", true)))
 	}()
 	if ctx.Err() != nil {
 		return // shut down or cancelled: no verdict
 	}
 	if err == nil {
 		p.recordDrift(ctx, r, "", true)
-		return
-	}
-	// The probe gets no secret, but what a failing step prints (a unit's
-	// journal) may hold one.
-	secrets, serr := p.secretsOf(ctx, r.ID)
-	if serr != nil {
-		p.log.WarnContext(ctx, "probe failed; cannot read the tenant's secrets to redact the error, so it is not recorded", "tenant", r.ID, "err", serr)
-		p.recordDrift(ctx, r, driftProbe+"failed (the error is not recorded: the tenant's secrets could not be read to redact it)", true)
 		return
 	}
 	msg := storableText(redact(driftProbe+err.Error(), secretValues(secrets)), maxErrorLen)

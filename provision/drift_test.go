@@ -2,6 +2,7 @@ package provision_test
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
@@ -481,4 +482,27 @@ func TestSweepCallCountHetzner(t *testing.T) {
 	}
 	t.Logf("sweep of %d servers (%d tenants, 6 orphans): %d GET /servers, %d DELETE /servers/{id}",
 		res.Listed, n, lists, w.api.Calls("DELETE /servers/{id}"))
+}
+
+// A failing probe whose output holds the tenant's secret (a unit's
+// journal may) puts it nowhere: not in Record.Drift, not in the logs.
+func TestProbeRedactsLogs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, bundleOpts{store: memory.New()})
+	cfg := b.config("r1", nil)
+	cfg.DriftInterval = -1
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.ProbeSteps = func(store.Record) []inject.Step {
+		return []inject.Step{{Name: "leaky", Cmd: "cat " + envPath + " >&2; exit 3"}}
+	}
+	p := b.replica(cfg)
+	recs := readyTenants(t, p, 1)
+	require.NoError(t, p.Probe(context.Background()))
+	r := get(t, b.store, recs[0].ID)
+	tok := b.secrets.token(r.ID)
+	assert.Contains(t, r.Drift, "[REDACTED]")
+	assert.NotContains(t, r.Drift, tok)
+	assert.Contains(t, logs.String(), "inject: step failed", "the probe's step was logged")
+	assert.NotContains(t, logs.String(), tok)
 }
