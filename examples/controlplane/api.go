@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +62,10 @@ type api struct {
 	// /metrics (nil: 404).
 	meters  metric.MeterProvider
 	metrics http.Handler
+	// loopbackOnly refuses API and page requests whose Host is not a
+	// loopback name (DNS rebinding; see hostGuard). Set when the service
+	// listens on loopback.
+	loopbackOnly bool
 
 	work sync.WaitGroup // actions that go on after their request answered
 }
@@ -94,8 +100,33 @@ func (a *api) routes() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, apiError{Error: "cross-origin request refused"})
 	}))
-	mux.Handle("/", cop.Handler(jsonMuxErrors(app)))
+	var api http.Handler = cop.Handler(jsonMuxErrors(app))
+	if a.loopbackOnly {
+		api = hostGuard(api)
+	}
+	mux.Handle("/", api)
 	return accessLog(mux, a.log, a.meters)
+}
+
+// hostGuard refuses (421) a request whose Host is not a loopback name:
+// on a service that listens on loopback, any other Host comes from a
+// DNS-rebinding page in the operator's browser (its name rebound to
+// 127.0.0.1), which CrossOriginProtection takes for the same origin. The
+// callback is not behind it: servers reach it under the public name of
+// -callback-base, with a token.
+func hostGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if a, err := netip.ParseAddr(host); (err == nil && a.Unmap().IsLoopback()) || strings.EqualFold(host, "localhost") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		writeJSON(w, http.StatusMisdirectedRequest, apiError{Error: "this service answers loopback names only (127.0.0.1, localhost)"})
+	})
 }
 
 // tenant is a store.Record as the API shows it, with what this process

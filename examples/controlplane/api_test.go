@@ -600,3 +600,37 @@ func TestWriteJSONError(t *testing.T) {
 	assert.JSONEq(t, `{"error":"teapot"}`, string(body))
 	assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
 }
+
+// Listening on loopback, the API and the page answer loopback names only:
+// a page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own
+// name as Host, and CrossOriginProtection takes it for the same origin.
+// The callback answers any Host (servers use -callback-base's name).
+func TestHostGuard(t *testing.T) {
+	t.Parallel()
+	_, a := newTestAPIValue(t)
+	a.loopbackOnly = true
+	h := a.routes()
+	for _, tc := range []struct {
+		host, method, target string
+		want                 int
+	}{
+		{"127.0.0.1:8080", "GET", "/tenants", 200},
+		{"localhost:8080", "GET", "/tenants", 200},
+		{"[::1]:8080", "GET", "/tenants", 200},
+		{"LOCALHOST", "GET", "/", 200},
+		{"evil.example", "GET", "/tenants", 421},
+		{"evil.example:8080", "DELETE", "/tenants/" + idA, 421},
+		{"10.0.0.5:8080", "GET", "/", 421},
+		{"evil.example", "POST", CallbackPath + "/" + idB, 204},
+	} {
+		req := httptest.NewRequest(tc.method, tc.target, nil)
+		req.Host = tc.host
+		req.Header.Set("Sec-Fetch-Site", "same-origin") // what a rebound page's fetch sends
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		assert.Equal(t, tc.want, w.Code, "%s %s %s: %s", tc.host, tc.method, tc.target, w.Body.String())
+		if tc.want == 421 {
+			assert.Contains(t, w.Body.String(), "loopback names only")
+		}
+	}
+}

@@ -101,7 +101,10 @@
 // /api/provision/callback/ needs to be reachable by the servers, and its
 // requests carry an HMAC token per tenant. Cross-origin requests to the
 // API are refused (net/http's CrossOriginProtection), so a web page on
-// another site cannot provision through the operator's browser.
+// another site cannot provision through the operator's browser; and when
+// it listens on loopback, the API and the page answer only requests for a
+// loopback name (127.0.0.1, [::1], localhost; others get 421), so a page
+// whose name is rebound to 127.0.0.1 (DNS rebinding) cannot either.
 //
 // # Health, metrics and the access log
 //

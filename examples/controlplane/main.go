@@ -358,8 +358,10 @@ func (c config) serve(ctx context.Context, stdout io.Writer, log *slog.Logger) e
 		ln.Close()
 		return err
 	}
+	tcp, _ := ln.Addr().(*net.TCPAddr)
 	a := &api{
 		p: p, store: st, log: log, events: events,
+		loopbackOnly:     tcp != nil && tcp.IP.IsLoopback(),
 		maxAttempts:      cmp.Or(cfg.MaxAttempts, provision.DefaultMaxAttempts),
 		provisionTimeout: 2 * time.Minute,
 		meters:           meters, metrics: metrics,
