@@ -92,19 +92,23 @@ func TestCheckRun(t *testing.T) {
 	b := setup(t, bundleOpts{store: memory.New()})
 	hang := &hangingList{Store: b.store}
 	cfg := b.config("r1", hang)
-	cfg.ResumeInterval = 30 * time.Millisecond
+	// Long enough that a pass delayed by a loaded machine is no stall
+	// (a stall is RunStallFactor intervals without progress).
+	cfg.ResumeInterval = 300 * time.Millisecond
 	p := b.replica(cfg)
 	require.NoError(t, p.Check(context.Background()), "Run never started: nothing to report")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
-	require.NoError(t, p.Check(context.Background()), "Run is running")
+	for range 3 { // over more than one pass
+		time.Sleep(cfg.ResumeInterval / 2)
+		require.NoError(t, p.Check(context.Background()), "Run is running")
+	}
 
 	// A pass that hangs (a store that does not answer) stops the loop.
 	hang.block()
-	time.Sleep(provision.RunStallFactor*cfg.ResumeInterval + 150*time.Millisecond)
+	time.Sleep(provision.RunStallFactor*cfg.ResumeInterval + 300*time.Millisecond)
 	err := p.Check(context.Background())
 	require.ErrorIs(t, err, provision.ErrRunStopped)
 	assert.Contains(t, err.Error(), "no progress")

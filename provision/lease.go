@@ -299,15 +299,16 @@ func (p *Provisioner) checkSkew(ctx context.Context, sent, now time.Time) error 
 	return err
 }
 
-// newNonce gives r a fresh CallbackNonce: 16 random bytes, base64url. It
-// is called when a new server is going to be created for the tenant: at
-// the claim that starts a new record (pending -> creating), and when a
-// retry has deleted the server of the failed attempt (create). It is not
+// newNonce gives r a fresh CallbackNonce (callback.NewNonce: 16 random
+// bytes, in hex). It is called when a new server is going to be created
+// for the tenant: at the claim that starts a new record (pending ->
+// creating), at the claim of a retry that replaces the failed attempt's
+// server, and again once that server is deleted (create). It is not
 // called when a create is resumed (creating -> creating) or an injection
 // adopts a server by name: the server that a dead replica's Create brought
 // up holds the user-data of that create, and so the nonce then written;
-// a new nonce would make its phone_home token invalid (once tokens carry
-// it), and cost the tenant an attempt.
+// a new nonce would make its phone_home token invalid, and cost the
+// tenant an attempt.
 func newNonce(r *store.Record) error {
 	r.CallbackNonce = callback.NewNonce()
 	return nil

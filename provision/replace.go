@@ -34,7 +34,7 @@ const phaseRetire = "retire"
 // the old server (name, addresses, host keys, instance ID, type, location),
 // and gives a new Record.CallbackNonce: the new server's phone_home is the
 // only one accepted (the instance ID check sees the new ServerID, and the
-// token is bound to the nonce once callback makes such tokens). The new
+// phone_home token is bound to the nonce). The new
 // server gets another name than the old (see ServerName): providers adopt
 // servers by name. The old server is deleted, under the lease, after the
 // injection into the new one succeeded and before ready is recorded, so

@@ -57,7 +57,7 @@ func (p *Provisioner) create(ctx context.Context, r store.Record) (err error) {
 			cur.Hostname, cur.InstanceID, cur.HostKeys = "", "", nil
 			// A new server: a new nonce, so that the deleted server's
 			// phone_home token (readable on it, in its user-data) is
-			// refused once tokens carry the nonce.
+			// refused.
 			return newNonce(cur)
 		})
 		if err != nil {
