@@ -39,6 +39,10 @@ const MaxStderr = 64 << 10
 // session is closed.
 const cancelGrace = 2 * time.Second
 
+// drainGrace is how long Stream lets a cancelled command end on its
+// SIGTERM, reading what it sent until then, before it closes the session.
+const drainGrace = 300 * time.Millisecond
+
 // SSHConfig configures Dial. User, HostKeyCallback and a key (Signer or
 // Agent) are required.
 type SSHConfig struct {
@@ -429,15 +433,21 @@ func (s *SSH) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	}
 	defer sess.Close()
 
-	var once sync.Once
+	// Cancelled, the command gets SIGTERM and a moment (drainGrace) to
+	// end, so that the output it sent before is read (the step it ran in
+	// is the one blamed), then the session is closed (which stops it
+	// where sshd refuses the signal: its script's watchdog sees the
+	// session go); over the output limit, the session is closed at once.
+	var sigOnce, closeOnce sync.Once
 	aborted := make(chan struct{})
-	abort := func() {
-		once.Do(func() {
+	signal := func() {
+		sigOnce.Do(func() {
 			close(aborted)
 			sess.Signal(ssh.SIGTERM)
-			sess.Close()
 		})
 	}
+	closeSess := func() { closeOnce.Do(func() { sess.Close() }) }
+	abort := func() { signal(); closeSess() }
 	out := &output{limit: s.maxOutput, abort: abort}
 	sess.Stdout, sess.Stderr = out.writer("stdout", stdout), out.writer("stderr", stderr)
 	// No write reaches stdout or stderr once Stream has returned.
@@ -446,7 +456,7 @@ func (s *SSH) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	if err != nil {
 		return fmt.Errorf("ssh session: %w", err)
 	}
-	stop := context.AfterFunc(ctx, abort)
+	stop := context.AfterFunc(ctx, signal)
 	defer stop()
 	if err := sess.Start(cmd); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -467,13 +477,20 @@ func (s *SSH) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	select {
 	case werr = <-waited:
 	case <-aborted: // ctx ended, or the output passed its limit
-		t := time.NewTimer(cancelGrace)
+		drain := time.NewTimer(drainGrace)
 		select {
 		case werr = <-waited:
-		case <-t.C:
-			werr = errors.New("no exit status yet")
+		case <-drain.C:
+			closeSess()
+			t := time.NewTimer(cancelGrace)
+			select {
+			case werr = <-waited:
+			case <-t.C:
+				werr = errors.New("no exit status yet")
+			}
+			t.Stop()
 		}
-		t.Stop()
+		drain.Stop()
 	}
 	// Nothing reads the caller's stdin after Stream returns.
 	src.detach()
