@@ -24,6 +24,9 @@ import (
 type cgroupBases struct {
 	unified string // required
 	systemd string // "" on a pure cgroup v2 host
+	// Where the hierarchies are mounted: every cgroup of a server is
+	// below one of them.
+	unifiedMount, systemdMount string
 }
 
 // findCgroups reads the cgroup mounts and this process's cgroups.
@@ -85,10 +88,12 @@ func parseCgroups(mountinfo, cgroup []byte) (cgroupBases, error) {
 	if b.unified, err = underMount(unifiedMount, unifiedRoot, unifiedPath); err != nil {
 		return cgroupBases{}, err
 	}
+	b.unifiedMount = filepath.Clean(unifiedMount)
 	if systemdMount != "" && haveSystemd {
 		if b.systemd, err = underMount(systemdMount, systemdRoot, systemdPath); err != nil {
 			return cgroupBases{}, err
 		}
+		b.systemdMount = filepath.Clean(systemdMount)
 	}
 	return b, nil
 }
@@ -130,6 +135,30 @@ func (b cgroupBases) dirs(machine string) []string {
 		out = append(out, filepath.Join(b.systemd, machine))
 	}
 	return out
+}
+
+// check tells why dirs, read from a server's record, are not the cgroups
+// of machine as a Provider on this host makes them: as many as dirs gives,
+// in the same order, each a cgroup named machine below its hierarchy's
+// mount point. The cgroup above is not checked against this Provider's
+// own: a Provider in another process, in another cgroup, makes its
+// servers' under its own.
+func (b cgroupBases) check(machine string, dirs []string) error {
+	mounts := []string{b.unifiedMount}
+	if b.systemd != "" {
+		mounts = append(mounts, b.systemdMount)
+	}
+	if len(dirs) != len(mounts) {
+		return fmt.Errorf("%d cgroups, want %d (one per hierarchy)", len(dirs), len(mounts))
+	}
+	for i, d := range dirs {
+		rel, err := filepath.Rel(mounts[i], d)
+		if !filepath.IsAbs(d) || filepath.Clean(d) != d || filepath.Base(d) != machine ||
+			err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("cgroup %q is not one named %s below %s", d, machine, mounts[i])
+		}
+	}
+	return nil
 }
 
 // populated reports whether a process lives in the unified cgroup dir or

@@ -93,6 +93,19 @@
 // starts listens on the host's network too: mind the ports. Server.IPv4 is
 // 127.0.0.1 and Server.SSHAddr 127.0.0.1:PORT.
 //
+// # Not a sandbox
+//
+// Sharing the host's network namespace means that a server, and so the
+// recipe it runs (its runcmd, its packages' scripts, the services it
+// starts), reaches every service of the host that listens on the
+// loopback address, as the host's own programs do: a PostgreSQL on
+// 127.0.0.1:5432 with trust authentication, a Redis without a password,
+// an admin interface bound to localhost, the other servers' sshd. Test
+// only recipes you trust on a host with such services, or do not run such
+// services on the host that runs the servers (a VM or CI runner of its
+// own). The containers are for fidelity (real systemd, cloud-init and
+// sshd), not for isolation.
+//
 // Ports are taken from 20000-29999, below Linux's default ephemeral range,
 // so no socket bound to port 0 and no outgoing connection gets one. The
 // Providers of every process record their ports in
@@ -107,9 +120,9 @@
 //
 // cloud-init reports the instance-id of the seed's meta-data, which is
 // InstanceID(server ID) ("nspawn-" and the ID), and posts it at phone_home.
-// For provision.Config.InstanceIDFunc:
-//
-//	cfg.InstanceIDFunc = func(r store.Record) string { return nspawn.InstanceID(r.ServerID) }
+// Provider implements provider.InstanceIDer with it, and provision uses
+// the provider's InstanceID when Config.InstanceIDFunc is nil: leave it
+// nil, and a phone_home is bound to the tenant's own server.
 //
 // # Lifetime
 //
@@ -129,6 +142,32 @@
 // deletes servers an earlier one started: a cloud outlives its control
 // plane. Status is "running" while the container has a process, "off" when
 // it has none (it powered itself off, or the machine rebooted).
+//
+// # Trust in the directories
+//
+// The provider runs as root and acts on what its directories hold: it
+// kills the processes of the cgroups a record names and removes those
+// cgroups, and mounts the image of the cache as a server's system. So New
+// refuses (an error wrapping ErrUnsafeDir, an *UnsafeDirError naming the
+// directory and why) a StateDir or CacheDir that another user could
+// change: one that is not owned by root, or is writable by its group or
+// others, or lies below such a directory (a directory writable by all
+// with the sticky bit, as /tmp, is allowed above it, not as it), or is
+// reached through another user's symbolic link. Missing directories are
+// made 0700. Use a directory of root's (DefaultStateDir), or one made for
+// the run (t.TempDir(), os.MkdirTemp); not a fixed name under /tmp or
+// /var/tmp, which anyone may make first (New then refuses it).
+//
+// A record is also checked each time it is read: its machine is
+// "hatchery-" and its ID, its cgroups are cgroups of that name in this
+// host's cgroup hierarchies (one per hierarchy), its image is one of
+// the cache's images of its suite, and its port is in the servers'
+// range. A record that is not (it was not written by a Provider of this
+// host, or was edited) is never acted on: Get and Delete return an error
+// wrapping ErrUntrustedRecord, List and Create skip it with a warning in
+// the log. Providers that share a StateDir must therefore share the
+// CacheDir too. Records, consoles and locks are opened without following
+// symbolic links.
 //
 // Delete sends SIGTERM to systemd-nspawn, once (a second one makes it
 // kill the container at once), which asks the container's systemd to halt:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -24,10 +25,20 @@ import (
 // bootstrap, real sshd and systemd take the injection. In a test, skip
 // when errors.Is(err, nspawn.ErrRequirements), and use t.TempDir() as
 // StateDir.
+//
+// The StateDir is made for this run (os.MkdirTemp: 0700, a name nobody
+// can guess): New refuses one that another user could change, such as a
+// fixed name under /var/tmp that someone else made first.
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cloud, err := nspawn.New(nspawn.Options{StateDir: "/var/tmp/my-recipe-test"})
+	state, err := os.MkdirTemp("", "my-recipe-test-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(state)
+	cloud, err := nspawn.New(nspawn.Options{StateDir: state})
 	if errors.Is(err, nspawn.ErrRequirements) {
 		fmt.Println("cannot run real servers here:", err)
 		return
@@ -68,11 +79,13 @@ func Example() {
 				inject.CheckActive("app.service", 2*time.Second),
 			}, nil
 		},
-		SSHUser:        "hatchery",
-		Signer:         signer,
-		CallbackBase:   cp.URL + "/callback",
-		CallbackKey:    []byte("0123456789abcdef0123456789abcdef"), // 32 random bytes in real life
-		InstanceIDFunc: func(r store.Record) string { return nspawn.InstanceID(r.ServerID) },
+		SSHUser:      "hatchery",
+		Signer:       signer,
+		CallbackBase: cp.URL + "/callback",
+		CallbackKey:  []byte("0123456789abcdef0123456789abcdef"), // 32 random bytes in real life
+		// No InstanceIDFunc: provision takes the Provider's InstanceID
+		// (it implements provider.InstanceIDer), so a phone_home must
+		// carry the instance ID of the tenant's own server.
 	})
 	if err != nil {
 		fmt.Println(err)

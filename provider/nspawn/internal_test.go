@@ -3,12 +3,12 @@ package nspawn
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,11 +63,50 @@ func TestParseCgroups(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tt.unified, b.unified)
 			assert.Equal(t, tt.systemd, b.systemd)
+			assert.True(t, strings.HasPrefix(b.unified, b.unifiedMount), "%s below %s", b.unified, b.unifiedMount)
+			assert.True(t, strings.HasPrefix(b.systemd, b.systemdMount), "%s below %s", b.systemd, b.systemdMount)
+			assert.NoError(t, b.check("hatchery-x", b.dirs("hatchery-x")), "its own servers' cgroups")
 		})
 	}
 	b := cgroupBases{unified: "/u", systemd: "/s"}
 	assert.Equal(t, []string{"/u/m", "/s/m"}, b.dirs("m"), "unified first")
 	assert.Equal(t, []string{"/u/m"}, cgroupBases{unified: "/u"}.dirs("m"))
+}
+
+// TestCgroupCheck: the cgroups a record may name are its machine's, one
+// per hierarchy and in the same order, under any cgroup of the hierarchy
+// (a Provider of another process makes them under its own cgroup).
+func TestCgroupCheck(t *testing.T) {
+	t.Parallel()
+	b := cgroupBases{unified: "/u/job", systemd: "/s/job", unifiedMount: "/u", systemdMount: "/s"}
+	const m = "hatchery-0123456789ab"
+	tests := []struct {
+		name string
+		dirs []string
+		ok   bool
+	}{
+		{"this Provider's", []string{"/u/job/" + m, "/s/job/" + m}, true},
+		{"another process's", []string{"/u/other/" + m, "/s/other/" + m}, true},
+		{"at the hierarchies' root", []string{"/u/" + m, "/s/" + m}, true},
+		{"swapped", []string{"/s/job/" + m, "/u/job/" + m}, false},
+		{"unified only", []string{"/u/job/" + m}, false},
+		{"another machine", []string{"/u/job/hatchery-000000000000", "/s/job/hatchery-000000000000"}, false},
+		{"below the machine's", []string{"/u/job/" + m + "/payload", "/s/job/" + m + "/payload"}, false},
+		{"the hierarchies", []string{"/u", "/s"}, false},
+		{"outside", []string{"/x/" + m, "/s/job/" + m}, false},
+		{"dot-dot", []string{"/u/../x/" + m, "/s/job/" + m}, false},
+		{"a mount's sibling", []string{"/uu/" + m, "/s/job/" + m}, false},
+		{"relative", []string{"u/job/" + m, "s/job/" + m}, false},
+		{"trailing slash", []string{"/u/job/" + m + "/", "/s/job/" + m}, false},
+	}
+	for _, tt := range tests {
+		err := b.check(m, tt.dirs)
+		if tt.ok {
+			assert.NoError(t, err, tt.name)
+		} else {
+			assert.Error(t, err, tt.name)
+		}
+	}
 }
 
 func TestRequirements(t *testing.T) {
@@ -296,11 +335,13 @@ func TestMountsUnder(t *testing.T) {
 
 func TestRecords(t *testing.T) {
 	t.Parallel()
-	p := &Provider{stateDir: t.TempDir(), log: slog.New(slog.DiscardHandler)}
+	p := testProvider(t)
 	older, newer := newID(), newID()
 	for i, id := range []string{newer, older} {
 		require.NoError(t, os.Mkdir(p.dir(id), 0o700))
-		require.NoError(t, p.writeRecord(record{ID: id, Name: "s" + id, Port: 20000 + i, Created: time.Date(2026, 1, 2-i, 0, 0, 0, 0, time.UTC)}))
+		r := validRecord(p, id)
+		r.Port, r.Created = 20000+i, time.Date(2026, 1, 2-i, 0, 0, 0, 0, time.UTC)
+		require.NoError(t, p.writeRecord(r))
 	}
 	corrupt := newID()
 	require.NoError(t, os.Mkdir(p.dir(corrupt), 0o700))
@@ -314,6 +355,8 @@ func TestRecords(t *testing.T) {
 	recs, err := p.records(t.Context())
 	require.NoError(t, err)
 	require.Len(t, recs, 2, "the corrupt one, the one naming another ID and the non-servers are skipped")
+	_, err = p.readRecord(other)
+	require.ErrorIs(t, err, ErrUntrustedRecord, "a record naming another ID")
 	assert.Equal(t, older, recs[0].ID, "oldest first")
 	assert.Equal(t, newer, recs[1].ID)
 	r, err := p.readRecord(newer)

@@ -42,11 +42,15 @@ type Options struct {
 	// StateDir holds one directory per server (its record, its writable
 	// layer, its console log). Providers on the same StateDir, in one
 	// process or several, see and manage the same servers: server names
-	// are unique per StateDir. "" means DefaultStateDir.
+	// are unique per StateDir. "" means DefaultStateDir. New refuses one
+	// that another user could change (ErrUnsafeDir) and makes a missing
+	// one 0700.
 	StateDir string
 	// CacheDir holds the images and the packages they were built from.
 	// "" means $HATCHERY_NSPAWN_CACHE (CacheEnv) when set, else
-	// hatchery/nspawn under os.UserCacheDir().
+	// hatchery/nspawn under os.UserCacheDir(). New refuses one that
+	// another user could change (ErrUnsafeDir) and makes a missing one
+	// 0700. Providers on the same StateDir use the same CacheDir.
 	CacheDir string
 	// Suite is the Debian release of servers whose request names no
 	// Image: "bookworm" or "trixie"; "" means DefaultSuite.
@@ -109,8 +113,11 @@ var (
 	_ provider.CredentialChecker = (*Provider)(nil)
 )
 
-// New checks the requirements and returns a Provider. It builds nothing:
-// the image of a suite is built by the first Create that needs it (or by
+// New checks the requirements and the directories and returns a
+// Provider. A StateDir or CacheDir that another user than root could
+// change is refused with an error wrapping ErrUnsafeDir (see "Trust in the
+// directories" in the package documentation). New builds nothing: the
+// image of a suite is built by the first Create that needs it (or by
 // Prepare).
 func New(opts Options) (*Provider, error) {
 	opts.Suite = cmp.Or(opts.Suite, DefaultSuite)
@@ -139,18 +146,13 @@ func New(opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRequirements, err)
 	}
-	stateDir, err := filepath.Abs(opts.StateDir)
+	stateDir, err := rootDir("StateDir", opts.StateDir)
 	if err != nil {
-		return nil, fmt.Errorf("nspawn: state directory: %w", err)
+		return nil, err
 	}
-	cacheDir, err := filepath.Abs(opts.CacheDir)
+	cacheDir, err := rootDir("CacheDir", opts.CacheDir)
 	if err != nil {
-		return nil, fmt.Errorf("nspawn: cache directory: %w", err)
-	}
-	for _, d := range []string{stateDir, cacheDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("nspawn: %w", err)
-		}
+		return nil, err
 	}
 	pkgs := append(slices.Clone(basePackages), opts.Packages...)
 	slices.Sort(pkgs)
@@ -197,15 +199,42 @@ func (o Options) validate() error {
 			return bad("Packages: %q is not a Debian package name", pkg)
 		}
 	}
-	// The directories end up in overlayfs mount options, separated by
-	// commas and colons.
 	for name, d := range map[string]string{"StateDir": o.StateDir, "CacheDir": o.CacheDir} {
-		if strings.ContainsAny(d, ",:\n\\") {
-			return bad("%s %q holds a comma, colon, backslash or newline", name, d)
+		if err := mountOptionSafe(name, d); err != nil {
+			return err
 		}
 	}
 	if o.StopTimeout < 0 {
 		return bad("negative StopTimeout")
+	}
+	return nil
+}
+
+// rootDir returns the directory of an option, absolute with its symbolic
+// links resolved, made if missing, once it is checked that no other user
+// than root can change it (secureDir): root acts on what StateDir and
+// CacheDir hold (records naming cgroups and processes, images mounted as
+// the servers' systems).
+func rootDir(option, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("nspawn: %s: %w", option, err)
+	}
+	resolved, err := secureDir(option, abs, os.Geteuid())
+	if err != nil {
+		return "", err
+	}
+	if err := mountOptionSafe(option, resolved); err != nil {
+		return "", err
+	}
+	return resolved, nil
+}
+
+// mountOptionSafe checks a directory that ends up in overlayfs mount
+// options, separated by commas and colons.
+func mountOptionSafe(name, dir string) error {
+	if strings.ContainsAny(dir, ",:\n\\") {
+		return fmt.Errorf("%w: nspawn: %s %q holds a comma, colon, backslash or newline", provider.ErrInvalid, name, dir)
 	}
 	return nil
 }
@@ -425,7 +454,7 @@ func (p *Provider) Get(ctx context.Context, id string) (provider.Server, error) 
 	case errors.Is(err, fs.ErrNotExist) || err == nil && r.Port == 0: // not yet, or a create that died
 		return provider.Server{}, fmt.Errorf("nspawn: server %q: %w", id, provider.ErrNotFound)
 	case err != nil:
-		return provider.Server{}, err
+		return provider.Server{}, fmt.Errorf("nspawn: server %s: %w", id, err)
 	}
 	return r.server(p.status(r)), nil
 }
@@ -542,7 +571,14 @@ func (p *Provider) Console(id string) ([]byte, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("nspawn: server %q: %w", id, provider.ErrNotFound)
 	}
-	f, err := os.Open(filepath.Join(p.dir(id), consoleFile))
+	dir, err := p.serverDir(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("nspawn: server %q: %w", id, provider.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nspawn: server %q: %w", id, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, consoleFile), os.O_RDONLY|oNoFollow, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("nspawn: server %q: %w", id, provider.ErrNotFound)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/nspawn"
 	"github.com/hatchery-dev/hatchery/provider/providertest"
@@ -402,4 +403,40 @@ func TestGetUnknown(t *testing.T) {
 		require.ErrorIs(t, err, provider.ErrNotFound, "%q", id)
 		require.NoError(t, p.Delete(t.Context(), id), "%q", id)
 	}
+}
+
+// TestUnsafeDirs: New refuses a StateDir or CacheDir that another user
+// could change (it would plant records naming cgroups and processes for
+// root to kill, or an image for root to mount), and says which and why.
+func TestUnsafeDirs(t *testing.T) {
+	t.Parallel()
+	ww := filepath.Join(t.TempDir(), "shared")
+	require.NoError(t, os.Mkdir(ww, 0o700))
+	require.NoError(t, os.Chmod(ww, 0o777))
+	for _, tt := range []struct {
+		option string
+		opts   nspawn.Options
+		path   string
+	}{
+		{"StateDir", nspawn.Options{StateDir: ww, CacheDir: t.TempDir()}, ww},
+		{"StateDir", nspawn.Options{StateDir: filepath.Join(ww, "state"), CacheDir: t.TempDir()}, ww},
+		{"CacheDir", nspawn.Options{StateDir: t.TempDir(), CacheDir: filepath.Join(ww, "cache")}, ww},
+	} {
+		p, err := nspawn.New(tt.opts)
+		if errors.Is(err, nspawn.ErrRequirements) {
+			testenv.Missing(t, err.Error())
+		}
+		if err == nil {
+			p.Close()
+		}
+		require.ErrorIs(t, err, nspawn.ErrUnsafeDir, "%+v", tt.opts)
+		var ue *nspawn.UnsafeDirError
+		require.ErrorAs(t, err, &ue)
+		assert.Equal(t, tt.option, ue.Option)
+		assert.Equal(t, tt.path, ue.Path)
+		assert.ErrorContains(t, err, "writable by group or others")
+	}
+	entries, err := os.ReadDir(ww)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "New made nothing in the unsafe directory")
 }

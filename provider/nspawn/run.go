@@ -75,7 +75,7 @@ func (p *Provider) boot(ctx context.Context, r *record, userData []byte) error {
 			return fmt.Errorf("cgroup: %w", err)
 		}
 	}
-	console, err := os.OpenFile(filepath.Join(dir, consoleFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	console, err := os.OpenFile(filepath.Join(dir, consoleFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND|oNoFollow, 0o600)
 	if err != nil {
 		return err
 	}
@@ -126,6 +126,8 @@ func (p *Provider) boot(ctx context.Context, r *record, userData []byte) error {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("systemd-nspawn ended at once (%v):\n%s", err, tail(filepath.Join(dir, consoleFile), 20))
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-deadline.C:
 			if populated(unified) {
 				p.log.WarnContext(ctx, "nspawn: no payload cgroup yet: taking the server as started", "id", r.ID, "cgroup", unified)

@@ -46,3 +46,15 @@ func signal(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) }
 // sigHalt is SIGRTMIN+3 as systemd counts (glibc's SIGRTMIN is 34): the
 // signal that makes systemd halt, which ends a container.
 const sigHalt = syscall.Signal(34 + 3)
+
+// fileOwner returns the uid that owns the file of fi.
+func fileOwner(fi os.FileInfo) (int, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(st.Uid), true
+}
+
+// oNoFollow makes an open fail on a symbolic link (the last element).
+const oNoFollow = syscall.O_NOFOLLOW

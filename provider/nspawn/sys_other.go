@@ -25,3 +25,7 @@ func unmountDetach(string) error { return errNotLinux }
 func signal(int, syscall.Signal) error { return errNotLinux }
 
 const sigHalt = syscall.Signal(0)
+
+func fileOwner(os.FileInfo) (int, bool) { return 0, false }
+
+const oNoFollow = 0
