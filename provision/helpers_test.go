@@ -65,6 +65,15 @@ func bootstrap(_ context.Context, r store.Record) (cloudinit.Config, error) {
 	}, nil
 }
 
+// bootstrapWith is bootstrap, with edit applied to its cloud-config.
+func bootstrapWith(edit func(c *cloudinit.Config)) func(context.Context, store.Record) (cloudinit.Config, error) {
+	return func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
+		c, err := bootstrap(ctx, r)
+		edit(&c)
+		return c, err
+	}
+}
+
 // steps writes the .env (the secret), installs and starts the unit.
 func steps(ctx context.Context, in provision.StepsInput) ([]inject.Step, error) {
 	return slowSteps(0)(ctx, in)
