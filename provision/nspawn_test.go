@@ -15,6 +15,7 @@ import (
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/nspawn"
 	"github.com/hatchery-dev/hatchery/provision"
@@ -52,7 +53,7 @@ func newRealWorld(t *testing.T) *realWorld {
 		CallbackCheckSource: true,
 		MaxAttempts:         1,
 		PhoneHomeTimeout:    5 * time.Minute,
-		Logger:              testLogger(t),
+		Logger:              testenv.Logger(t),
 	}
 	mux.Handle("POST /callback/{id}", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.p.Handler().ServeHTTP(rw, r)
