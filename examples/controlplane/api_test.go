@@ -478,8 +478,6 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // The record as the API shows it: every field, times in UTC, no lease
 // when there is none.
 func TestTenantJSON(t *testing.T) {
