@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/hatchery-dev/hatchery/store"
 )
 
 func TestValidHostname(t *testing.T) {
@@ -62,6 +60,7 @@ func TestClientAddr(t *testing.T) {
 		{"198.51.100.1:1", nil, "198.51.100.1"},
 		{"198.51.100.1:1", []string{"203.0.113.7"}, "198.51.100.1"}, // untrusted peer: XFF ignored
 		{"[::ffff:198.51.100.1]:1", nil, "198.51.100.1"},
+		{"[2001:db8::1]:4242", nil, "2001:db8::1"},
 		{"10.1.2.3:1", nil, "10.1.2.3"}, // a trusted peer without XFF is the client
 		{"10.1.2.3:1", []string{"203.0.113.7"}, "203.0.113.7"},
 		{"10.1.2.3:1", []string{"198.51.100.9, 203.0.113.7", "10.0.0.9"}, "203.0.113.7"}, // several headers
@@ -78,7 +77,7 @@ func TestClientAddr(t *testing.T) {
 		for _, v := range c.xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		got, ok := h.clientAddr(r)
+		got, ok := h.ClientAddr(r)
 		if c.want == "" {
 			assert.False(t, ok, "%s %v: %s", c.remote, c.xff, got)
 			continue
@@ -107,9 +106,10 @@ func TestFromServer(t *testing.T) {
 		{"203.0.113.7", "2001:db8:1:2::1", "2001:db8:1:2::1", true},
 		{"garbage", "", "203.0.113.7", false},
 		{"", "garbage", "2001:db8::1", false},
+		{"garbage", "garbage", "203.0.113.7", false},
 		{"", "203.0.113.7", "203.0.113.7", false}, // an IPv4 address in the IPv6 field has no /64
 	} {
-		got := fromServer(store.Record{IPv4: c.ipv4, IPv6: c.ipv6}, addr(c.from))
+		got := FromServer(c.ipv4, c.ipv6, addr(c.from))
 		assert.Equal(t, c.want, got, "%+v", c)
 	}
 }

@@ -402,14 +402,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var client netip.Addr
 	if h.CheckSource {
 		var ok bool
-		if client, ok = h.clientAddr(r); !ok {
+		if client, ok = h.ClientAddr(r); !ok {
 			http.Error(w, "cannot tell the client address", http.StatusForbidden)
 			q.note(slog.LevelWarn, OutcomeBadSource, "callback refused", "reason", "unparsable client address")
 			return
 		}
 	}
 	checkSource := func(rec store.Record) error {
-		if h.CheckSource && !fromServer(rec, client) {
+		if h.CheckSource && !FromServer(rec.IPv4, rec.IPv6, client) {
 			return errSource
 		}
 		return nil

@@ -319,13 +319,13 @@ func (h *Handler) serveEvent(w http.ResponseWriter, r *http.Request, q *reply, i
 		return
 	}
 	if h.CheckSource {
-		client, ok := h.clientAddr(r)
+		client, ok := h.ClientAddr(r)
 		if !ok {
 			http.Error(w, "cannot tell the client address", http.StatusForbidden)
 			q.note(slog.LevelWarn, OutcomeBadSource, what+" refused", "reason", "unparsable client address")
 			return
 		}
-		if !fromServer(rec, client) {
+		if !FromServer(rec.IPv4, rec.IPv6, client) {
 			h.badSource(w, q, what, client)
 			return
 		}

@@ -4,15 +4,14 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"github.com/hatchery-dev/hatchery/store"
 )
 
-// clientAddr returns the address the request came from: the peer's, or,
-// when the peer is a trusted proxy, the rightmost X-Forwarded-For hop that
-// is not a trusted proxy (the leftmost hop when all of them are). It
-// returns false when an address it needs does not parse.
-func (h *Handler) clientAddr(r *http.Request) (netip.Addr, bool) {
+// ClientAddr returns the address r came from, by the rule [Handler.CheckSource]
+// uses: the peer's, or, when the peer is in [Handler.TrustedProxies], the
+// rightmost X-Forwarded-For hop that is not a trusted proxy (the leftmost
+// hop when all of them are). It returns false when an address it needs
+// does not parse.
+func (h *Handler) ClientAddr(r *http.Request) (netip.Addr, bool) {
 	addr, ok := parseHop(r.RemoteAddr)
 	if !ok {
 		return netip.Addr{}, false
@@ -58,28 +57,30 @@ func (h *Handler) trusted(a netip.Addr) bool {
 	return false
 }
 
-// fromServer reports whether addr may be the server of record r. With no
-// IP on the record (a server that phoned home before its create call was
-// recorded) there is nothing to compare, and any address is accepted. An
-// IPv6 address on the record stands for its /64, the network the provider
-// routes to that server; a prefix ("2001:db8:1:2::/64") is used as is.
-func fromServer(r store.Record, addr netip.Addr) bool {
-	if r.IPv4 == "" && r.IPv6 == "" {
+// FromServer reports whether addr may be the server whose addresses are
+// ipv4 and ipv6, by the rule of [Handler.CheckSource]: addr is its IPv4
+// address, or in its IPv6 address's /64, the network the provider routes
+// to that server (an ipv6 given as a prefix, "2001:db8:1:2::/64", is used
+// as is). With neither address (a server that phoned home before its
+// create call was recorded) there is nothing to compare, and any address
+// is accepted.
+func FromServer(ipv4, ipv6 string, addr netip.Addr) bool {
+	if ipv4 == "" && ipv6 == "" {
 		return true
 	}
-	if r.IPv4 != "" {
-		if a, err := netip.ParseAddr(r.IPv4); err == nil && a.Unmap() == addr {
+	if ipv4 != "" {
+		if a, err := netip.ParseAddr(ipv4); err == nil && a.Unmap() == addr {
 			return true
 		}
 	}
-	if r.IPv6 != "" {
+	if ipv6 != "" {
 		var p netip.Prefix
 		var err error
-		if strings.Contains(r.IPv6, "/") {
-			p, err = netip.ParsePrefix(r.IPv6)
+		if strings.Contains(ipv6, "/") {
+			p, err = netip.ParsePrefix(ipv6)
 		} else {
 			var a netip.Addr
-			if a, err = netip.ParseAddr(r.IPv6); err == nil {
+			if a, err = netip.ParseAddr(ipv6); err == nil {
 				p, err = a.Prefix(64)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hatchery-dev/hatchery/internal/pyjson"
 )
 
 // Bounds of the secret scan (see the package documentation, # Secrets).
@@ -197,7 +199,7 @@ func encodings(t string) []form {
 			add(string(b.Bytes()[1:b.Len()-2]), "JSON-escaped")
 		}
 	}
-	add(jsonEscape(t), "JSON-escaped")
+	add(pyjson.Escape(t), "JSON-escaped")
 	return out
 }
 
@@ -231,51 +233,6 @@ func b64Core(enc *base64.Encoding, t string, align int) string {
 		return ""
 	}
 	return full[lo:hi]
-}
-
-// jsonEscape returns t escaped as inside a JSON string the way Python's
-// json.dumps does by default: every character outside printable ASCII as
-// \uXXXX (surrogate pairs beyond the BMP), the usual short escapes.
-func jsonEscape(t string) string {
-	var b strings.Builder
-	for _, r := range t {
-		switch {
-		case r == '"':
-			b.WriteString(`\"`)
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\b':
-			b.WriteString(`\b`)
-		case r == '\f':
-			b.WriteString(`\f`)
-		case r < 0x20 || r > 0x7e:
-			if r > 0xffff {
-				r1, r2 := utf16Surrogates(r)
-				b.WriteString(`\u` + hex4(r1) + `\u` + hex4(r2))
-			} else {
-				b.WriteString(`\u` + hex4(r))
-			}
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-func hex4(r rune) string {
-	s := strconv.FormatInt(int64(r), 16)
-	return strings.Repeat("0", 4-len(s)) + s
-}
-
-func utf16Surrogates(r rune) (rune, rune) {
-	r -= 0x10000
-	return 0xd800 + (r>>10)&0x3ff, 0xdc00 + r&0x3ff
 }
 
 // finding is a secret the scan found: what, and where in the text given to

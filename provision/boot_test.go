@@ -54,11 +54,7 @@ func (e *events) get(i int) provision.Event {
 
 // withPackages is the tests' bootstrap with a package to install, so that
 // the boot has its longest module.
-func withPackages(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-	cfg, err := bootstrap(ctx, r)
-	cfg.Packages = []string{"jq"}
-	return cfg, err
-}
+var withPackages = bootstrapWith(func(c *cloudinit.Config) { c.Packages = []string{"jq"} })
 
 // With BootProgress, the server's boot is reported step by step while it
 // boots, as Events with Boot set, in cloud-init's order: its stages,
@@ -264,11 +260,7 @@ func TestBootProgressUserData(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bundleOpts{})
 	other := cloudinit.Reporter{Type: cloudinit.ReporterWebhook, Endpoint: "https://logs.example.com/cloud-init"}
-	withOther := func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-		cfg, err := bootstrap(ctx, r)
-		cfg.Reporting = map[string]cloudinit.Reporter{"mine": other}
-		return cfg, err
-	}
+	withOther := bootstrapWith(func(c *cloudinit.Config) { c.Reporting = map[string]cloudinit.Reporter{"mine": other} })
 	size := map[bool]int{}
 	for _, on := range []bool{false, true} {
 		cfg := b.config("bootprogress-"+strconv.FormatBool(on), nil)
@@ -303,11 +295,9 @@ func TestBootProgressUserData(t *testing.T) {
 
 		cfg.Replica = "reporter-of-our-name"
 		cfg.MaxAttempts = 1
-		cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-			cfg, err := bootstrap(ctx, r)
-			cfg.Reporting = map[string]cloudinit.Reporter{provision.ReporterName: other}
-			return cfg, err
-		}
+		cfg.BootstrapFunc = bootstrapWith(func(c *cloudinit.Config) {
+			c.Reporting = map[string]cloudinit.Reporter{provision.ReporterName: other}
+		})
 		p = b.replica(cfg)
 		err = p.Provision(context.Background(), newID())
 		require.ErrorIs(t, err, provision.ErrConfig)

@@ -497,12 +497,10 @@ func TestNoPasswordLogin(t *testing.T) {
 
 	cfg2 := b.config("r2", nil)
 	cfg2.MaxAttempts = 1
-	cfg2.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-		c, err := bootstrap(ctx, r)
+	cfg2.BootstrapFunc = bootstrapWith(func(c *cloudinit.Config) {
 		yes := true
 		c.SSHPwauth = &yes
-		return c, err
-	}
+	})
 	p2 := b.replica(cfg2)
 	err = p2.Provision(context.Background(), newID())
 	require.ErrorIs(t, err, provision.ErrConfig)

@@ -7,8 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/fake"
 	"github.com/hatchery-dev/hatchery/provision"
@@ -63,6 +62,15 @@ func bootstrap(_ context.Context, r store.Record) (cloudinit.Config, error) {
 			Path: "/etc/motd", Content: "tenant " + r.ID + "\n", Permissions: "0644",
 		}},
 	}, nil
+}
+
+// bootstrapWith is bootstrap, with edit applied to its cloud-config.
+func bootstrapWith(edit func(c *cloudinit.Config)) func(context.Context, store.Record) (cloudinit.Config, error) {
+	return func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
+		c, err := bootstrap(ctx, r)
+		edit(&c)
+		return c, err
+	}
 }
 
 // steps writes the .env (the secret), installs and starts the unit.
@@ -442,7 +450,7 @@ func setup(t testing.TB, o bundleOpts) *bundle {
 		Faults:            o.faults,
 		MaxUserData:       o.maxUserData,
 		Dir:               t.TempDir(),
-		Logger:            testLogger(t),
+		Logger:            testenv.Logger(t),
 	})
 	t.Cleanup(func() { b.fake.Close() })
 	b.cloud = newCounting(b.fake)
@@ -472,7 +480,7 @@ func (b *bundle) config(replica string, st store.Store) provision.Config {
 		RetryBackoff:     50 * time.Millisecond,
 		MaxBackoff:       200 * time.Millisecond,
 		ResumeInterval:   100 * time.Millisecond,
-		Logger:           testLogger(b.t).With("replica", replica),
+		Logger:           testenv.Logger(b.t).With("replica", replica),
 		OnEvent:          b.events.add,
 	}
 }
@@ -568,23 +576,6 @@ func waitAll(t testing.TB, p *provision.Provisioner, ids []string, d time.Durati
 	}
 	return out
 }
-
-// testLogger logs to the test output when HATCHERY_TEST_LOG is set.
-func testLogger(t testing.TB) *slog.Logger {
-	if os.Getenv("HATCHERY_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-var _ io.Writer = tWriter{}
 
 // fileMode returns the permission bits of a sandbox file.
 func fileMode(t testing.TB, path string) os.FileMode {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider/nspawn"
 	"github.com/hatchery-dev/hatchery/provision"
 	"github.com/hatchery-dev/hatchery/store"
@@ -69,7 +70,7 @@ func BenchmarkNspawnProvisionToReady(b *testing.B) {
 		CallbackKey:      []byte(randHex(32)),
 		MaxAttempts:      1,
 		PhoneHomeTimeout: 5 * time.Minute,
-		Logger:           nspawntest.Logger(b),
+		Logger:           testenv.Logger(b),
 		OnEvent: func(e provision.Event) {
 			switch {
 			case e.To == store.StatusCloudInit:

@@ -1,7 +1,6 @@
 package provision_test
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -61,19 +60,11 @@ func TestNspawnBootProgress(t *testing.T) {
 	var log bootLog
 	w.cfg.BootProgress = true
 	w.cfg.OnEvent = log.add
-	w.cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-		cfg, err := bootstrap(ctx, r)
-		cfg.Packages = []string{"jq"} // from the Debian mirror the host uses
-		return cfg, err
-	}
-	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
+	w.cfg.BootstrapFunc = withPackages // jq, from the Debian mirror the host uses
+	w.start(t)
+	ctx := realContext(t)
 
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	r, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	_, r := w.provision(ctx, t)
 	require.Equal(t, store.StatusReady, r.Status, "error: %s", r.Error)
 	time.Sleep(2 * time.Second) // anything late would come now
 
@@ -104,12 +95,8 @@ func TestNspawnBootProgress(t *testing.T) {
 	assert.Equal(t, "modules-final", steps[len(steps)-1].Name, "the final stage's own finish, after phone_home, is taken")
 	assert.Less(t, at[len(at)-1], statusAt(events, store.StatusReady), "nothing after ready")
 
-	srv, err := w.cloud.Get(ctx, r.ServerID)
-	require.NoError(t, err)
-	c := w.dial(ctx, t, srv, r)
-	out, _, err := c.Run(ctx, "sudo -n grep -c 'Failed posting event' /var/log/cloud-init.log; true", nil)
-	require.NoError(t, err)
-	assert.Equal(t, "0\n", string(out), "cloud-init posted every event")
+	out := w.shell(ctx, t, r)("sudo -n grep -c 'Failed posting event' /var/log/cloud-init.log; true")
+	assert.Equal(t, "0\n", out, "cloud-init posted every event")
 }
 
 // On a real server, a runcmd that fails: its FAIL (scripts-user) comes
@@ -120,19 +107,12 @@ func TestNspawnBootProgressRuncmdFails(t *testing.T) {
 	var log bootLog
 	w.cfg.BootProgress = true
 	w.cfg.OnEvent = log.add
-	w.cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-		cfg, err := bootstrap(ctx, r)
-		cfg.RunCmd = append(cfg.RunCmd, cloudinit.Command{"sh", "-c", "echo nspawn-runcmd-fails >&2; exit 7"})
-		return cfg, err
-	}
-	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
+	w.cfg.BootstrapFunc = bootstrapWith(func(c *cloudinit.Config) {
+		c.RunCmd = append(c.RunCmd, cloudinit.Command{"sh", "-c", "echo nspawn-runcmd-fails >&2; exit 7"})
+	})
+	w.start(t)
 
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	r, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	_, r := w.provision(realContext(t), t)
 	require.Equal(t, store.StatusFailed, r.Status)
 	assert.Contains(t, r.Error, "('scripts-user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))")
 

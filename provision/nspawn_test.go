@@ -15,6 +15,7 @@ import (
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
 	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/nspawn"
 	"github.com/hatchery-dev/hatchery/provision"
@@ -52,7 +53,7 @@ func newRealWorld(t *testing.T) *realWorld {
 		CallbackCheckSource: true,
 		MaxAttempts:         1,
 		PhoneHomeTimeout:    5 * time.Minute,
-		Logger:              testLogger(t),
+		Logger:              testenv.Logger(t),
 	}
 	mux.Handle("POST /callback/{id}", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.p.Handler().ServeHTTP(rw, r)
@@ -71,10 +72,32 @@ func (w *realWorld) start(t *testing.T) *provision.Provisioner {
 	return p
 }
 
-// dial connects as the SSH user, pinned to the host keys the server
-// posted at phone_home.
-func (w *realWorld) dial(ctx context.Context, t *testing.T, srv provider.Server, r store.Record) *inject.SSH {
+// realContext returns t's context, ended after 10 minutes: time for a
+// real server's boot or two.
+func realContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// provision provisions a new tenant with w's Provisioner and returns its
+// ID and its record once settled (see Provisioner.Wait).
+func (w *realWorld) provision(ctx context.Context, t *testing.T) (string, store.Record) {
 	t.Helper()
+	id := newID()
+	require.NoError(t, w.p.Provision(ctx, id))
+	r, err := w.p.Wait(ctx, id)
+	require.NoError(t, err)
+	return id, r
+}
+
+// shell connects as the SSH user to r's server, pinned to the host keys
+// it posted at phone_home, and returns a function that runs a command
+// there and returns its output, failing the test when it fails.
+func (w *realWorld) shell(ctx context.Context, t *testing.T, r store.Record) func(cmd string) string {
+	t.Helper()
+	srv, err := w.cloud.Get(ctx, r.ServerID)
+	require.NoError(t, err)
 	cb, err := inject.PinnedHostKeys(r.HostKeys)
 	require.NoError(t, err)
 	algos, err := inject.PinnedHostKeyAlgorithms(r.HostKeys)
@@ -84,34 +107,27 @@ func (w *realWorld) dial(ctx context.Context, t *testing.T, srv provider.Server,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
-	return c
+	return func(cmd string) string {
+		t.Helper()
+		o, e, err := c.Run(ctx, cmd, nil)
+		require.NoError(t, err, "%s: %s", cmd, e)
+		return string(o)
+	}
 }
 
 func TestNspawnProvision(t *testing.T) {
 	t.Parallel()
 	w := newRealWorld(t)
 	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
+	ctx := realContext(t)
 
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	r, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	id, r := w.provision(ctx, t)
 	require.Equal(t, store.StatusReady, r.Status, "error: %s", r.Error)
 	assert.Equal(t, nspawn.InstanceID(r.ServerID), r.InstanceID)
 	assert.Equal(t, provision.DefaultServerName(id), r.Hostname)
 
 	// What the injection left, seen over a connection of our own.
-	srv, err := w.cloud.Get(ctx, r.ServerID)
-	require.NoError(t, err)
-	c := w.dial(ctx, t, srv, r)
-	out := func(cmd string) string {
-		t.Helper()
-		o, e, err := c.Run(ctx, cmd, nil)
-		require.NoError(t, err, "%s: %s", cmd, e)
-		return string(o)
-	}
+	out := w.shell(ctx, t, r)
 	assert.Equal(t, "600 tenant:tenant\n", out("sudo -n stat -c '%a %U:%G' "+envPath))
 	assert.Equal(t, "API_TOKEN="+w.secrets.token(id)+"\n", out("sudo -n cat "+envPath))
 	assert.Equal(t, "active\n", out("systemctl is-active "+unit))
@@ -123,10 +139,10 @@ func TestNspawnProvision(t *testing.T) {
 	assert.Contains(t, out("sudo -n sshd -T"), "\npasswordauthentication no\n")
 
 	require.NoError(t, p.Deprovision(ctx, id))
-	r, err = w.store.Get(ctx, id)
+	deleted, err := w.store.Get(ctx, id)
 	require.NoError(t, err)
-	assert.Equal(t, store.StatusDeleted, r.Status)
-	_, err = w.cloud.Get(ctx, srv.ID)
+	assert.Equal(t, store.StatusDeleted, deleted.Status)
+	_, err = w.cloud.Get(ctx, r.ServerID)
 	require.ErrorIs(t, err, provider.ErrNotFound)
 }
 
@@ -150,14 +166,9 @@ func TestNspawnUnitFails(t *testing.T) {
 			inject.CheckActive("broken.service", 2*time.Second),
 		}, nil
 	}
-	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
+	w.start(t)
 
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	r, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	_, r := w.provision(realContext(t), t)
 	require.Equal(t, store.StatusFailed, r.Status)
 	assert.Contains(t, r.Error, "check broken.service active", "the step")
 	assert.Contains(t, r.Error, "nspawn-broken-unit-says-goodbye", "the journal tail reaches the record")
@@ -170,18 +181,12 @@ func TestNspawnUnitFails(t *testing.T) {
 func TestNspawnRunCmdFails(t *testing.T) {
 	t.Parallel()
 	w := newRealWorld(t)
-	w.cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-		c, err := bootstrap(ctx, r)
+	w.cfg.BootstrapFunc = bootstrapWith(func(c *cloudinit.Config) {
 		c.RunCmd = append(c.RunCmd, cloudinit.Command{"sh", "-c", "echo installer-exploded-here >&2; exit 7"})
-		return c, err
-	}
-	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	r, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	})
+	w.start(t)
+
+	_, r := w.provision(realContext(t), t)
 	require.Equal(t, store.StatusFailed, r.Status)
 	assert.Contains(t, r.Error, "installer-exploded-here", "what the command said")
 	assert.Contains(t, r.Error, "('scripts-user', RuntimeError('Runparts: 1 failures (runcmd) in 1 attempted commands'))")
@@ -194,12 +199,8 @@ func TestNspawnReplace(t *testing.T) {
 	t.Parallel()
 	w := newRealWorld(t)
 	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	old, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	ctx := realContext(t)
+	id, old := w.provision(ctx, t)
 	require.Equal(t, store.StatusReady, old.Status, old.Error)
 
 	require.NoError(t, p.Replace(ctx, id))
@@ -211,12 +212,7 @@ func TestNspawnReplace(t *testing.T) {
 	assert.Empty(t, r.RetiringServerID)
 	_, err = w.cloud.Get(ctx, old.ServerID)
 	require.ErrorIs(t, err, provider.ErrNotFound, "the old server is deleted")
-	srv, err := w.cloud.Get(ctx, r.ServerID)
-	require.NoError(t, err)
-	c := w.dial(ctx, t, srv, r)
-	o, e, err := c.Run(ctx, "systemctl is-active "+unit, nil)
-	require.NoError(t, err, string(e))
-	assert.Equal(t, "active\n", string(o))
+	assert.Equal(t, "active\n", w.shell(ctx, t, r)("systemctl is-active "+unit))
 }
 
 // On real servers: a server deleted behind the library's back is seen by
@@ -236,17 +232,14 @@ func TestNspawnDrift(t *testing.T) {
 		}
 	}
 	p := w.start(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	id := newID()
-	require.NoError(t, p.Provision(ctx, id))
-	old, err := p.Wait(ctx, id)
-	require.NoError(t, err)
+	ctx := realContext(t)
+	id, old := w.provision(ctx, t)
 	require.Equal(t, store.StatusReady, old.Status, old.Error)
 
 	require.NoError(t, w.cloud.Delete(ctx, old.ServerID)) // not through the library
 	require.NoError(t, p.CheckDrift(ctx))
 	var r store.Record
+	var err error
 	require.Eventually(t, func() bool {
 		r, err = w.store.Get(ctx, id)
 		return err == nil && r.Status == store.StatusReady && r.ServerID != old.ServerID
@@ -255,10 +248,5 @@ func TestNspawnDrift(t *testing.T) {
 	mu.Lock()
 	assert.NotEmpty(t, drifts, "the drift was reported")
 	mu.Unlock()
-	srv, err := w.cloud.Get(ctx, r.ServerID)
-	require.NoError(t, err)
-	c := w.dial(ctx, t, srv, r)
-	o, e, err := c.Run(ctx, "systemctl is-active "+unit, nil)
-	require.NoError(t, err, string(e))
-	assert.Equal(t, "active\n", string(o))
+	assert.Equal(t, "active\n", w.shell(ctx, t, r)("systemctl is-active "+unit))
 }

@@ -292,12 +292,10 @@ func TestUserDataLimitFromProvider(t *testing.T) {
 			case tt.limit < 0:
 				cfg.Provider = struct{ provider.Provider }{b.cloud} // hides MaxUserData
 			}
-			cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {
-				c, err := bootstrap(ctx, r)
+			cfg.BootstrapFunc = bootstrapWith(func(c *cloudinit.Config) {
 				c.WriteFiles = append(c.WriteFiles, cloudinit.File{Path: "/etc/filler", Content: filler})
 				c.MaxSize = tt.bootstrap
-				return c, err
-			}
+			})
 			p := b.replica(cfg)
 			id := newID()
 			err := p.Provision(context.Background(), id)

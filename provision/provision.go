@@ -291,6 +291,35 @@ func (p *Provisioner) Rotate(ctx context.Context, id string) error {
 
 // doRotate is Rotate, in its span.
 func (p *Provisioner) doRotate(ctx context.Context, id string) error {
+	return p.operate(ctx, id, "claim", notReady, func(ctx context.Context) (store.Record, func(context.Context) error, error) {
+		r, err := p.claim(ctx, id, store.StatusReady, store.StatusInjectingSecrets, func(r *store.Record) error {
+			r.Attempts = 0 // a rotation gets its own attempts
+			return nil
+		})
+		if err != nil {
+			return r, nil, err
+		}
+		p.emit(ctx, Event{Tenant: id, From: store.StatusReady, To: store.StatusInjectingSecrets})
+		return r, func(ctx context.Context) error { return p.inject(ctx, r, true, phaseRotate, false) }, nil
+	})
+}
+
+// notReady is the error of an operation (Rotate, Replace) whose claim
+// found the tenant in another status than it needs.
+func notReady(id string, ce *store.ConflictError, _ error) error {
+	return fmt.Errorf("%w: %s is %s", ErrNotReady, id, ce.Status)
+}
+
+// operate runs an operation that a caller asked for on tenant id (Rotate,
+// Replace, Retry): it waits until this process's other work on the tenant
+// is over, claims the tenant with claim and runs the work claim returns
+// under the lease. A claim refused because of the tenant's status returns
+// conflict's error, one refused because another replica holds the lease
+// ErrBusy, and any other claim error "provision: WHAT ID: ...".
+func (p *Provisioner) operate(ctx context.Context, id, what string,
+	conflict func(id string, ce *store.ConflictError, err error) error,
+	claim func(ctx context.Context) (store.Record, func(context.Context) error, error),
+) error {
 	if err := store.CheckID(id); err != nil {
 		return err
 	}
@@ -301,22 +330,18 @@ func (p *Provisioner) doRotate(ctx context.Context, id string) error {
 	defer done()
 	ctx, cancel := p.workContext(ctx)
 	defer cancel()
-	r, err := p.claim(ctx, id, store.StatusReady, store.StatusInjectingSecrets, func(r *store.Record) error {
-		r.Attempts = 0 // a rotation gets its own attempts
-		return nil
-	})
+	r, work, err := claim(ctx)
 	if err != nil {
 		var ce *store.ConflictError
 		switch {
 		case errors.As(err, &ce):
-			return fmt.Errorf("%w: %s is %s", ErrNotReady, id, ce.Status)
+			return conflict(id, ce, err)
 		case errors.Is(err, errLeaseHeld):
 			return fmt.Errorf("%w: %s", ErrBusy, id)
 		}
-		return fmt.Errorf("provision: claim %s: %w", id, err)
+		return fmt.Errorf("provision: %s %s: %w", what, id, err)
 	}
-	p.emit(ctx, Event{Tenant: id, From: store.StatusReady, To: store.StatusInjectingSecrets})
-	return p.leased(ctx, r, func(ctx context.Context) error { return p.inject(ctx, r, true, phaseRotate, false) })
+	return p.leased(ctx, r, work)
 }
 
 // Deprovision records the tenant deleted, whatever its status, and deletes
@@ -413,28 +438,13 @@ func (p *Provisioner) Retry(ctx context.Context, id string) error {
 
 // doRetry is Retry, in its span.
 func (p *Provisioner) doRetry(ctx context.Context, id string) error {
-	if err := store.CheckID(id); err != nil {
-		return err
+	notFailed := func(id string, _ *store.ConflictError, err error) error {
+		return fmt.Errorf("provision: retry %s: not failed: %w", id, err)
 	}
-	done, err := p.beginWait(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := p.workContext(ctx)
-	defer cancel()
-	r, phase, err := p.claimRetry(ctx, id, false)
-	if err != nil {
-		var ce *store.ConflictError
-		switch {
-		case errors.As(err, &ce):
-			return fmt.Errorf("provision: retry %s: not failed: %w", id, err)
-		case errors.Is(err, errLeaseHeld):
-			return fmt.Errorf("%w: %s", ErrBusy, id)
-		}
-		return fmt.Errorf("provision: retry %s: %w", id, err)
-	}
-	return p.leased(ctx, r, func(ctx context.Context) error { return p.work(ctx, r, phase) })
+	return p.operate(ctx, id, "retry", notFailed, func(ctx context.Context) (store.Record, func(context.Context) error, error) {
+		r, phase, err := p.claimRetry(ctx, id, false)
+		return r, func(ctx context.Context) error { return p.work(ctx, r, phase) }, err
+	})
 }
 
 // Wait polls the store until tenant id is settled and returns its record:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -74,28 +73,10 @@ func (p *Provisioner) Replace(ctx context.Context, id string) error {
 
 // doReplace is Replace, in its span.
 func (p *Provisioner) doReplace(ctx context.Context, id string) error {
-	if err := store.CheckID(id); err != nil {
-		return err
-	}
-	done, err := p.beginWait(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := p.workContext(ctx)
-	defer cancel()
-	r, err := p.claimReplaceOf(ctx, id, []store.Status{store.StatusReady, store.StatusFailed}, "")
-	if err != nil {
-		var ce *store.ConflictError
-		switch {
-		case errors.As(err, &ce):
-			return fmt.Errorf("%w: %s is %s", ErrNotReady, id, ce.Status)
-		case errors.Is(err, errLeaseHeld):
-			return fmt.Errorf("%w: %s", ErrBusy, id)
-		}
-		return fmt.Errorf("provision: replace %s: %w", id, err)
-	}
-	return p.leased(ctx, r, func(ctx context.Context) error { return p.create(ctx, r) })
+	return p.operate(ctx, id, "replace", notReady, func(ctx context.Context) (store.Record, func(context.Context) error, error) {
+		r, err := p.claimReplaceOf(ctx, id, []store.Status{store.StatusReady, store.StatusFailed}, "")
+		return r, func(ctx context.Context) error { return p.create(ctx, r) }, err
+	})
 }
 
 // claimReplaceOf moves a tenant in one of the statuses from (ready,

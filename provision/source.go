@@ -70,7 +70,7 @@ type callbackFront struct{ p *Provisioner }
 func (f callbackFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if f.p.cfg.CallbackCheckSource {
-		if a, ok := clientAddr(r, f.p.cfg.CallbackTrustedProxies); ok {
+		if a, ok := f.p.handler.ClientAddr(r); ok {
 			ctx = context.WithValue(ctx, sourceKey{}, a)
 		}
 	}
@@ -123,80 +123,11 @@ func (p *Provisioner) takeSource(id string) (netip.Addr, bool) {
 // against the server's addresses as now known.
 func (p *Provisioner) verifySource(ctx context.Context, r store.Record, ipv4, ipv6 string) error {
 	a, ok := p.takeSource(r.ID)
-	if !ok || ipv4 == "" && ipv6 == "" || fromServer(ipv4, ipv6, a) {
+	if !ok || ipv4 == "" && ipv6 == "" || callback.FromServer(ipv4, ipv6, a) {
 		return nil // nothing to check, nothing to compare with, or fine
 	}
 	p.log.WarnContext(ctx, "phone_home came from another address than the server's; not injecting",
 		"tenant", r.ID, "client", a.String(), "ipv4", ipv4, "ipv6", ipv6)
 	return fmt.Errorf("%w: it came from %s, the provider reports %s",
 		errWrongSource, a, strings.Trim(ipv4+" "+ipv6, " "))
-}
-
-// fromServer reports whether addr may be the server with those addresses:
-// its IPv4, or in the /64 of its IPv6 (a prefix is used as is), the rule
-// of callback.Handler.CheckSource.
-func fromServer(ipv4, ipv6 string, addr netip.Addr) bool {
-	if a, err := netip.ParseAddr(ipv4); err == nil && a.Unmap() == addr {
-		return true
-	}
-	if ipv6 == "" {
-		return false
-	}
-	var pre netip.Prefix
-	var err error
-	if strings.Contains(ipv6, "/") {
-		pre, err = netip.ParsePrefix(ipv6)
-	} else {
-		var a netip.Addr
-		if a, err = netip.ParseAddr(ipv6); err == nil {
-			pre, err = a.Prefix(64)
-		}
-	}
-	return err == nil && pre.Masked().Contains(addr)
-}
-
-// clientAddr returns the address a request came from, by the rule of
-// callback.Handler (which does not export it): the peer's, or, when the
-// peer is in trusted, the rightmost X-Forwarded-For hop that is not (the
-// leftmost when all of them are). False when an address does not parse.
-func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
-	isTrusted := func(a netip.Addr) bool {
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
-	addr, ok := parseHop(r.RemoteAddr)
-	if !ok || !isTrusted(addr) {
-		return addr, ok
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, ok := parseHop(hops[i])
-		if !ok {
-			return netip.Addr{}, false
-		}
-		addr = a
-		if !isTrusted(a) {
-			break
-		}
-	}
-	return addr, true
-}
-
-// parseHop parses "addr", "addr:port" or "[addr]:port".
-func parseHop(s string) (netip.Addr, bool) {
-	s = strings.TrimSpace(s)
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return a.Unmap(), true
-	}
-	return netip.Addr{}, false
 }

@@ -224,41 +224,43 @@ func newTelemetry(c Config) (*telemetry, error) {
 			errs = append(errs, err)
 		}
 	}
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		check(err)
+		return c
+	}
+	seconds := func(name, desc string, bounds ...float64) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(bounds...))
+		check(err)
+		return h
+	}
 	var err error
 	t.tenants, err = m.Int64ObservableGauge("hatchery.tenants", metric.WithUnit("{tenant}"),
 		metric.WithDescription("Tenants in the store by lifecycle status (every replica reports the whole store)."))
 	check(err)
-	t.transitions, err = m.Int64Counter("hatchery.transitions", metric.WithUnit("{transition}"),
-		metric.WithDescription("Status changes made by this process (the callback's included)."))
-	check(err)
-	t.provisionDuration, err = m.Float64Histogram("hatchery.provision.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from a tenant's record creation (pending) to ready, retries included."),
-		metric.WithExplicitBucketBoundaries(10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600))
-	check(err)
-	t.phaseDuration, err = m.Float64Histogram("hatchery.phase.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of one run of a phase: create, phone_home (boot to phone_home), inject, rotate, retire."),
-		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 900))
-	check(err)
-	t.attempts, err = m.Int64Counter("hatchery.attempts", metric.WithUnit("{attempt}"),
-		metric.WithDescription("Attempts started, by phase (create, inject, rotate)."))
-	check(err)
-	t.failures, err = m.Int64Counter("hatchery.failures", metric.WithUnit("{failure}"),
-		metric.WithDescription("Failures recorded (the tenant moved to failed), by phase and error kind."))
-	check(err)
-	t.stepDuration, err = m.Float64Histogram("hatchery.inject.step.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of one injection step (index 0 is the cloud-init wait)."),
-		metric.WithExplicitBucketBoundaries(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
-	check(err)
-	t.callbackRequests, err = m.Int64Counter("hatchery.callback.requests", metric.WithUnit("{request}"),
-		metric.WithDescription("Requests to the callback handler, by endpoint (phone_home, event) and outcome."))
-	check(err)
-	t.providerCalls, err = m.Int64Counter("hatchery.provider.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls to the provider driver, by operation and outcome."))
-	check(err)
-	t.providerDuration, err = m.Float64Histogram("hatchery.provider.call.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of a call to the provider driver, by operation and outcome."),
-		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60))
-	check(err)
+	t.transitions = counter("hatchery.transitions", "{transition}",
+		"Status changes made by this process (the callback's included).")
+	t.provisionDuration = seconds("hatchery.provision.duration",
+		"Time from a tenant's record creation (pending) to ready, retries included.",
+		10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600)
+	t.phaseDuration = seconds("hatchery.phase.duration",
+		"Duration of one run of a phase: create, phone_home (boot to phone_home), inject, rotate, retire.",
+		0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 900)
+	t.attempts = counter("hatchery.attempts", "{attempt}",
+		"Attempts started, by phase (create, inject, rotate).")
+	t.failures = counter("hatchery.failures", "{failure}",
+		"Failures recorded (the tenant moved to failed), by phase and error kind.")
+	t.stepDuration = seconds("hatchery.inject.step.duration",
+		"Duration of one injection step (index 0 is the cloud-init wait).",
+		0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+	t.callbackRequests = counter("hatchery.callback.requests", "{request}",
+		"Requests to the callback handler, by endpoint (phone_home, event) and outcome.")
+	t.providerCalls = counter("hatchery.provider.calls", "{call}",
+		"Calls to the provider driver, by operation and outcome.")
+	t.providerDuration = seconds("hatchery.provider.call.duration",
+		"Duration of a call to the provider driver, by operation and outcome.",
+		0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60)
 	observed := []metric.Observable{t.tenants}
 	if _, ok := c.Provider.(rateLimiter); ok {
 		t.rateLeft, err = m.Int64ObservableGauge("hatchery.provider.rate_limit.remaining", metric.WithUnit("{request}"),

@@ -70,7 +70,7 @@ func (w *realRecipe) Secrets(_ context.Context, id string) (map[string]string, e
 func TestRecipeOnRealDebian(t *testing.T) {
 	t.Parallel()
 	cloud := nspawntest.New(t, nspawn.Options{})
-	m, err := mirror.Start(t.Context(), mirror.Options{Logger: nspawntest.Logger(t)})
+	m, err := mirror.Start(t.Context(), mirror.Options{Logger: testenv.Logger(t)})
 	if errors.Is(err, mirror.ErrRequirements) {
 		testenv.Missing(t, err.Error())
 	}
@@ -117,7 +117,7 @@ func TestRecipeOnRealDebian(t *testing.T) {
 		CallbackCheckSource: true,
 		MaxAttempts:         1,
 		PhoneHomeTimeout:    10 * time.Minute,
-		Logger:              nspawntest.Logger(t),
+		Logger:              testenv.Logger(t),
 	}
 	rachel8.Apply(&cfg, base)
 	cfg.BootstrapFunc = func(ctx context.Context, r store.Record) (cloudinit.Config, error) {

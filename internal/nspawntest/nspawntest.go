@@ -10,8 +10,6 @@ package nspawntest
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +45,7 @@ func Open(t testing.TB, opts nspawn.Options) *nspawn.Provider {
 		opts.StateDir = t.TempDir()
 	}
 	if opts.Logger == nil {
-		opts.Logger = Logger(t)
+		opts.Logger = testenv.Logger(t)
 	}
 	p, err := nspawn.New(opts)
 	if errors.Is(err, nspawn.ErrRequirements) {
@@ -86,20 +84,4 @@ func LogConsoles(t testing.TB, p *nspawn.Provider) {
 		lines = lines[max(len(lines)-60, 0):]
 		t.Logf("nspawn: end of the console of %s (%s, %s):\n%s", s.Name, s.ID, s.Status, strings.Join(lines, "\n"))
 	}
-}
-
-// Logger logs to the test output when HATCHERY_TEST_LOG is set, else
-// nowhere.
-func Logger(t testing.TB) *slog.Logger {
-	if os.Getenv("HATCHERY_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }

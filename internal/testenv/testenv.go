@@ -7,8 +7,10 @@
 package testenv
 
 import (
+	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -50,4 +52,20 @@ func PostgresURL(t testing.TB) string {
 		Missing(t, "HATCHERY_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
 	}
 	return u
+}
+
+// Logger logs to the test output when HATCHERY_TEST_LOG is set, else
+// nowhere.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("HATCHERY_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

@@ -1,18 +1,15 @@
 package digitalocean
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/digitalocean/godo"
 
+	"github.com/hatchery-dev/hatchery/internal/pacing"
 	"github.com/hatchery-dev/hatchery/provider"
 )
 
@@ -25,7 +22,6 @@ const (
 	// second limit, besides 5,000 requests an hour.
 	DefaultBurst       = 250
 	DefaultBurstWindow = time.Minute
-	maxRetryDelay      = 30 * time.Second
 )
 
 // NewClient returns a godo client for the API token that sends its
@@ -122,8 +118,8 @@ type Transport struct {
 	// status); nil means quiet.
 	Logger *slog.Logger
 
-	mu sync.Mutex
-	p  pacer
+	g pacing.Gate
+	p pacer // under g
 }
 
 // pacer is the Transport's view of the token's budget.
@@ -142,14 +138,6 @@ type pacer struct {
 	throttledAt time.Time   // when the last of them paused everyone
 	inflight    int         // requests sent and not answered
 	answered    []time.Time // when the answers of the last burst window arrived
-	wake        chan struct{}
-}
-
-func (t *Transport) base() http.RoundTripper {
-	if t.Base != nil {
-		return t.Base
-	}
-	return http.DefaultTransport
 }
 
 func (t *Transport) maxRetries() int {
@@ -175,28 +163,6 @@ func (t *Transport) burst() (int, time.Duration) {
 	return t.Burst, t.BurstWindow
 }
 
-// backoff is the pause before retry number attempt+1.
-func backoff(first time.Duration, attempt int) time.Duration {
-	d := first
-	if d <= 0 {
-		d = DefaultRetryDelay
-	}
-	for range attempt {
-		d *= 2
-		if d >= maxRetryDelay {
-			return maxRetryDelay
-		}
-	}
-	return d
-}
-
-func (t *Transport) logger() *slog.Logger {
-	if t.Logger != nil {
-		return t.Logger
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 // idempotent reports whether sending method twice does what sending it
 // once does.
 func idempotent(method string) bool {
@@ -210,131 +176,38 @@ func idempotent(method string) bool {
 // RoundTrip waits until the budget allows a request, sends req, and
 // retries it as the type's documentation says.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	for attempt := 0; ; attempt++ {
-		if err := t.acquire(ctx); err != nil {
-			if req.Body != nil {
-				_ = req.Body.Close()
-			}
-			return nil, err
-		}
-		out := req
-		if attempt > 0 {
-			out = req.Clone(ctx)
-			if req.Body != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					t.observe(nil, time.Time{})
-					return nil, err
-				}
-				out.Body = body
-			}
-		}
-		sent := time.Now()
-		resp, err := t.base().RoundTrip(out)
-		t.observe(resp, sent)
-
-		var delay time.Duration
-		retry := false
-		status := 0
-		switch {
-		case err != nil:
-			retry = idempotent(req.Method) && ctx.Err() == nil
-			delay = backoff(t.RetryDelay, attempt)
-		case resp.StatusCode == http.StatusTooManyRequests:
-			retry = true // the pacer waits as the answer says
-			status = resp.StatusCode
-		case resp.StatusCode >= 500 && idempotent(req.Method):
-			retry = true
-			status = resp.StatusCode
-			if resp.Header.Get("Retry-After") == "" {
-				delay = backoff(t.RetryDelay, attempt)
-			}
-		}
-		replayable := req.Body == nil || req.GetBody != nil
-		if !retry || attempt >= t.maxRetries() || !replayable {
-			return resp, err
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
-			return resp, err
-		}
-		if resp != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-			_ = resp.Body.Close()
-		}
-		t.logger().LogAttrs(ctx, slog.LevelDebug, "digitalocean: retrying",
-			slog.String("method", req.Method), slog.String("path", req.URL.Path),
-			slog.Int("status", status), slog.Bool("network_error", err != nil),
-			slog.Duration("delay", delay), slog.Int("attempt", attempt+1))
-		if delay > 0 {
-			timer := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return nil, ctx.Err()
-			case <-timer.C:
-			}
-		}
-	}
-}
-
-// acquire waits until the budget allows one more request and counts it in
-// flight. It fails at once with a *RateLimitError when that would be after
-// ctx's deadline.
-func (t *Transport) acquire(ctx context.Context) error {
 	burst, window := t.burst()
-	for {
-		t.mu.Lock()
-		now := time.Now()
-		until, ok := t.p.take(now, burst, window)
-		if ok {
-			t.mu.Unlock()
-			return nil
-		}
-		if t.p.wake == nil {
-			t.p.wake = make(chan struct{})
-		}
-		wake := t.p.wake
-		t.mu.Unlock()
-
-		if until.IsZero() {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-wake:
+	trip := pacing.Trip{
+		Gate: &t.g, Base: t.Base, Name: "digitalocean", Logger: t.Logger, MaxRetries: t.maxRetries(),
+		Take: func(now time.Time) (time.Time, bool) { return t.p.take(now, burst, window) },
+		Observe: func(resp *http.Response, sent, now time.Time) {
+			if burst > 0 {
+				t.p.answered = append(t.p.answered, now)
 			}
-			continue
-		}
-		if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
-			return &RateLimitError{Until: until}
-		}
-		t.logger().LogAttrs(ctx, slog.LevelDebug, "digitalocean: waiting for rate limit budget", slog.Time("until", until))
-		timer := time.NewTimer(until.Sub(now))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-wake:
-			timer.Stop()
-		case <-timer.C:
-		}
+			t.p.observe(resp, sent, now, t.RetryDelay)
+		},
+		Retry: t.retry,
+		Late:  func(until time.Time) error { return &RateLimitError{Until: until} },
 	}
+	return trip.RoundTrip(req)
 }
 
-// observe ends a request sent at sent and learns from its answer (nil if
-// there was none).
-func (t *Transport) observe(resp *http.Response, sent time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	if burst, _ := t.burst(); burst > 0 {
-		t.p.answered = append(t.p.answered, now)
+// retry reports whether the Transport retries req after resp or err, and
+// how long it waits first on top of what the pacer imposes on every
+// request.
+func (t *Transport) retry(req *http.Request, resp *http.Response, err error, attempt int) (time.Duration, bool) {
+	switch {
+	case err != nil:
+		return pacing.Backoff(t.RetryDelay, attempt), idempotent(req.Method) && req.Context().Err() == nil
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return 0, true // the pacer waits as the answer says
+	case resp.StatusCode >= 500 && idempotent(req.Method):
+		if resp.Header.Get("Retry-After") == "" {
+			return pacing.Backoff(t.RetryDelay, attempt), true
+		}
+		return 0, true
 	}
-	t.p.observe(resp, sent, now, t.RetryDelay)
-	if t.p.wake != nil {
-		close(t.p.wake)
-		t.p.wake = nil
-	}
+	return 0, false
 }
 
 // take reserves a request at now, or returns when to look again (zero:
@@ -387,24 +260,24 @@ func (p *pacer) observe(resp *http.Response, sent, now time.Time, firstDelay tim
 		return
 	}
 	h := resp.Header
-	remaining, hasRemaining := headerInt(h, "RateLimit-Remaining")
-	reset, hasReset := headerUnix(h, "RateLimit-Reset")
-	retryAt, hasRetry := retryAfter(h, now)
+	remaining, hasRemaining := pacing.HeaderInt(h, "RateLimit-Remaining")
+	reset, hasReset := pacing.HeaderUnix(h, "RateLimit-Reset")
+	retryAt, hasRetry := pacing.RetryAfter(h, now)
 	switch {
 	case hasRetry:
-		p.blocked = later(p.blocked, retryAt)
+		p.blocked = pacing.Later(p.blocked, retryAt)
 	case resp.StatusCode != http.StatusTooManyRequests:
 		if !sent.Before(p.throttledAt) {
 			p.throttles = 0
 		}
 	case hasRemaining && remaining == 0 && hasReset:
-		p.blocked = later(p.blocked, reset)
+		p.blocked = pacing.Later(p.blocked, reset)
 	case sent.Before(p.throttledAt):
 		// Sent before the last pause began: that pause covers it.
 	default:
 		// A 429 that says nothing about when (DigitalOcean's per-minute
 		// limit): everyone pauses, longer with every such pause in a row.
-		p.blocked = later(p.blocked, now.Add(backoff(firstDelay, p.throttles)))
+		p.blocked = pacing.Later(p.blocked, now.Add(pacing.Backoff(firstDelay, p.throttles)))
 		p.throttles++
 		p.throttledAt = now
 	}
@@ -432,47 +305,4 @@ func (p *pacer) observe(resp *http.Response, sent, now time.Time, firstDelay tim
 			p.reset = reset
 		}
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-func headerInt(h http.Header, key string) (int, bool) {
-	v := h.Get(key)
-	if v == "" {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	return n, err == nil && n >= 0
-}
-
-func headerUnix(h http.Header, key string) (time.Time, bool) {
-	v := h.Get(key)
-	if v == "" {
-		return time.Time{}, false
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(n, 0), true
-}
-
-// retryAfter parses Retry-After: delay seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) (time.Time, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return time.Time{}, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return now.Add(time.Duration(n) * time.Second), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t, true
-	}
-	return time.Time{}, false
 }

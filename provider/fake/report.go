@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hatchery-dev/hatchery/cloudinit"
+	"github.com/hatchery-dev/hatchery/internal/pyjson"
 )
 
 // The boot of a simulated server follows what cloud-init 22.4.2 does on
@@ -164,48 +165,13 @@ func (e bootEvent) json() []byte {
 		ts += ".0"
 	}
 	var b strings.Builder
-	b.WriteString(`{"name": ` + pyString(e.name) + `, "description": ` + pyString(e.description) +
-		`, "event_type": ` + pyString(e.eventType) + `, "origin": "cloudinit", "timestamp": ` + ts)
+	b.WriteString(`{"name": ` + pyjson.Quote(e.name) + `, "description": ` + pyjson.Quote(e.description) +
+		`, "event_type": ` + pyjson.Quote(e.eventType) + `, "origin": "cloudinit", "timestamp": ` + ts)
 	if e.eventType == "finish" {
-		b.WriteString(`, "result": ` + pyString(e.result))
+		b.WriteString(`, "result": ` + pyjson.Quote(e.result))
 	}
 	b.WriteString("}")
 	return []byte(b.String())
-}
-
-// pyString quotes s as Python's json.dumps does (ensure_ascii).
-func pyString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r > 0x7e:
-			if r > 0xffff {
-				r -= 0x10000
-				b.WriteString(`\u` + hex4(0xd800+(r>>10)) + `\u` + hex4(0xdc00+(r&0x3ff)))
-				continue
-			}
-			b.WriteString(`\u` + hex4(r))
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func hex4(r rune) string {
-	s := strconv.FormatInt(int64(r), 16)
-	return strings.Repeat("0", 4-len(s)) + s
 }
 
 // webhook is one reporting handler of type webhook, as cloud-init's

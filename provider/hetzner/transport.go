@@ -2,19 +2,17 @@ package hetzner
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hetznercloud/hcloud-go/v2/hcloud"
 
+	"github.com/hatchery-dev/hatchery/internal/pacing"
 	"github.com/hatchery-dev/hatchery/provider"
 )
 
@@ -23,7 +21,6 @@ const (
 	DefaultMaxRetries            = 5
 	DefaultRetryDelay            = time.Second
 	DefaultResponseHeaderTimeout = 30 * time.Second
-	maxRetryDelay                = 30 * time.Second
 )
 
 // NewClient returns an hcloud client for the API token that sends its
@@ -92,8 +89,8 @@ type Transport struct {
 	// Logger gets a debug line for every wait and retry; nil means quiet.
 	Logger *slog.Logger
 
-	mu sync.Mutex
-	p  pacer
+	g pacing.Gate
+	p pacer // under g
 }
 
 // pacer is the Transport's estimate of the project's request budget. It
@@ -111,14 +108,6 @@ type pacer struct {
 	stamp     time.Time // when tokens was computed
 	blocked   time.Time // no request before this (Retry-After)
 	inflight  int       // requests sent and not answered
-	wake      chan struct{}
-}
-
-func (t *Transport) base() http.RoundTripper {
-	if t.Base != nil {
-		return t.Base
-	}
-	return http.DefaultTransport
 }
 
 func (t *Transport) maxRetries() int {
@@ -131,81 +120,27 @@ func (t *Transport) maxRetries() int {
 	return t.MaxRetries
 }
 
-func (t *Transport) backoff(attempt int) time.Duration {
-	d := t.RetryDelay
-	if d <= 0 {
-		d = DefaultRetryDelay
-	}
-	for range attempt {
-		d *= 2
-		if d >= maxRetryDelay {
-			return maxRetryDelay
-		}
-	}
-	return d
-}
-
 // RoundTrip waits until the budget allows a request, sends req, and retries
 // it after a 503 or a 429 that hcloud-go would not retry, waiting as the
 // answer says (Retry-After, RateLimit-Reset) but never past the request
 // context's deadline: when the wait would end after it, the answer is
 // returned as it is.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	for attempt := 0; ; attempt++ {
-		if err := t.acquire(ctx); err != nil {
-			if req.Body != nil {
-				_ = req.Body.Close()
+	trip := pacing.Trip{
+		Gate: &t.g, Base: t.Base, Name: "hetzner", Logger: t.Logger, MaxRetries: t.maxRetries(),
+		Take: func(now time.Time) (time.Time, bool) { return t.p.take(now, t.WaitForReset) },
+		Observe: func(resp *http.Response, sent, now time.Time) {
+			t.p.observe(resp, sent, now, t.WaitForReset, t.RetryDelay)
+		},
+		Retry: func(_ *http.Request, resp *http.Response, err error, attempt int) (time.Duration, bool) {
+			if err != nil {
+				return 0, false
 			}
-			return nil, err
-		}
-		out := req
-		if attempt > 0 {
-			out = req.Clone(ctx)
-			if req.Body != nil {
-				body, err := req.GetBody()
-				if err != nil {
-					t.observe(nil, time.Time{}, time.Now())
-					return nil, err
-				}
-				out.Body = body
-			}
-		}
-		sent := time.Now()
-		resp, err := t.base().RoundTrip(out)
-		t.observe(resp, sent, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		delay, retry := t.retryDelay(resp, attempt)
-		if !retry || attempt >= t.maxRetries() || (req.Body != nil && req.GetBody == nil) {
-			return resp, nil
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
-			return resp, nil
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		t.logger().LogAttrs(ctx, slog.LevelDebug, "hetzner: retrying",
-			slog.String("method", req.Method), slog.String("path", req.URL.Path),
-			slog.Int("status", resp.StatusCode), slog.Duration("delay", delay), slog.Int("attempt", attempt+1))
-		if delay > 0 {
-			timer := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return nil, ctx.Err()
-			case <-timer.C:
-			}
-		}
+			return t.retryDelay(resp, attempt)
+		},
+		Late: func(until time.Time) error { return &RateLimitError{Until: until} },
 	}
-}
-
-func (t *Transport) logger() *slog.Logger {
-	if t.Logger != nil {
-		return t.Logger
-	}
-	return slog.New(slog.DiscardHandler)
+	return trip.RoundTrip(req)
 }
 
 // retryDelay reports whether the Transport retries resp, and how long that
@@ -228,7 +163,7 @@ func (t *Transport) retryDelay(resp *http.Response, attempt int) (time.Duration,
 	if informed {
 		return 0, true // the pacer waits as the headers say
 	}
-	return t.backoff(attempt), true
+	return pacing.Backoff(t.RetryDelay, attempt), true
 }
 
 // errorCode returns the hcloud error code of a JSON error body, keeping the
@@ -250,60 +185,6 @@ func errorCode(resp *http.Response) string {
 	}
 	_ = json.Unmarshal(body, &e)
 	return e.Error.Code
-}
-
-// acquire waits until the budget allows one more request and counts it in
-// flight. It fails at once with a *RateLimitError when that would be after
-// ctx's deadline.
-func (t *Transport) acquire(ctx context.Context) error {
-	for {
-		t.mu.Lock()
-		now := time.Now()
-		until, ok := t.p.take(now, t.WaitForReset)
-		if ok {
-			t.mu.Unlock()
-			return nil
-		}
-		if t.p.wake == nil {
-			t.p.wake = make(chan struct{})
-		}
-		wake := t.p.wake
-		t.mu.Unlock()
-
-		if until.IsZero() {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-wake:
-			}
-			continue
-		}
-		if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
-			return &RateLimitError{Until: until}
-		}
-		t.logger().LogAttrs(ctx, slog.LevelDebug, "hetzner: waiting for rate limit budget", slog.Time("until", until))
-		timer := time.NewTimer(until.Sub(now))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-wake:
-			timer.Stop()
-		case <-timer.C:
-		}
-	}
-}
-
-// observe ends a request sent at sent and learns from its answer (nil if
-// there was none).
-func (t *Transport) observe(resp *http.Response, sent, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.p.observe(resp, sent, now, t.WaitForReset, t.RetryDelay)
-	if t.p.wake != nil {
-		close(t.p.wake)
-		t.p.wake = nil
-	}
 }
 
 // take reserves a request at now, or returns when to look again (zero: when
@@ -369,23 +250,23 @@ func (p *pacer) observe(resp *http.Response, sent, now time.Time, fixed bool, fa
 		return
 	}
 	h := resp.Header
-	retryAt, hasRetry := retryAfter(h, now)
+	retryAt, hasRetry := pacing.RetryAfter(h, now)
 	if hasRetry {
-		p.blocked = later(p.blocked, retryAt)
+		p.blocked = pacing.Later(p.blocked, retryAt)
 	}
-	remaining, hasRemaining := headerInt(h, "RateLimit-Remaining")
-	limit, hasLimit := headerInt(h, "RateLimit-Limit")
-	reset, hasReset := headerUnix(h, "RateLimit-Reset")
+	remaining, hasRemaining := pacing.HeaderInt(h, "RateLimit-Remaining")
+	limit, hasLimit := pacing.HeaderInt(h, "RateLimit-Limit")
+	reset, hasReset := pacing.HeaderUnix(h, "RateLimit-Reset")
 	if resp.StatusCode == http.StatusTooManyRequests && !hasRetry {
 		switch {
 		case hasReset && !hasRemaining:
-			p.blocked = later(p.blocked, reset)
+			p.blocked = pacing.Later(p.blocked, reset)
 		case !hasReset:
 			// A 429 that says nothing about when: everyone pauses.
 			if fallback <= 0 {
 				fallback = DefaultRetryDelay
 			}
-			p.blocked = later(p.blocked, now.Add(fallback))
+			p.blocked = pacing.Later(p.blocked, now.Add(fallback))
 		}
 	}
 	if !hasRemaining {
@@ -422,47 +303,4 @@ func (p *pacer) observe(resp *http.Response, sent, now time.Time, fixed bool, fa
 			}
 		}
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-func headerInt(h http.Header, key string) (int, bool) {
-	v := h.Get(key)
-	if v == "" {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	return n, err == nil && n >= 0
-}
-
-func headerUnix(h http.Header, key string) (time.Time, bool) {
-	v := h.Get(key)
-	if v == "" {
-		return time.Time{}, false
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(n, 0), true
-}
-
-// retryAfter parses Retry-After: delay seconds or an HTTP date.
-func retryAfter(h http.Header, now time.Time) (time.Time, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return time.Time{}, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return now.Add(time.Duration(n) * time.Second), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t, true
-	}
-	return time.Time{}, false
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/hatchery-dev/hatchery/callback"
 	"github.com/hatchery-dev/hatchery/cloudinit"
 	"github.com/hatchery-dev/hatchery/inject"
-	"github.com/hatchery-dev/hatchery/internal/nspawntest"
+	"github.com/hatchery-dev/hatchery/internal/testenv"
 	"github.com/hatchery-dev/hatchery/provider"
 	"github.com/hatchery-dev/hatchery/provider/nspawn"
 	"github.com/hatchery-dev/hatchery/store"
@@ -50,7 +50,7 @@ func newHome(t *testing.T) *home {
 		Key:            []byte(randHex(32)),
 		CheckSource:    true,
 		InstanceIDFunc: func(r store.Record) string { return nspawn.InstanceID(r.ServerID) },
-		Logger:         nspawntest.Logger(t),
+		Logger:         testenv.Logger(t),
 		OnReady: func(_ context.Context, r store.Record) {
 			hm.ch(r.ID) <- r
 		},
