@@ -130,7 +130,7 @@ func TestBootProgress(t *testing.T) {
 func TestBootProgressFailure(t *testing.T) {
 	t.Parallel()
 	// (A boot long enough that runcmd fails well before phone_home.)
-	b := setup(t, bundleOpts{bootDelay: 500 * time.Millisecond,
+	b := setup(t, bundleOpts{bootDelay: 2 * time.Second,
 		faults: func(string) fake.Faults { return fake.Faults{CloudInitError: true} }})
 	cfg := b.config("r1", nil)
 	cfg.BootProgress = true
