@@ -3,6 +3,7 @@ package fake
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -123,6 +124,11 @@ var (
 	_ provider.UserDataLimiter   = (*Provider)(nil)
 )
 
+// ErrClosed is returned by Create once Close has been called. It is not
+// provider.ErrUnavailable: a closed Provider has no capacity anywhere, and
+// a caller falling back through locations must not try the next one.
+var ErrClosed = errors.New("the provider is closed")
+
 // New returns a Provider with no servers.
 func New(opts Options) *Provider {
 	opts.ServerType = cmp.Or(opts.ServerType, DefaultServerType)
@@ -195,7 +201,7 @@ func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (prov
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return provider.Server{}, fmt.Errorf("fake: create server %q: %w: the provider is closed", req.Name, provider.ErrUnavailable)
+		return provider.Server{}, fmt.Errorf("fake: create server %q: %w", req.Name, ErrClosed)
 	}
 	for _, f := range p.foreign {
 		if f.Name == req.Name {

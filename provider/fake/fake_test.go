@@ -810,7 +810,8 @@ func TestCloseRefusesCreate(t *testing.T) {
 	b := setup(t, fake.Options{}, nil)
 	require.NoError(t, b.p.Close())
 	_, err := b.p.Create(context.Background(), provider.CreateRequest{Name: "srv", UserData: userData(doc{URL: b.url(), Key: b.key.line})})
-	assert.ErrorIs(t, err, provider.ErrUnavailable)
+	assert.ErrorIs(t, err, fake.ErrClosed)
+	assert.NotErrorIs(t, err, provider.ErrUnavailable, "not a capacity error: no fallback to another location")
 }
 
 func TestTempDirRemovedByClose(t *testing.T) {

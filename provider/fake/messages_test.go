@@ -51,7 +51,7 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 		{name: "conflict", setup: func(p *fake.Provider) { p.AddForeign("t-1", nil) }, call: create(provider.CreateRequest{Name: "t-1"}),
 			want: `fake: create server "t-1": provider: server name taken by a server that is not ours (server `},
 		{name: "closed", setup: func(p *fake.Provider) { _ = p.Close() }, call: create(provider.CreateRequest{Name: "t-1"}),
-			want: `fake: create server "t-1": provider: no capacity for this server type in this location: the provider is closed`},
+			want: `fake: create server "t-1": the provider is closed`},
 		{name: "not found", call: func(ctx context.Context, p *fake.Provider) error {
 			_, err := p.Get(ctx, "42")
 			return err
