@@ -22,11 +22,14 @@
 //   - its JSON string escapings: Go's encoding/json (<, > and & escaped),
 //     plain (JavaScript), every non-ASCII character escaped (Python's
 //     json.dumps), and that with the slash escaped too (PHP);
-//   - any of these cut by line breaks: text is searched with its line
-//     breaks, and the spaces and tabs around them, left out, so a value
-//     wrapped over two or more lines (a log line wrapped, base64 wrapped
-//     at 64 or 76 columns, a PEM block re-flowed) is found and replaced
-//     whole, the line breaks inside it included;
+//   - any of these cut by line breaks: text is searched twice, with its
+//     line breaks, and the spaces and tabs around them, left out, and
+//     with each such run read as one space, so a value wrapped over two
+//     or more lines, mid-word (a log line cut at a column, base64
+//     wrapped at 64 or 76 columns, a PEM block re-flowed) or where it
+//     has a space (a passphrase word-wrapped: the space replaced by the
+//     line break, kept before it, the next line indented), is found and
+//     replaced whole, the line breaks inside it included;
 //   - for a value of at least Window (12) bytes without surrounding white
 //     space: every fragment of Window bytes or more of any of these forms
 //     (v's first 20 bytes, its last 12, base64 or hex of a part of it),
@@ -58,13 +61,18 @@
 //   - a value cut by anything but line breaks and blanks (a log prefix
 //     at the start of the continuation line, an ellipsis): only its
 //     parts of Window bytes or more are found;
+//   - a value wrapped both mid-word and where it has a space, or where
+//     it has a tab or several blanks in a row: only its parts of Window
+//     bytes or more that one of the two readings holds whole are found;
 //   - text that never passes through a Redactor.
 //
 // Matching is exact and costs one or two map lookups per byte of text
 // (an index of every Window-byte window, and the whole forms by their
-// first 4 bytes), so a Redactor for 20 secrets redacts 16 KiB in well
-// under a millisecond (BenchmarkRedact); New builds the index, in time
-// and memory proportional to the total length of the values.
+// first 4 bytes); the second reading, only when a value has a space,
+// looks again at the bytes before each line break that such a value
+// could reach across it. A Redactor for 20 secrets redacts 16 KiB in
+// well under a millisecond (BenchmarkRedact); New builds the index, in
+// time and memory proportional to the total length of the values.
 package redact
 
 import "errors"

@@ -44,6 +44,7 @@ type Redactor struct {
 	whole   map[uint32][]string       // forms matched whole, by their first 4 bytes
 	exact   []string                  // the forms Holds looks for (no alignment cores)
 	edges   []string                  // every form, for Tail's leading fragment
+	spaced  int                       // how far a form holding a space reaches (0: none), see redact
 	skipped int
 }
 
@@ -89,6 +90,13 @@ func New(secrets, whole []string) *Redactor {
 				if !fm.core {
 					exact[f] = true
 				}
+				if strings.Contains(f, " ") {
+					reach := len(f)
+					if long {
+						reach = min(reach, Window) // found by its windows
+					}
+					r.spaced = max(r.spaced, reach)
+				}
 				if long {
 					for j := 0; j+Window <= len(f); j++ {
 						r.windows[[Window]byte([]byte(f[j:j+Window]))] = struct{}{}
@@ -107,10 +115,13 @@ func New(secrets, whole []string) *Redactor {
 		add(v, false)
 		if strings.Contains(strings.TrimSpace(v), "\n") {
 			for line := range strings.Lines(v) {
-				if l := strings.TrimSpace(line); len(l) >= MinLineLen {
-					wholes[normalize(l)] = true
-					exact[normalize(l)] = true
-					edges[normalize(l)] = true
+				if l := normalize(strings.TrimSpace(line)); len(l) >= MinLineLen {
+					wholes[l] = true
+					exact[l] = true
+					edges[l] = true
+					if strings.Contains(l, " ") {
+						r.spaced = max(r.spaced, len(l))
+					}
 				}
 			}
 		}
@@ -194,10 +205,17 @@ func (r *Redactor) Holds(s string) bool {
 	if r.Empty() {
 		return false
 	}
-	v, _ := view(s)
+	v, _, cuts := view(s, r.spaced > 0)
+	vs := []string{v}
+	if len(cuts) > 0 {
+		j, _ := join(v, cuts)
+		vs = append(vs, j)
+	}
 	for _, f := range r.exact {
-		if strings.Contains(v, f) {
-			return true
+		for _, v := range vs {
+			if strings.Contains(v, f) {
+				return true
+			}
 		}
 	}
 	return false
@@ -206,11 +224,44 @@ func (r *Redactor) Holds(s string) bool {
 // span is a half-open range of bytes.
 type span struct{ from, to int }
 
+// redact reads s twice where it has line breaks: with each line break
+// and the blanks around it dropped (a value wrapped mid-word), and, when
+// a form holds a space, with each read as one space (a value wrapped
+// where it had a space); the spans found either way are replaced. In
+// the second reading only the positions from which a form holding a
+// space reaches one of those spaces are looked at: a match elsewhere
+// reads the same in the first.
 func (r *Redactor) redact(s string, tail bool) string {
 	if r.Empty() || len(s) < MinLen {
 		return s
 	}
-	v, pos := view(s)
+	v, pos, cuts := view(s, r.spaced > 0)
+	found := r.find(v, pos, nil, tail)
+	if len(cuts) > 0 {
+		j, gaps := join(v, cuts)
+		found = union(found, r.find(j, pos, gaps, tail))
+	}
+	if len(found) == 0 {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for _, f := range found {
+		b.WriteString(s[last:f.from])
+		b.WriteString(Redacted)
+		last = f.to
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// find returns the spans of text, in order and apart, whose view v
+// holds what r looks for; pos maps the bytes of the view without line
+// breaks to the text's (nil when that view is the text). gaps, when not
+// nil, are the offsets in v of the spaces that stand for line breaks
+// (v is then that view joined): only matches that may reach one are
+// looked for, and a span keeps none at its ends (the line break stays).
+func (r *Redactor) find(v string, pos, gaps []int32, tail bool) []span {
 	var found []span
 	mark := func(from, to int) {
 		if n := len(found); n > 0 && from < found[n-1].to {
@@ -224,8 +275,51 @@ func (r *Redactor) redact(s string, tail bool) string {
 			mark(0, k)
 		}
 	}
+	last := len(v) - MinLen + 1 // one past the last position a form fits at
+	if gaps == nil {
+		r.scan(v, 0, last, mark)
+	} else {
+		next := 0
+		for _, g := range gaps {
+			from, to := max(int(g)-r.spaced+1, next), min(int(g)+1, last)
+			if from < to {
+				r.scan(v, from, to, mark)
+				next = to
+			}
+		}
+	}
+	// unjoin returns the offset in the view without line breaks of
+	// byte i of v, and whether it is a gap instead.
+	unjoin := func(i int) (int, bool) {
+		n, ok := slices.BinarySearch(gaps, int32(i)) // n gaps before i
+		return i - n, ok
+	}
+	for k, f := range found {
+		from, last := f.from, f.to-1
+		if gaps != nil {
+			// A span holds at least MinLen bytes and no two gaps
+			// are next to each other: trimmed, it keeps two.
+			if _, ok := unjoin(from); ok {
+				from++
+			}
+			if _, ok := unjoin(last); ok {
+				last--
+			}
+			from, _ = unjoin(from)
+			last, _ = unjoin(last)
+		}
+		if pos != nil {
+			from, last = int(pos[from]), int(pos[last])
+		}
+		found[k] = span{from, last + 1}
+	}
+	return found
+}
+
+// scan marks what r finds in v at the positions from to to (excluded).
+func (r *Redactor) scan(v string, from, to int, mark func(from, to int)) {
 	var w [Window]byte
-	for i := 0; i+MinLen <= len(v); i++ {
+	for i := from; i < to; i++ {
 		k := key(v[i:])
 		if wd, b := bit(k); r.filter[wd]&b == 0 {
 			continue
@@ -247,22 +341,28 @@ func (r *Redactor) redact(s string, tail bool) string {
 			mark(i, end)
 		}
 	}
-	if len(found) == 0 {
-		return s
+}
+
+// union merges two lists of spans in order and apart into one.
+func union(a, b []span) []span {
+	if len(b) == 0 {
+		return a
 	}
-	var b strings.Builder
-	last := 0
-	for _, f := range found {
-		from, to := f.from, f.to
-		if pos != nil {
-			from, to = int(pos[from]), int(pos[to-1])+1
+	out := make([]span, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		var f span
+		if len(b) == 0 || len(a) > 0 && a[0].from <= b[0].from {
+			f, a = a[0], a[1:]
+		} else {
+			f, b = b[0], b[1:]
 		}
-		b.WriteString(s[last:from])
-		b.WriteString(Redacted)
-		last = to
+		if n := len(out); n > 0 && f.from < out[n-1].to {
+			out[n-1].to = max(out[n-1].to, f.to)
+			continue
+		}
+		out = append(out, f)
 	}
-	b.WriteString(s[last:])
-	return b.String()
+	return out
 }
 
 // edge returns the length of the longest start of v that is a proper
@@ -307,18 +407,20 @@ func (r *Redactor) edge(v string) int {
 }
 
 // isBreak reports whether c belongs to a line break with the blanks
-// around it, which view drops.
+// around it, which view drops (and join reads as one space).
 func isBreak(c byte) bool { return c == '\n' || c == '\r' || c == ' ' || c == '\t' }
 
-// view returns s without its line breaks and the spaces and tabs
-// around them, so that a value wrapped over lines reads as one, and
-// for each byte of the view its offset in s (nil when the view is s).
-func view(s string) (string, []int32) {
+// view returns s with its line breaks, and the spaces and tabs around
+// them, dropped, so that a value wrapped over lines mid-word reads as
+// one; for each byte of the view its offset in s (nil when the view is
+// s: s has no line break); and, if cut, the offsets in the view where
+// such runs were dropped, in order (see join).
+func view(s string, cut bool) (v string, pos, cuts []int32) {
 	if !strings.ContainsAny(s, "\r\n") {
-		return s, nil
+		return s, nil, nil
 	}
 	b := make([]byte, 0, len(s))
-	pos := make([]int32, 0, len(s))
+	pos = make([]int32, 0, len(s))
 	for i := 0; i < len(s); {
 		if isBreak(s[i]) {
 			j := i
@@ -328,6 +430,9 @@ func view(s string) (string, []int32) {
 				j++
 			}
 			if nl {
+				if cut {
+					cuts = append(cuts, int32(len(b)))
+				}
 				i = j
 				continue
 			}
@@ -341,12 +446,30 @@ func view(s string) (string, []int32) {
 		pos = append(pos, int32(i))
 		i++
 	}
-	return string(b), pos
+	return string(b), pos, cuts
+}
+
+// join returns v, a view of s, with a space at each of its cuts: s with
+// each line break and the blanks around it read as one space, so that a
+// value wrapped where it had a space reads as one; and the offsets of
+// those spaces in it (gaps), in order.
+func join(v string, cuts []int32) (string, []int32) {
+	b := make([]byte, 0, len(v)+len(cuts))
+	gaps := make([]int32, len(cuts))
+	last := 0
+	for k, c := range cuts {
+		b = append(b, v[last:c]...)
+		gaps[k] = int32(len(b))
+		b = append(b, ' ')
+		last = int(c)
+	}
+	b = append(b, v[last:]...)
+	return string(b), gaps
 }
 
 // normalize is view without the offsets: the form a value is looked for
 // in.
 func normalize(s string) string {
-	v, _ := view(s)
+	v, _, _ := view(s, false)
 	return v
 }

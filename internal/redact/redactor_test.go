@@ -148,9 +148,8 @@ func TestWrapped(t *testing.T) {
 	r := redact.New([]string{secret}, nil)
 	for _, br := range []string{"\n", "\r\n", " \n  ", "\t\n\t"} {
 		for i := 1; i < len(secret); i++ {
-			if secret[i-1] == ' ' || secret[i] == ' ' {
-				continue // a blank of the value's own beside the break is not found (documented)
-			}
+			// Beside the secret's own space too: the break and the
+			// blanks around it read as that one space.
 			text := "key: " + secret[:i] + br + secret[i:] + " end"
 			assert.Equal(t, "key: [REDACTED] end", r.String(text), "%q", text)
 		}
@@ -163,6 +162,58 @@ func TestWrapped(t *testing.T) {
 		mime.WriteString(b64[i:min(i+76, len(b64))] + "\r\n")
 	}
 	assert.Equal(t, "[REDACTED]\r\n", r.String(mime.String()))
+}
+
+// TestWrappedAtSpaces: a value wrapped where it has a space (a word
+// wrapper puts the line break in place of the space, and may keep the
+// space or indent the next line) is found whole, its line breaks
+// included; the line breaks around it stay.
+func TestWrappedAtSpaces(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, secret, text, want string
+		part                     bool // only fragments are found: Holds is false
+	}{
+		{"one space", "pass word!", "pass\nword!", "[REDACTED]", false},
+		{"one space, in a line", "pass word!", "login: pass\nword! ok", "login: [REDACTED] ok", false},
+		{"indented continuation", "correct horse battery", "correct horse\n  battery", "[REDACTED]", false},
+		{"the space kept before the break", "pass word!", "pass \nword!", "[REDACTED]", false},
+		{"CRLF", "pass word!", "pass\r\nword!", "[REDACTED]", false},
+		{"CRLF, indented", "correct horse battery", "x correct horse\r\n    battery y", "x [REDACTED] y", false},
+		{"tab indentation", "pass word!", "pass\n\tword!", "[REDACTED]", false},
+		{"tabs and spaces around the break", "pass word!", "pass \t\n\t word!", "[REDACTED]", false},
+		{"several spaces, wrapped at each", "correct horse battery staple", "correct\nhorse\nbattery\nstaple", "[REDACTED]", false},
+		{"several spaces, wrapped at each, indented", "correct horse battery staple", "- correct\n  horse\n  battery\n  staple\n-", "- [REDACTED]\n-", false},
+		{"several spaces, short, wrapped at each", "a b c d", "(a\nb\r\nc\n\td)", "([REDACTED])", false},
+		{"several spaces, wrapped at some", "correct horse battery staple", "correct horse\nbattery staple", "[REDACTED]", false},
+		{"mid-word still", "pass word!", "pa\nss word!", "[REDACTED]", false},
+		{"mid-word and at a space, long: joined by its fragments", "correct horse battery staple", "correct hor\nse battery\nstaple", "[REDACTED]", true},
+		{"the breaks around it stay", "pass word!", "x\n pass\n word!\n y", "x\n [REDACTED]\n y", false},
+		{"a fragment beside a break keeps the break", "correct horse battery staple", "xx\n horse battery st\nyy", "xx\n [REDACTED]\nyy", true},
+		{"a fragment wrapped at a space beside a break", "correct horse battery staple", "xx\n horse\n battery st\nyy", "xx\n [REDACTED]\nyy", true},
+		{"two secrets on two lines stay two", "pass word!", "pass word!\npass word!", "[REDACTED]\n[REDACTED]", false},
+		{"JSON escaping wrapped at a space", "pass word<!>", "pass\nword\\u003c!\\u003e", "[REDACTED]", false},
+		{"not the secret: its space is no break", "passwordx", "pass\nwordx", "[REDACTED]", false},
+		{"not the secret: two words", "pass word!", "pass\n\nother word!", "pass\n\nother word!", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := redact.New([]string{tt.secret}, nil)
+			assert.Equal(t, tt.want, r.String(tt.text), "%q", tt.text)
+			assert.Equal(t, tt.want != tt.text && !tt.part, r.Holds("<"+tt.text+">"), "Holds")
+		})
+	}
+	t.Run("whole value", func(t *testing.T) {
+		t.Parallel()
+		r := redact.New(nil, []string{"PASSPHRASE=correct horse battery staple\n"})
+		assert.Equal(t, "env [REDACTED]\n", r.String("env PASSPHRASE=correct horse\n    battery staple\n"))
+	})
+	t.Run("tail", func(t *testing.T) {
+		t.Parallel()
+		r := redact.New([]string{"pass word!"}, nil)
+		assert.Equal(t, "[REDACTED] rest", r.Tail("s\nword! rest"), "the end of a secret wrapped at its space, cut by the tail's start")
+	})
 }
 
 // TestFragments: every window of Window bytes or more of a long secret,
@@ -238,14 +289,20 @@ func TestTail(t *testing.T) {
 }
 
 // FuzzRedactor: no window of Window bytes of any form of a long secret,
-// and no whole form of a short one, survives, whatever surrounds it,
-// however two secrets overlap, and at any cut of a tail.
+// and no whole form of a short one, survives in either reading of the
+// output (line breaks and the blanks around them dropped, or each as one
+// space), whatever surrounds it, however two secrets overlap, however
+// they are wrapped (at their spaces, mid-word, both), and at any cut of
+// a tail.
 func FuzzRedactor(f *testing.F) {
-	f.Add("s3cr3t-value-long", "s3cr3t", "prefix s3cr3t-value suffix", uint(3))
-	f.Add("aaaaaaaaaaaaaaaa", "aaaaaa", "aaaaaaaaa\naaaa", uint(0))
-	f.Add(" padded value\n", "xyzw", "xpaddedx\r\n  value", uint(7))
-	f.Add(secret, "QQQQ", "a\n b", uint(11))
-	f.Fuzz(func(t *testing.T, a, b, text string, cut uint) {
+	f.Add("s3cr3t-value-long", "s3cr3t", "prefix s3cr3t-value suffix", uint(3), uint8(0))
+	f.Add("aaaaaaaaaaaaaaaa", "aaaaaa", "aaaaaaaaa\naaaa", uint(0), uint8(1))
+	f.Add(" padded value\n", "xyzw", "xpaddedx\r\n  value", uint(7), uint8(2))
+	f.Add(secret, "QQQQ", "a\n b", uint(11), uint8(3))
+	f.Add("correct horse battery staple", "pass word!", "x\n", uint(9), uint8(4))
+	f.Add("a b c d e f g h", "ab c", "c\n", uint(2), uint8(17))
+	f.Add("correct horse  battery", "pa ss wo rd", " \n ", uint(20), uint8(30))
+	f.Fuzz(func(t *testing.T, a, b, text string, cut uint, wrap uint8) {
 		if len(a)+len(b)+len(text) > 1<<10 {
 			// Longer inputs only slow the search down (building the
 			// index of a long binary secret's windows takes a while).
@@ -257,25 +314,33 @@ func FuzzRedactor(f *testing.F) {
 				return
 			}
 		}
-		in := text + a + text + base64.StdEncoding.EncodeToString([]byte(text+b)) + text + hex.EncodeToString([]byte(a)) + b
+		in := text + a + text + base64.StdEncoding.EncodeToString([]byte(text+b)) + text + hex.EncodeToString([]byte(a)) + b +
+			text + wrapped(a, wrap, cut) + text + wrapped(b, wrap, cut) + text
 		check := func(out string) {
-			view := strings.ReplaceAll(out, redact.Redacted, "\x00")
-			view = normalize(view)
-			for _, v := range []string{a, b} {
-				t := strings.TrimSpace(v)
-				n := len(normalize(t))
-				if n < redact.MinLen {
-					continue
-				}
-				for _, raw := range []string{t, v} {
-					for _, form := range []string{raw, hex.EncodeToString([]byte(raw)), base64.StdEncoding.EncodeToString([]byte(raw))} {
-						form = normalize(form)
-						if n >= redact.Window {
-							if w := leakFast(view, form, redact.Window); w != "" {
-								panic(fmt.Sprintf("window %q of %q survives in %q", w, form, out))
+			for _, join := range []bool{false, true} {
+				view := strings.ReplaceAll(out, redact.Redacted, "\x00")
+				view = normalize(view, join)
+				for _, v := range []string{a, b} {
+					t := strings.TrimSpace(v)
+					n := len(normalize(t, false))
+					if n < redact.MinLen {
+						continue
+					}
+					for _, raw := range []string{t, v} {
+						for _, form := range []string{raw, hex.EncodeToString([]byte(raw)), base64.StdEncoding.EncodeToString([]byte(raw))} {
+							form = normalize(form, false)
+							if raw != t && strings.Contains(form, t) {
+								// Not looked for (see New): the blanks
+								// around t are no secret.
+								continue
 							}
-						} else if len(form) >= redact.MinLen && strings.Contains(view, form) {
-							panic(fmt.Sprintf("%q survives in %q", form, out))
+							if n >= redact.Window {
+								if w := leakFast(view, form, redact.Window); w != "" {
+									panic(fmt.Sprintf("window %q of %q survives in %q (join %v)", w, form, out, join))
+								}
+							} else if len(form) >= redact.MinLen && strings.Contains(view, form) {
+								panic(fmt.Sprintf("%q survives in %q (join %v)", form, out, join))
+							}
 						}
 					}
 				}
@@ -287,9 +352,37 @@ func FuzzRedactor(f *testing.F) {
 	})
 }
 
-// normalize drops line breaks and the blanks around them, as the
-// Redactor reads text.
-func normalize(s string) string {
+// breaks are the line breaks, with blanks around them, that wrapped
+// puts in a value.
+var breaks = []string{"\n", "\r\n", " \n", "\n  ", "\t\n\t", " \r\n\t "}
+
+// wrapped returns v as a word wrapper may show it: a line break (of
+// breaks, chosen by wrap) in place of every space, or of every other
+// one, and, as a hard wrap would, one more at byte cut, by wrap.
+func wrapped(v string, wrap uint8, cut uint) string {
+	br := breaks[int(wrap)%len(breaks)]
+	mode := int(wrap) / len(breaks)
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if mode&2 != 0 && len(v) > 1 && i == 1+int(cut%uint(len(v)-1)) {
+			b.WriteString(br)
+		}
+		if v[i] == ' ' {
+			n++
+			if mode&1 == 0 || n%2 == 1 {
+				b.WriteString(br)
+				continue
+			}
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
+}
+
+// normalize drops line breaks and the blanks around them, or, if join,
+// makes each such run one space, as the Redactor reads text.
+func normalize(s string, join bool) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		j := i
@@ -301,6 +394,8 @@ func normalize(s string) string {
 		if j > i {
 			if !nl {
 				b.WriteString(s[i:j])
+			} else if join {
+				b.WriteByte(' ')
 			}
 			i = j
 			continue
@@ -314,10 +409,13 @@ func normalize(s string) string {
 // BenchmarkRedact: 20 secrets of 40 bytes, 16 KiB of journal-like text
 // holding three of them (raw, base64, wrapped); "replacer" is the exact
 // value only strings.Replacer this package replaced, for the ratio.
+// "passphrases" is "redactor" for 20 passphrases of words and spaces,
+// the wrapped one wrapped at a space: the text is read a second time
+// with its line breaks as spaces, near each line break.
 func BenchmarkRedact(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	var secrets []string
+	var secrets, phrases []string
 	for range 20 {
 		s := make([]byte, 40)
 		for i := range s {
@@ -325,37 +423,62 @@ func BenchmarkRedact(b *testing.B) {
 		}
 		secrets = append(secrets, string(s))
 	}
-	var text strings.Builder
-	for i := 0; text.Len() < 16<<10; i++ {
-		fmt.Fprintf(&text, "Dec 05 13:16:%02d host app[1234]: request %d served in %dms\n", i%60, i, rng.IntN(500))
-		switch i {
-		case 40:
-			text.WriteString("Dec 05 13:16:40 host app[1234]: auth token=" + secrets[3] + "\n")
-		case 120:
-			text.WriteString("Dec 05 13:16:40 host app[1234]: header " + base64.StdEncoding.EncodeToString([]byte("u:"+secrets[7])) + "\n")
-		case 200:
-			text.WriteString("key " + secrets[11][:20] + "\n" + secrets[11][20:] + "\n")
+	words := rand.New(rand.NewPCG(3, 4))
+	for range 20 {
+		var p []byte
+		for len(p) < 40 {
+			if len(p) > 0 {
+				p = append(p, ' ')
+			}
+			for range 3 + words.IntN(6) {
+				p = append(p, alnum[words.IntN(26)])
+			}
 		}
+		phrases = append(phrases, string(p))
 	}
-	s := text.String()
+	journal := func(secrets []string) string {
+		var text strings.Builder
+		for i := 0; text.Len() < 16<<10; i++ {
+			fmt.Fprintf(&text, "Dec 05 13:16:%02d host app[1234]: request %d served in %dms\n", i%60, i, rng.IntN(500))
+			switch i {
+			case 40:
+				text.WriteString("Dec 05 13:16:40 host app[1234]: auth token=" + secrets[3] + "\n")
+			case 120:
+				text.WriteString("Dec 05 13:16:40 host app[1234]: header " + base64.StdEncoding.EncodeToString([]byte("u:"+secrets[7])) + "\n")
+			case 200:
+				v := secrets[11]
+				if c := strings.LastIndexByte(v[:20], ' '); c > 0 {
+					text.WriteString("key " + v[:c] + "\n  " + v[c+1:] + "\n") // word-wrapped
+				} else {
+					text.WriteString("key " + v[:20] + "\n" + v[20:] + "\n")
+				}
+			}
+		}
+		return text.String()
+	}
+	s := journal(secrets)
 	b.Run("new", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			redact.New(secrets, nil)
 		}
 	})
-	r := redact.New(secrets, nil)
-	out := r.String(s)
-	if strings.Count(out, redact.Redacted) != 3 {
-		b.Fatalf("want 3 redactions:\n%s", out)
-	}
-	b.Run("redactor", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(s)))
-		for b.Loop() {
-			r.String(s)
+	bench := func(secrets []string, s string) func(*testing.B) {
+		r := redact.New(secrets, nil)
+		out := r.String(s)
+		if strings.Count(out, redact.Redacted) != 3 {
+			b.Fatalf("want 3 redactions:\n%s", out)
 		}
-	})
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				r.String(s)
+			}
+		}
+	}
+	b.Run("redactor", bench(secrets, s))
+	b.Run("passphrases", bench(phrases, journal(phrases)))
 	b.Run("replacer", func(b *testing.B) {
 		var args []string
 		for _, v := range secrets {
