@@ -410,14 +410,12 @@
 //
 //	func(r store.Record) string { return ip.InstanceID(r.ServerID) } // "" without a ServerID
 //
-// Set InstanceIDFunc for a provider that does not know it, e.g. with
-// provider/hetzner the numeric server ID, with provider/fake "i-" followed
-// by the server ID:
+// Every driver of this module knows it (hetzner: the server ID;
+// digitalocean: the droplet ID; nspawn: "nspawn-" + the ID; fake: "i-" +
+// the ID). Set InstanceIDFunc only for a provider of your own that does
+// not implement provider.InstanceIDer, e.g.
 //
-//	// provider/hetzner
 //	cfg.InstanceIDFunc = func(r store.Record) string { return r.ServerID }
-//	// provider/fake
-//	cfg.InstanceIDFunc = func(r store.Record) string { return "i-" + r.ServerID }
 //
 // Each new server of a tenant gets a new Record.CallbackNonce (a new
 // record, a retry that deleted the failed attempt's server, and a

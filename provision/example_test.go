@@ -54,8 +54,6 @@ func Example() {
 		Signer:       signer,
 		CallbackBase: cp.URL + "/api/provision/callback",
 		CallbackKey:  []byte("0123456789abcdef0123456789abcdef"), // 32 random bytes in real life
-		// provider/fake's cloud-init instance ID; on Hetzner it is r.ServerID.
-		InstanceIDFunc: func(r store.Record) string { return "i-" + r.ServerID },
 	})
 	if err != nil {
 		fmt.Println(err)
